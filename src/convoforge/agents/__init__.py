@@ -1,0 +1,1 @@
+"""LangGraph graphs: the persona generator and the recommender."""

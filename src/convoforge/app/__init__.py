@@ -1,0 +1,1 @@
+"""The doors: the `convoforge` CLI and the Streamlit app."""

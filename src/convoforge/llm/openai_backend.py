@@ -1,0 +1,197 @@
+"""OpenAI-compatible backend (OpenAI, vLLM, Ollama, `transformers serve`, `convoforge serve`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import openai
+from openai import AsyncOpenAI
+
+from convoforge.errors import BackendError
+from convoforge.llm.base import ChatModel
+from convoforge.llm.types import ChatResult, GenParams, Message, Usage, as_messages
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+RETRYABLE = (
+    openai.RateLimitError,
+    openai.InternalServerError,
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+)
+
+
+class OpenAIChatModel(ChatModel):
+    """Chat completions over HTTP with bounded concurrency and one layer of retries."""
+
+    supports_json_schema = True
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        max_concurrency: int = 32,
+        max_retries: int = 4,
+        timeout: float = 120.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.model = model
+        self.name = f"openai:{model}"
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+        self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.attempts = 0
+        self._per_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _client(self) -> tuple[AsyncOpenAI, asyncio.Semaphore]:
+        """One client and semaphore per event loop (httpx pools are loop-bound)."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._per_loop:
+            client = AsyncOpenAI(
+                base_url=self.base_url, api_key=self.api_key, max_retries=0, timeout=self.timeout
+            )
+            self._per_loop[loop] = (client, asyncio.Semaphore(self.max_concurrency))
+        return self._per_loop[loop]
+
+    def _where(self) -> str:
+        return self.base_url or "api.openai.com"
+
+    def _delay(self, attempt: int, exc: Exception) -> float:
+        """Retry-After when the server sends one, else capped exponential backoff with jitter."""
+        response = getattr(exc, "response", None)
+        header = response.headers.get("retry-after") if response is not None else None
+        if header:
+            try:
+                return min(float(header), self.backoff_max)
+            except ValueError:
+                pass
+        return min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.5)
+
+    async def _with_retries(self, call: Callable[[], Awaitable[R]]) -> R:
+        last: Exception | None = None
+        for attempt in range(self.max_retries + 1):
+            self.attempts += 1
+            try:
+                return await call()
+            except openai.AuthenticationError as exc:
+                raise BackendError(f"{self._where()} refused the API key (401): set OPENAI_API_KEY") from exc
+            except openai.PermissionDeniedError as exc:
+                raise BackendError(f"{self._where()} denied access to model {self.model!r} (403)") from exc
+            except openai.NotFoundError as exc:
+                raise BackendError(f"{self._where()} does not serve model {self.model!r} (404)") from exc
+            except RETRYABLE as exc:
+                last = exc
+                if attempt == self.max_retries:
+                    break
+                delay = self._delay(attempt, exc)
+                log.info("%s: %s; retry %d in %.2fs", self.name, type(exc).__name__, attempt + 1, delay)
+                await asyncio.sleep(delay)
+            except openai.APIStatusError as exc:
+                raise BackendError(f"{self._where()} answered {exc.status_code}: {_short(exc)}") from exc
+            except openai.APIResponseValidationError as exc:
+                raise BackendError(f"{self._where()} sent a malformed response: {_short(exc)}") from exc
+            except ValueError as exc:  # a body that is not JSON at all
+                raise BackendError(f"{self._where()} sent a malformed response: {exc}") from exc
+        if isinstance(last, openai.APIConnectionError) and not isinstance(last, openai.APITimeoutError):
+            raise BackendError(f"cannot reach {self._where()} ({self.max_retries + 1} attempts): {_short(last)}")
+        raise BackendError(
+            f"{self.name} failed after {self.max_retries + 1} attempts: {type(last).__name__}: {_short(last)}"
+        )
+
+    def _kwargs(self, messages: list[Message], params: GenParams, n: int) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.model_dump() for m in messages],
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+            "n": n,
+        }
+        if params.top_p < 1.0:
+            kwargs["top_p"] = params.top_p
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        if params.top_k > 0 and "api.openai.com" not in self._where():
+            kwargs["extra_body"] = {"top_k": params.top_k}
+        return kwargs
+
+    async def _agenerate(
+        self, messages: list[Message], params: GenParams, json_schema: dict | None = None
+    ) -> ChatResult:
+        client, gate = self._client()
+        texts: list[str] = []
+        reasons: list[str] = []
+        usage = Usage()
+        while len(texts) < params.n:  # servers that ignore `n` get asked again
+            kwargs = self._kwargs(messages, params, params.n - len(texts))
+            if json_schema is not None and self.supports_json_schema:
+                kwargs["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": json_schema},
+                }
+
+            async def call(kwargs: dict[str, Any] = kwargs) -> Any:
+                async with gate:
+                    return await client.chat.completions.create(**kwargs)
+
+            try:
+                response = await self._with_retries(call)
+            except BackendError as exc:
+                if "response_format" not in kwargs or "400" not in str(exc):
+                    raise
+                self.supports_json_schema = False  # this server has no JSON schema mode
+                continue
+            if not response.choices:
+                raise BackendError(f"{self._where()} returned no choices")
+            texts += [c.message.content or "" for c in response.choices]
+            reasons += [c.finish_reason or "stop" for c in response.choices]
+            if response.usage:
+                usage = usage + Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
+        return ChatResult(texts[: params.n], usage, self.name, reasons[: params.n])
+
+    async def astream(
+        self,
+        messages: list[Message] | list[dict] | str,
+        params: GenParams | None = None,
+        **overrides: Any,
+    ) -> AsyncIterator[str]:
+        """Yield content deltas; retries apply until the stream opens."""
+        params = replace(params or GenParams(), **overrides)
+        client, gate = self._client()
+        kwargs = self._kwargs(as_messages(messages), params, 1)
+        async with gate:
+            stream = await self._with_retries(
+                lambda: client.chat.completions.create(**kwargs, stream=True)
+            )
+            try:
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+            except (openai.APIError, ValueError) as exc:
+                raise BackendError(f"{self._where()} broke the stream: {_short(exc)}") from exc
+
+    async def aclose(self) -> None:
+        """Close this loop's HTTP client."""
+        try:
+            client, _ = self._per_loop.pop(asyncio.get_running_loop())
+        except KeyError:
+            return
+        await client.close()
+
+
+def _short(exc: Exception | None) -> str:
+    return str(exc).splitlines()[0][:200] if exc else "unknown error"

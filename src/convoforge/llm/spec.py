@@ -1,0 +1,84 @@
+"""Model spec strings: `local:...`, `openai:...`, `scripted:...` -> a ChatModel."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+from convoforge.errors import ModelSpecError
+from convoforge.llm.base import ChatModel
+
+DEFAULT_MODEL = "local:smollm2-135m"
+
+BACKENDS = {
+    "local": "transformers on this machine: local:smollm2-135m (embedded), local:PATH "
+    "(folder or .gguf), local:REF+adapter=DIR (PEFT LoRA)",
+    "openai": "any OpenAI-compatible server: openai:MODEL with --base-url / OPENAI_BASE_URL "
+    "and OPENAI_API_KEY (OpenAI, vLLM, Ollama, transformers serve, convoforge serve)",
+    "scripted": "deterministic replies: scripted:echo, scripted:FILE (.json list or .txt lines), "
+    "scripted:module:function (a function of the messages)",
+}
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
+    """Split `backend:ref+key=value` into backend, ref and options."""
+    backend, sep, rest = spec.partition(":")
+    if not sep or backend not in BACKENDS:
+        raise ModelSpecError(
+            f"bad model spec {spec!r}: expected one of {', '.join(b + ':...' for b in BACKENDS)}"
+        )
+    ref, *extras = rest.split("+")
+    options: dict[str, str] = {}
+    for extra in extras:
+        key, eq, value = extra.partition("=")
+        if not eq or key not in {"adapter"}:
+            raise ModelSpecError(f"bad model spec {spec!r}: unknown option {extra!r} (try +adapter=DIR)")
+        options[key] = value
+    if not ref:
+        raise ModelSpecError(f"bad model spec {spec!r}: nothing after '{backend}:'")
+    return backend, ref, options
+
+
+def load_chat_model(
+    spec: str = DEFAULT_MODEL, *, base_url: str | None = None, api_key: str | None = None
+) -> ChatModel:
+    """Build the backend a spec names; local models are shared per process."""
+    backend, ref, options = parse_spec(spec)
+    if backend == "local":
+        from convoforge.llm.local import load_local
+
+        return load_local(ref, options.get("adapter"))
+    if backend == "openai":
+        from convoforge.llm.openai_backend import OpenAIChatModel
+
+        return OpenAIChatModel(ref, base_url=base_url, api_key=api_key)
+    return _scripted(ref)
+
+
+def _scripted(ref: str) -> ChatModel:
+    from convoforge.llm.scripted import ScriptedChatModel, echo
+
+    if ref == "echo":
+        return ScriptedChatModel(echo, name="scripted:echo")
+    path = Path(ref).expanduser()
+    if path.suffix in {".json", ".txt"}:
+        if not path.is_file():
+            raise ModelSpecError(f"no scripted replies file at {path}")
+        if path.suffix == ".json":
+            replies = json.loads(path.read_text())
+            if not isinstance(replies, list) or not all(isinstance(r, str) for r in replies):
+                raise ModelSpecError(f"{path} must hold a JSON list of strings")
+        else:
+            replies = [line for line in path.read_text().splitlines() if line.strip()]
+        if not replies:
+            raise ModelSpecError(f"{path} holds no replies")
+        return ScriptedChatModel(replies, name=f"scripted:{path.name}")
+    module, sep, func = ref.partition(":")
+    if not sep:
+        raise ModelSpecError(f"bad scripted spec {ref!r}: use echo, FILE.json, FILE.txt or module:function")
+    try:
+        fn = getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError) as exc:
+        raise ModelSpecError(f"cannot import scripted reply function {ref!r}: {exc}") from exc
+    return ScriptedChatModel(fn, name=f"scripted:{ref}")

@@ -1,0 +1,1 @@
+"""User simulators and the simulation loop."""

@@ -1,0 +1,1 @@
+"""LoRA SFT, reward model, RL/DPO and retriever tuning."""
