@@ -43,7 +43,11 @@ settings = Settings()
 @app.callback()
 def _global(
     model: str = typer.Option(
-        DEFAULT_MODEL, "--model", "-m", envvar="CONVOFORGE_MODEL", help="Model spec (see `convoforge models`)."
+        DEFAULT_MODEL,
+        "--model",
+        "-m",
+        envvar="CONVOFORGE_MODEL",
+        help="Model spec (see `convoforge models`).",
     ),
     base_url: str | None = typer.Option(
         None, "--base-url", envvar="OPENAI_BASE_URL", help="Server for openai:MODEL specs."
@@ -56,7 +60,8 @@ def _global(
     """
     settings.model, settings.base_url, settings.verbose = model, base_url, verbose
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
     )
     if not verbose:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -81,14 +86,15 @@ def models(
     started = time.perf_counter()
     model = load_chat_model(DEFAULT_MODEL)
     reply = model.chat("Say hello.", max_tokens=8, temperature=0)
-    out.print(f"[green]ok[/] {DEFAULT_MODEL} loaded from {model.weights} in {time.perf_counter() - started:.1f}s; "  # type: ignore[attr-defined]
-              f"says {reply.text!r}")
+    took = time.perf_counter() - started
+    out.print(f"[green]ok[/] {DEFAULT_MODEL} ready in {took:.1f}s; says {reply.text!r}")
     from convoforge.llm.embeddings import load_embedder
 
     started = time.perf_counter()
     embedder = load_embedder()
     embedder.embed(["hello"])
-    out.print(f"[green]ok[/] embedder {embedder.name} ({embedder.dim} dims) in {time.perf_counter() - started:.1f}s")
+    took = time.perf_counter() - started
+    out.print(f"[green]ok[/] embedder {embedder.name} ({embedder.dim} dims) ready in {took:.1f}s")
 
 
 @app.command()

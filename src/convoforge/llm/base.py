@@ -81,7 +81,7 @@ class ChatModel(ABC):
         result = await self.achat(messages, params, **overrides)
         yield result.text
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Release connections or worker threads."""
 
     def __repr__(self) -> str:

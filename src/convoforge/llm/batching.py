@@ -64,7 +64,11 @@ class Batcher:
         while rows < self.max_batch:
             timeout = deadline - time.monotonic()
             try:
-                job = self._queue.get(timeout=max(timeout, 0)) if timeout > 0 else self._queue.get_nowait()
+                job = (
+                    self._queue.get(timeout=max(timeout, 0))
+                    if timeout > 0
+                    else self._queue.get_nowait()
+                )
             except queue.Empty:
                 break
             if job is None:

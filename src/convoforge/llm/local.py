@@ -84,7 +84,9 @@ def resolve_weights(ref: str) -> Path:
         return converted_dir(embedded_gguf())
     path = Path(ref).expanduser()
     if not path.exists():
-        raise ModelSpecError(f"no model at {path} (expected '{EMBEDDED_NAME}', a folder or a .gguf)")
+        raise ModelSpecError(
+            f"no model at {path} (expected '{EMBEDDED_NAME}', a folder or a .gguf)"
+        )
     if path.is_file():
         if path.suffix != ".gguf":
             raise ModelSpecError(f"{path} is a file but not a .gguf model")
@@ -242,7 +244,9 @@ class LocalChatModel(ChatModel):
                 top_p=1.0,
                 max_new_tokens=max(p.max_tokens for p in rows),
                 logits_processor=LogitsProcessorList([_RowSampling(rows)]),
-                stopping_criteria=StoppingCriteriaList([_RowStopping(rows, prompt_len, self.tokenizer)]),
+                stopping_criteria=StoppingCriteriaList(
+                    [_RowStopping(rows, prompt_len, self.tokenizer)]
+                ),
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.eos_ids,
                 streamer=jobs[0].streamer,

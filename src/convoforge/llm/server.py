@@ -53,16 +53,23 @@ def build_app(model: ChatModel, served_name: str | None = None) -> FastAPI:
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "convoforge"}]}
+        return {
+            "object": "list",
+            "data": [{"id": name, "object": "model", "owned_by": "convoforge"}],
+        }
 
     @app.post("/v1/chat/completions", response_model=None)
     async def completions(req: ChatRequest) -> dict[str, Any] | StreamingResponse:
         if req.model != name:
-            raise HTTPException(404, detail=f"model {req.model!r} not found; this server has {name!r}")
+            raise HTTPException(
+                404, detail=f"model {req.model!r} not found; this server has {name!r}"
+            )
         params = _params(req)
         created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:12]}"
         if req.stream:
-            return StreamingResponse(_sse(model, req, params, cid, created), media_type="text/event-stream")
+            return StreamingResponse(
+                _sse(model, req, params, cid, created), media_type="text/event-stream"
+            )
         try:
             result = await model.achat(req.messages, params)
         except BackendError as exc:
@@ -74,7 +81,13 @@ def build_app(model: ChatModel, served_name: str | None = None) -> FastAPI:
             "model": name,
             "choices": [
                 {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": r}
-                for i, (t, r) in enumerate(zip(result.texts, result.finish_reasons or ["stop"] * len(result.texts), strict=False))
+                for i, (t, r) in enumerate(
+                    zip(
+                        result.texts,
+                        result.finish_reasons or ["stop"] * len(result.texts),
+                        strict=False,
+                    )
+                )
             ],
             "usage": {
                 "prompt_tokens": result.usage.prompt_tokens,

@@ -33,7 +33,9 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     for extra in extras:
         key, eq, value = extra.partition("=")
         if not eq or key not in {"adapter"}:
-            raise ModelSpecError(f"bad model spec {spec!r}: unknown option {extra!r} (try +adapter=DIR)")
+            raise ModelSpecError(
+                f"bad model spec {spec!r}: unknown option {extra!r} (try +adapter=DIR)"
+            )
         options[key] = value
     if not ref:
         raise ModelSpecError(f"bad model spec {spec!r}: nothing after '{backend}:'")
@@ -76,7 +78,9 @@ def _scripted(ref: str) -> ChatModel:
         return ScriptedChatModel(replies, name=f"scripted:{path.name}")
     module, sep, func = ref.partition(":")
     if not sep:
-        raise ModelSpecError(f"bad scripted spec {ref!r}: use echo, FILE.json, FILE.txt or module:function")
+        raise ModelSpecError(
+            f"bad scripted spec {ref!r}: use echo, FILE.json, FILE.txt or module:function"
+        )
     try:
         fn = getattr(importlib.import_module(module), func)
     except (ImportError, AttributeError) as exc:

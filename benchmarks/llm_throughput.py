@@ -1,0 +1,96 @@
+"""Local backend throughput: tokens/s at 1/4/8/16 concurrent requests, load times, memory.
+
+Run: python benchmarks/llm_throughput.py [--max-tokens 48]
+Prints one JSON line. Targets (2-core CPU): >= 6x tokens/s at 8 concurrent vs sequential,
+warm load <= 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+LOAD = (
+    "import time,json; t=time.perf_counter(); from convoforge.llm import load_chat_model; "
+    "m=load_chat_model('local:smollm2-135m'); "
+    "print(json.dumps({'load_s': m.load_seconds, 'process_s': time.perf_counter()-t}))"
+)
+TOPICS = [
+    "the ocean",
+    "mountains",
+    "jazz music",
+    "coffee",
+    "trains",
+    "chess",
+    "gardening",
+    "the moon",
+]
+
+
+def load_time(cache: str | None) -> dict:
+    env = dict(os.environ, **({"CONVOFORGE_CACHE": cache} if cache else {}))
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+async def throughput(model, concurrency: int, requests: int, max_tokens: int) -> float:
+    from convoforge.llm import GenParams
+
+    gate = asyncio.Semaphore(concurrency)
+    params = GenParams(max_tokens=max_tokens, temperature=0.7, top_k=40)
+
+    async def one(i: int) -> int:
+        async with gate:
+            prompt = f"Write a long paragraph about {TOPICS[i % len(TOPICS)]}."
+            return (await model.achat(prompt, params)).usage.completion_tokens
+
+    started = time.perf_counter()
+    tokens = sum(await asyncio.gather(*[one(i) for i in range(requests)]))
+    return tokens / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--skip-cold", action="store_true", help="skip the ~45 s cold conversion")
+    args = parser.parse_args()
+    figures: dict = {
+        "benchmark": "llm_throughput",
+        "model": "local:smollm2-135m",
+        "cpus": os.cpu_count(),
+    }
+    if not args.skip_cold:
+        with tempfile.TemporaryDirectory() as cache:
+            figures["cold_load_s"] = round(load_time(cache)["process_s"], 2)
+    warm = load_time(None)
+    figures["warm_load_s"] = round(warm["load_s"], 2)
+    figures["warm_load_process_s"] = round(warm["process_s"], 2)
+
+    from convoforge.llm import load_chat_model
+
+    model = load_chat_model("local:smollm2-135m")
+    asyncio.run(throughput(model, 1, 1, 8))  # warm-up
+    tps = {}
+    for concurrency in (1, 4, 8, 16):
+        requests = 4 if concurrency == 1 else 2 * concurrency
+        tps[concurrency] = asyncio.run(throughput(model, concurrency, requests, args.max_tokens))
+    figures["tokens_per_s"] = {str(c): round(v, 1) for c, v in tps.items()}
+    figures["speedup_vs_sequential"] = {str(c): round(v / tps[1], 2) for c, v in tps.items()}
+    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The CLI: help with examples, one-line errors, real replies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def cf(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "convoforge.app.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["ask"], ["models"], ["serve"]])
+def test_every_command_has_help_with_an_example(command):
+    result = cf(*command, "--help")
+    assert result.returncode == 0
+    assert "Example" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "gpt4", "ask", "hi"], "bad model spec"),
+        (["--model", "local:/no/such/model", "ask", "hi"], "no model at /no/such/model"),
+        (
+            ["--model", "openai:m", "--base-url", "http://127.0.0.1:9/v1", "ask", "hi"],
+            "cannot reach",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(args, message):
+    result = cf(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_ask_with_scripted_model(tmp_path):
+    replies = tmp_path / "r.json"
+    replies.write_text(json.dumps(["scripted answer"]))
+    result = cf("--model", f"scripted:{replies}", "ask", "anything")
+    assert result.returncode == 0 and result.stdout.strip() == "scripted answer"
+
+
+@pytest.mark.slow
+def test_ask_and_models_with_the_embedded_model():
+    result = cf("ask", "What is the capital of France?", "--temperature", "0", "--max-tokens", "12")
+    assert result.returncode == 0 and "Paris" in result.stdout
+    result = cf("models")
+    assert result.returncode == 0 and "ok" in result.stdout and "all-minilm-l6-v2" in result.stdout
