@@ -80,7 +80,7 @@ def serve():
             [
                 sys.executable,
                 "-m",
-                "convoforge.app.cli",
+                "convoforge",
                 "--model",
                 spec,
                 "serve",

@@ -11,7 +11,7 @@ import pytest
 
 def cf(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "convoforge.app.cli", *args],
+        [sys.executable, "-m", "convoforge", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -67,6 +67,16 @@ def _global(
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+generate_app = typer.Typer(help="Generate synthetic data.", no_args_is_help=True)
+critics_app = typer.Typer(
+    help="Critic experts: list the built-in and installed ones.", no_args_is_help=True
+)
+eval_app = typer.Typer(help="Measure generated data.", no_args_is_help=True)
+app.add_typer(generate_app, name="generate")
+app.add_typer(critics_app, name="critics")
+app.add_typer(eval_app, name="eval")
+
+
 @app.command()
 def models(
     check: bool = typer.Option(True, help="Load the embedded model and embedder to check them."),
@@ -144,16 +154,18 @@ def serve(
     uvicorn.run(build_app(model, name), host=host, port=port, log_level="warning")
 
 
+def _register() -> None:
+    """Import the modules that add subcommands (kept lazy in their heavy imports)."""
+    from convoforge.app import persona_cli  # noqa: F401
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     try:
+        _register()
         app()
     except ConvoforgeError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

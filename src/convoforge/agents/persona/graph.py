@@ -1,0 +1,265 @@
+"""The Generator-Critic persona pipeline as a LangGraph state machine."""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections import Counter
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from convoforge.agents.persona import stages
+from convoforge.agents.persona.context import PersonaContext
+from convoforge.agents.persona.state import GenerateInput, PersonaState
+from convoforge.critics.base import Candidate, Critic, Verdict
+from convoforge.critics.selection import select
+from convoforge.llm import GenParams
+from convoforge.llm.base import ChatModel
+from convoforge.llm.embeddings import Embedder, load_embedder
+
+
+def _rng(ctx: PersonaContext, *salt: Any) -> random.Random:
+    return random.Random(f"{ctx.seed}:" + ":".join(map(str, salt)))
+
+
+def build_graph(
+    llm: ChatModel,
+    critics: list[Critic],
+    critic_llm: ChatModel | None = None,
+    embedder: Embedder | None = None,
+    checkpointer: Any = None,
+):
+    """Compile the pipeline; every critic becomes a node between `generate` and `select`."""
+    critic_llm = critic_llm or llm
+
+    def emb() -> Embedder:
+        return embedder or load_embedder()
+
+    async def induce_queries(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
+        ctx = runtime.context
+        queries = await stages.induce_queries(
+            llm, emb(), state["seed_attributes"], ctx, _rng(ctx, "induce")
+        )
+        return {"queries": queries}
+
+    async def bootstrap_queries(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
+        ctx = runtime.context
+        return {
+            "queries": await stages.bootstrap_queries(
+                llm, state["queries"], ctx, _rng(ctx, "queries")
+            )
+        }
+
+    async def bootstrap_personas(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
+        ctx = runtime.context
+        new, log = await stages.bootstrap_personas(
+            llm, emb(), state["seed_attributes"], state["queries"], ctx, _rng(ctx, "personas")
+        )
+        return {"new_attributes": new, "log": [{"stage": "persona_bootstrap", **e} for e in log]}
+
+    async def build_profiles(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
+        ctx = runtime.context
+        attributes = state["seed_attributes"] + state.get("new_attributes", [])
+        profiles, log = await stages.build_profiles(
+            llm, emb(), attributes, ctx, _rng(ctx, "profiles")
+        )
+        return {"profiles": profiles, "log": [{"stage": "profiles", **e} for e in log]}
+
+    def pair_profiles(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
+        pairs, info = stages.pair_profiles(emb(), state["profiles"], runtime.context)
+        return {
+            "pairs": pairs,
+            "pool": state["seed_examples"],
+            "iteration": 0,
+            "log": [{"stage": "pairing", **info}],
+        }
+
+    def start_iteration(state: PersonaState) -> dict:
+        return {"candidates": None, "verdicts": None}
+
+    def fan_out(state: PersonaState, runtime: Runtime[PersonaContext]) -> list[Send]:
+        ctx, it = runtime.context, state["iteration"]
+        rng = _rng(ctx, "pairs", it)
+        pairs = state["pairs"]
+        chosen = (
+            rng.sample(pairs, ctx.pairs)
+            if len(pairs) >= ctx.pairs
+            else [pairs[k % len(pairs)] for k in range(ctx.pairs)]
+        )
+        sends = []
+        for k, (i, j) in enumerate(chosen):
+            examples = rng.sample(state["pool"], min(ctx.few_shot, len(state["pool"])))
+            profiles = {"User 1": state["profiles"][i], "User 2": state["profiles"][j]}
+            sends.append(
+                Send(
+                    "generate",
+                    GenerateInput(
+                        pair_id=f"it{it}-p{k}", iteration=it, profiles=profiles, examples=examples
+                    ),
+                )
+            )
+        return sends
+
+    async def generate(job: GenerateInput, runtime: Runtime[PersonaContext]) -> dict:
+        ctx = runtime.context
+        gen = stages.GenerationJob(
+            job["pair_id"], job["iteration"], job["profiles"], job["examples"]
+        )
+        params = GenParams(
+            temperature=ctx.temperature,
+            top_k=ctx.top_k,
+            max_tokens=ctx.max_tokens,
+            n=ctx.candidates,
+        )
+        result = await llm.achat(stages.generator_messages(gen, ctx), params)
+        return {
+            "candidates": [
+                stages.parse_candidate(t, gen, c, ctx).model_dump()
+                for c, t in enumerate(result.texts)
+            ]
+        }
+
+    def critic_node(critic: Critic):
+        async def judge(state: PersonaState) -> dict:
+            cands = [Candidate(**c) for c in state["candidates"] if not c["parse_error"]]
+            verdicts = await critic.judge(cands, critic_llm) if cands else []
+            if len(verdicts) != len(cands):
+                verdicts = [
+                    Verdict.invalid(critic.name, "", "critic returned a wrong number of verdicts")
+                ] * len(cands)
+            return {
+                "verdicts": {
+                    critic.name: {
+                        c.id: v.model_dump() for c, v in zip(cands, verdicts, strict=True)
+                    }
+                }
+            }
+
+        return judge
+
+    def select_node(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
+        ctx, it = runtime.context, state["iteration"]
+        cands = [Candidate(**c) for c in state["candidates"]]
+        verdicts = {
+            n: {cid: Verdict(**v) for cid, v in vs.items()}
+            for n, vs in state.get("verdicts", {}).items()
+        }
+        outcomes = select(cands, verdicts, critics)
+        accepted, rejected = [], []
+        for cand in cands:
+            outcome = outcomes[cand.pair_id]
+            record = _record(cand, verdicts, critics, outcome.votes.get(cand.id, 0))
+            if cand.id == outcome.winner:
+                accepted.append(record)
+            else:
+                rejected.append({**record, "reason": outcome.reasons.get(cand.id, "")})
+        pool = state["pool"] + [
+            {
+                "profiles": r["profiles"],
+                "turns": [[m["speaker"], m["content"]] for m in r["messages"]],
+            }
+            for r in accepted
+        ]
+        return {
+            "accepted": accepted,
+            "rejected": rejected,
+            "pool": pool,
+            "iteration": it + 1,
+            "stats": [_stats(it, cands, accepted, rejected, verdicts, critics, len(state["pool"]))],
+        }
+
+    def more(state: PersonaState, runtime: Runtime[PersonaContext]) -> str:
+        return "start_iteration" if state["iteration"] < runtime.context.iterations else END
+
+    graph = StateGraph(PersonaState, context_schema=PersonaContext)
+    for name, fn in [
+        ("induce_queries", induce_queries),
+        ("bootstrap_queries", bootstrap_queries),
+        ("bootstrap_personas", bootstrap_personas),
+        ("build_profiles", build_profiles),
+        ("pair_profiles", pair_profiles),
+        ("start_iteration", start_iteration),
+        ("generate", generate),
+        ("select", select_node),
+    ]:
+        graph.add_node(name, fn)
+    chain = [
+        "induce_queries",
+        "bootstrap_queries",
+        "bootstrap_personas",
+        "build_profiles",
+        "pair_profiles",
+        "start_iteration",
+    ]
+    graph.add_edge(START, chain[0])
+    for a, b in zip(chain, chain[1:], strict=False):
+        graph.add_edge(a, b)
+    graph.add_conditional_edges("start_iteration", fan_out, ["generate"])
+    if not critics:
+        graph.add_edge("generate", "select")
+    for critic in critics:
+        node = f"critic_{critic.name}"
+        graph.add_node(node, critic_node(critic))
+        graph.add_edge("generate", node)
+        graph.add_edge(node, "select")
+    graph.add_conditional_edges("select", more, ["start_iteration", END])
+    return graph.compile(checkpointer=checkpointer)
+
+
+def _record(
+    cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critics: list[Critic], votes: int
+) -> dict:
+    """One dataset row; every critic appears, `not judged` where the candidate was unparseable."""
+    rows = []
+    for critic in critics:
+        v = verdicts.get(critic.name, {}).get(cand.id) or Verdict.invalid(
+            critic.name, "", "not judged"
+        )
+        rows.append(v.model_dump())
+    return {
+        "id": cand.id,
+        "pair_id": cand.pair_id,
+        "iteration": cand.iteration,
+        "profiles": cand.profiles,
+        "messages": [{"speaker": t.speaker, "content": t.content} for t in cand.turns],
+        "verdicts": rows,
+        "votes": votes,
+        "raw": cand.raw,
+        "reason": "",
+    }
+
+
+def _stats(
+    it: int,
+    cands: list[Candidate],
+    accepted: list[dict],
+    rejected: list[dict],
+    verdicts: dict[str, dict[str, Verdict]],
+    critics: list[Critic],
+    pool_size: int,
+) -> dict:
+    reasons = Counter(r["reason"].split(" (")[0].split(":")[0] for r in rejected)
+    means = {}
+    for critic in critics:
+        scores = [
+            v.score
+            for v in verdicts.get(critic.name, {}).values()
+            if v.valid and v.score is not None
+        ]
+        invalid = sum(not v.valid for v in verdicts.get(critic.name, {}).values())
+        means[critic.name] = {
+            "mean": round(statistics.fmean(scores), 4) if scores else None,
+            "invalid": invalid,
+        }
+    return {
+        "iteration": it,
+        "candidates": len(cands),
+        "accepted": len(accepted),
+        "rejected": len(rejected),
+        "rejection_reasons": dict(reasons),
+        "critics": means,
+        "few_shot_pool": pool_size,
+    }

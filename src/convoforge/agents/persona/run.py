@@ -1,0 +1,155 @@
+"""Running the persona pipeline for real: durable (SQLite checkpoints), resumable, atomic output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from convoforge.agents.persona.context import PersonaContext
+from convoforge.agents.persona.graph import build_graph
+from convoforge.agents.persona.seeds import load_seeds
+from convoforge.critics import load_critics
+from convoforge.datasets.card import persona_card
+from convoforge.datasets.metrics import conversation_stats
+from convoforge.datasets.records import to_dataset_dict, write_dataset
+from convoforge.errors import ConvoforgeError
+from convoforge.llm import load_chat_model
+
+THREAD = {"configurable": {"thread_id": "persona-run"}}
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to start or resume a run (stored as run.json in the work dir)."""
+
+    out: str
+    seed: str | None
+    model: str
+    critic_model: str
+    critics: list[str]
+    base_url: str | None = None
+    force: bool = False
+    context: dict = field(default_factory=dict)
+
+
+def work_dir(out: Path) -> Path:
+    """Where checkpoints of an unfinished run live, beside the output folder."""
+    return out.parent / f".{out.name}.convoforge-run"
+
+
+def prepare(cfg: RunConfig, resume: bool, force: bool) -> tuple[RunConfig, Path]:
+    """Check the output and work folders; on resume, reload the stored configuration."""
+    out = Path(cfg.out)
+    work = work_dir(out)
+    if resume:
+        if not (work / "run.json").is_file():
+            raise ConvoforgeError(f"nothing to resume: no unfinished run for {out}")
+        stored = RunConfig(**json.loads((work / "run.json").read_text()))
+        return stored, work
+    cfg.force = force
+    if out.exists() and not force:
+        raise ConvoforgeError(
+            f"{out} exists; pass --force to replace it (it is kept until the new one is done)"
+        )
+    if work.exists():
+        raise ConvoforgeError(
+            f"an unfinished run for {out} exists at {work}; pass --resume, or delete that folder"
+        )
+    load_seeds(cfg.seed)  # fail before creating anything
+    load_critics(cfg.critics)
+    work.mkdir(parents=True)
+    (work / "run.json").write_text(json.dumps(asdict(cfg), indent=2))
+    return cfg, work
+
+
+async def run_persona_pipeline(
+    cfg: RunConfig,
+    resume: bool = False,
+    force: bool = False,
+    on_update: Callable[[str, dict], None] | None = None,
+) -> dict:
+    """Run (or resume) the graph to the end, write the dataset, and return a summary."""
+    cfg, work = prepare(cfg, resume, force)
+    ctx = PersonaContext(**cfg.context)
+    seeds = load_seeds(cfg.seed)
+    critics = load_critics(cfg.critics)
+    llm = load_chat_model(cfg.model, base_url=cfg.base_url)
+    critic_llm = (
+        llm
+        if cfg.critic_model == cfg.model
+        else load_chat_model(cfg.critic_model, base_url=cfg.base_url)
+    )
+    async with AsyncSqliteSaver.from_conn_string(str(work / "checkpoints.sqlite")) as saver:
+        graph = build_graph(llm, critics, critic_llm, checkpointer=saver)
+        snapshot = await graph.aget_state(THREAD)
+        started = bool(snapshot.values)
+        if resume and started and not snapshot.next:
+            inputs: Any = None  # finished before the output was written
+        elif started:
+            inputs = None
+        else:
+            inputs = {"seed_attributes": seeds.attributes, "seed_examples": seeds.examples}
+        if inputs is not None or snapshot.next:
+            async for update in graph.astream(inputs, THREAD, context=ctx, stream_mode="updates"):
+                for node, value in update.items():
+                    if on_update:
+                        on_update(node, value or {})
+        state = (await graph.aget_state(THREAD)).values
+    summary = _write(cfg, ctx, seeds.source, critics, state, force=cfg.force)
+    shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def _write(
+    cfg: RunConfig, ctx: PersonaContext, seed_source: str, critics: list, state: dict, force: bool
+) -> dict:
+    accepted, rejected = state.get("accepted", []), state.get("rejected", [])
+    extra = {
+        "generator_model": cfg.model,
+        "critic_model": cfg.critic_model,
+        "seed_source": seed_source,
+    }
+    data = to_dataset_dict(accepted, rejected, extra)
+    metrics = conversation_stats([r["messages"] for r in accepted])
+    faith = [
+        v["score"]
+        for r in accepted
+        for v in r["verdicts"]
+        if v["critic"] == "faithfulness" and v["valid"]
+    ]
+    if faith:
+        metrics["faithfulness_mean"] = round(sum(faith) / len(faith), 4)
+    log_counts = dict(
+        Counter(
+            f"{e['stage']}: {e.get('reason', 'info')}".split(" (")[0] for e in state.get("log", [])
+        )
+    )
+    card = persona_card(
+        accepted=len(accepted),
+        rejected=len(rejected),
+        models={"generator": cfg.model, "critic": cfg.critic_model},
+        critics=[{"name": c.name, "role": c.role, "description": c.description} for c in critics],
+        settings=ctx.as_dict(),
+        stats=state.get("stats", []),
+        metrics=metrics,
+        seed_source=seed_source,
+        log_counts=log_counts,
+    )
+    write_dataset(data, card, Path(cfg.out), force=force)
+    return {
+        "out": cfg.out,
+        "accepted": len(accepted),
+        "rejected": len(rejected),
+        "stats": state.get("stats", []),
+        "metrics": metrics,
+        "new_attributes": len(state.get("new_attributes", [])),
+        "queries": len(state.get("queries", [])),
+        "profiles": len(state.get("profiles", [])),
+    }

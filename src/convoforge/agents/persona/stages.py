@@ -1,0 +1,294 @@
+"""The pipeline's stages as plain async functions: expansion, profiles, pairing, generation."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel
+
+from convoforge.agents.persona import prompts
+from convoforge.agents.persona.context import PersonaContext
+from convoforge.agents.persona.seeds import parse_transcript
+from convoforge.critics.base import Candidate, Turn
+from convoforge.llm import GenParams, astructured
+from convoforge.llm.base import ChatModel
+from convoforge.llm.embeddings import Embedder
+
+SHORT = GenParams(temperature=0.7, max_tokens=48, top_k=40)
+
+
+def cluster(embedder: Embedder, texts: list[str], distance: float) -> list[int]:
+    """Agglomerative clustering, average linkage on cosine distance, merge threshold `distance`."""
+    if len(texts) < 2:
+        return [0] * len(texts)
+    from sklearn.cluster import AgglomerativeClustering
+
+    model = AgglomerativeClustering(
+        n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average"
+    )
+    return model.fit_predict(embedder.embed(texts)).tolist()
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.strip().splitlines() if line.strip()), "")
+
+
+async def induce_queries(
+    llm: ChatModel,
+    embedder: Embedder,
+    attributes: list[str],
+    ctx: PersonaContext,
+    rng: random.Random,
+) -> list[str]:
+    """Per cluster of similar attributes, the most specific question they answer."""
+    labels = cluster(embedder, attributes, ctx.query_cluster_distance)
+    groups: dict[int, list[str]] = {}
+    for attr, label in zip(attributes, labels, strict=True):
+        groups.setdefault(label, []).append(attr)
+    multi = [g for g in groups.values() if len(g) >= 2]
+    chosen = multi or sorted(groups.values(), key=len, reverse=True)
+    samples = [rng.sample(g, min(3, len(g))) for g in chosen[:32]]
+    replies = await asyncio.gather(
+        *[
+            llm.achat(prompts.QUERY_INDUCTION.format(statements="\n".join(s)), SHORT)
+            for s in samples
+        ]
+    )
+    return _questions(r.text for r in replies)
+
+
+def _questions(texts) -> list[str]:
+    found = []
+    for text in texts:
+        for line in text.splitlines():
+            line = re.sub(r"^\s*(\d+[.)]|[-*•])\s*", "", line).strip().strip('"')
+            if line.endswith("?") and 3 <= len(line.split()) <= 25:
+                found.append(line)
+    return list(dict.fromkeys(found))
+
+
+async def bootstrap_queries(
+    llm: ChatModel, queries: list[str], ctx: PersonaContext, rng: random.Random
+) -> list[str]:
+    """Grow the query set: show 5, ask for more like them; `query_steps` rounds."""
+    pool = list(queries) or ["What do you do for a living?", "What do you like to do for fun?"]
+    for _ in range(ctx.query_steps):
+        shown = rng.sample(pool, min(5, len(pool)))
+        reply = await llm.achat(
+            prompts.QUERY_BOOTSTRAP.format(queries="\n".join(shown)),
+            GenParams(max_tokens=96, top_k=40),
+        )
+        pool = list(dict.fromkeys(pool + _questions([reply.text])))
+    return pool
+
+
+def _valid_attribute(text: str) -> bool:
+    words = text.split()
+    return bool(words) and words[0] in {"I", "My", "I'm", "I've"} and 3 <= len(words) <= 25
+
+
+def _is_new(vec: np.ndarray, kept: np.ndarray, threshold: float) -> bool:
+    return kept.size == 0 or float((kept @ vec).max()) <= threshold
+
+
+async def bootstrap_personas(
+    llm: ChatModel,
+    embedder: Embedder,
+    attributes: list[str],
+    queries: list[str],
+    ctx: PersonaContext,
+    rng: random.Random,
+) -> tuple[list[str], list[dict]]:
+    """New attributes from 5 random ones plus a query; near-duplicates (cosine > 0.9) are dropped."""
+    kept_vecs = embedder.embed(attributes)
+    new: list[str] = []
+    log: list[dict] = []
+    tries = 0
+    while len(new) < ctx.persona_target and tries < 4 * ctx.persona_target:
+        batch = min(8, 4 * ctx.persona_target - tries)
+        tries += batch
+        asks = [
+            (rng.sample(attributes, min(5, len(attributes))), rng.choice(queries))
+            for _ in range(batch)
+        ]
+        replies = await asyncio.gather(
+            *[
+                llm.achat(prompts.PERSONA_BOOTSTRAP.format(persona="\n".join(p), query=q), SHORT)
+                for p, q in asks
+            ]
+        )
+        for reply in replies:
+            text = _first_line(reply.text).strip('"')
+            if not _valid_attribute(text):
+                log.append(
+                    {"attribute": text, "reason": "not one short sentence starting with I or My"}
+                )
+                continue
+            vec = embedder.embed([text])[0]
+            if not _is_new(vec, kept_vecs, ctx.duplicate_cosine):
+                log.append(
+                    {
+                        "attribute": text,
+                        "reason": f"near-duplicate (cosine > {ctx.duplicate_cosine})",
+                    }
+                )
+                continue
+            new.append(text)
+            kept_vecs = np.vstack([kept_vecs, vec])
+            if len(new) >= ctx.persona_target:
+                break
+    return new, log
+
+
+class Contradicts(BaseModel):
+    """The contradiction check's answer."""
+
+    contradicts: bool
+
+
+async def build_profiles(
+    llm: ChatModel,
+    embedder: Embedder,
+    attributes: list[str],
+    ctx: PersonaContext,
+    rng: random.Random,
+) -> tuple[list[list[str]], list[dict]]:
+    """Add random attributes one at a time; reject redundant (cosine > 0.9) or contradicting ones."""
+    vecs = dict(zip(attributes, embedder.embed(attributes), strict=True))
+    profiles: list[list[str]] = [[] for _ in range(ctx.n_profiles)]
+    log: list[dict] = []
+    for _round in range(ctx.profile_size * 3):
+        open_ = [i for i, p in enumerate(profiles) if len(p) < ctx.profile_size]
+        if not open_:
+            break
+        offers = {i: rng.choice(attributes) for i in open_}
+        checks = {}
+        for i, attr in offers.items():
+            if attr in profiles[i]:
+                continue
+            sims = [float(vecs[attr] @ vecs[a]) for a in profiles[i]]
+            if sims and max(sims) > ctx.duplicate_cosine:
+                log.append(
+                    {
+                        "profile": i,
+                        "attribute": attr,
+                        "reason": f"redundant (cosine {max(sims):.2f})",
+                    }
+                )
+                continue
+            checks[i] = attr
+        verdicts = await asyncio.gather(
+            *[_contradicts(llm, profiles[i], a, ctx) for i, a in checks.items()]
+        )
+        for (i, attr), (bad, raw) in zip(checks.items(), verdicts, strict=True):
+            if bad:
+                log.append(
+                    {
+                        "profile": i,
+                        "attribute": attr,
+                        "reason": f"contradicts the profile ({raw[:80]!r})",
+                    }
+                )
+            else:
+                profiles[i].append(attr)
+    return [p for p in profiles if p], log
+
+
+async def _contradicts(
+    llm: ChatModel, profile: list[str], attr: str, ctx: PersonaContext
+) -> tuple[bool, str]:
+    if not ctx.check_contradictions or not profile:
+        return False, ""
+    prompt = prompts.CONTRADICTION.format(profile="\n".join(profile), statement=attr)
+    result = await astructured(
+        llm, prompt, Contradicts, GenParams(temperature=0.0, max_tokens=24), retries=0
+    )
+    return (bool(result.value.contradicts) if result.ok else False), result.raw
+
+
+def pair_profiles(
+    embedder: Embedder, profiles: list[list[str]], ctx: PersonaContext
+) -> tuple[list[list[int]], dict]:
+    """Similarity = clusters two profiles share; pair those above the threshold, best first."""
+    attrs = list(dict.fromkeys(a for p in profiles for a in p))
+    label = dict(zip(attrs, cluster(embedder, attrs, ctx.pair_cluster_distance), strict=True))
+    sets = [{label[a] for a in p} for p in profiles]
+    scored = sorted(
+        (
+            (len(sets[i] & sets[j]), i, j)
+            for i in range(len(profiles))
+            for j in range(i + 1, len(profiles))
+        ),
+        key=lambda t: -t[0],
+    )
+    above = [[i, j] for s, i, j in scored if s > ctx.pair_threshold]
+    below = [[i, j] for s, i, j in scored if s <= ctx.pair_threshold]
+    needed = max(ctx.pairs - len(above), 0)
+    info = {"above_threshold": len(above), "filled_below_threshold": min(needed, len(below))}
+    return above + below[:needed], info
+
+
+@dataclass
+class GenerationJob:
+    """One pair's generation request inside an iteration."""
+
+    pair_id: str
+    iteration: int
+    profiles: dict[str, list[str]]
+    examples: list[dict] = field(default_factory=list)
+
+
+def render_example(example: dict) -> str:
+    """A few-shot example in the generator's format."""
+    conversation = "\n".join(f"{s}: {t}" for s, t in example["turns"])
+    return prompts.EXAMPLE.format(
+        p1=" ".join(example["profiles"]["User 1"]),
+        p2=" ".join(example["profiles"]["User 2"]),
+        conversation=conversation,
+    )
+
+
+def generator_messages(job: GenerationJob, ctx: PersonaContext) -> list[dict]:
+    """System + one user message holding the few-shot examples and the task."""
+    task = prompts.GENERATOR_TASK.format(
+        examples="\n\n".join(render_example(e) for e in job.examples),
+        p1=" ".join(job.profiles["User 1"]),
+        p2=" ".join(job.profiles["User 2"]),
+        min_turns_minus_one=ctx.min_turns - 1,
+        max_turns_plus_one=ctx.max_turns + 1,
+    )
+    return [
+        {"role": "system", "content": prompts.GENERATOR_SYSTEM},
+        {"role": "user", "content": task},
+    ]
+
+
+def parse_candidate(raw: str, job: GenerationJob, index: int, ctx: PersonaContext) -> Candidate:
+    """Parse a generated conversation; cut past max_turns per user; too short is a parse error."""
+    turns: list[Turn] = []
+    counts = {"User 1": 0, "User 2": 0}
+    for speaker, text in parse_transcript(raw):
+        if counts[speaker] >= ctx.max_turns:
+            break
+        counts[speaker] += 1
+        turns.append(Turn(speaker=speaker, content=text))
+    error = None
+    if not turns:
+        error = "no 'User 1:'/'User 2:' lines"
+    elif min(counts.values()) < ctx.min_turns:
+        error = (
+            f"too short: {counts['User 1']}/{counts['User 2']} turns, need {ctx.min_turns} per user"
+        )
+    return Candidate(
+        id=f"{job.pair_id}-c{index}",
+        pair_id=job.pair_id,
+        iteration=job.iteration,
+        profiles=job.profiles,
+        turns=turns,
+        raw=raw,
+        parse_error=error,
+    )

@@ -1,0 +1,212 @@
+"""CLI commands of the persona generator: generate personas, critics list, eval personas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from convoforge.agents.persona.context import PersonaContext
+from convoforge.app.cli import critics_app, err, eval_app, generate_app, out, settings
+from convoforge.critics import DEFAULT_CRITICS, list_critics
+from convoforge.errors import ConvoforgeError
+
+STAGES = [
+    "induce_queries",
+    "bootstrap_queries",
+    "bootstrap_personas",
+    "build_profiles",
+    "pair_profiles",
+]
+
+
+@generate_app.command("personas")
+def generate_personas(
+    out_dir: Path = typer.Option(
+        ..., "--out", help="Output folder (a Hugging Face dataset and its card)."
+    ),
+    seed_file: Path | None = typer.Option(
+        None, "--seed", help="SPC CSV or a text file of persona attributes."
+    ),
+    iterations: int = typer.Option(3, min=1, help="Generator-Critic iterations (paper: 3)."),
+    pairs: int = typer.Option(8, min=1, help="Persona pairs per iteration."),
+    candidates: int = typer.Option(3, min=1, help="Candidate conversations per pair."),
+    critic_model: str | None = typer.Option(
+        None, help="Model spec for the critics (default: --model)."
+    ),
+    critic: list[str] = typer.Option(
+        [], "--critic", help="Critic name or module:Name; repeat. Default: the built-in mixture."
+    ),
+    few_shot: int = typer.Option(5, min=0, help="Few-shot example conversations per prompt."),
+    min_turns: int = typer.Option(6, min=1, help="Fewest turns per user (paper: more than 5)."),
+    max_turns: int = typer.Option(7, min=1, help="Most turns per user (paper: fewer than 8)."),
+    max_tokens: int = typer.Option(600, min=16, help="Token budget of one generated conversation."),
+    persona_target: int = typer.Option(16, min=0, help="New persona attributes to bootstrap."),
+    query_steps: int = typer.Option(4, min=0, help="Query bootstrapping rounds (paper: 100)."),
+    contradictions: bool = typer.Option(
+        True, help="Check new profile attributes for contradictions with the LLM."
+    ),
+    faithfulness_threshold: float | None = typer.Option(
+        None, help="Score below which the faithfulness expert drops."
+    ),
+    seed: int = typer.Option(0, help="Random seed of sampling and pairing."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Finish an interrupted run (settings come from the run)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing --out (only once the new one is complete)."
+    ),
+) -> None:
+    """Generate persona dialogues with the Generator-Critic loop into a Hugging Face dataset.
+
+    Example: convoforge generate personas --iterations 2 --pairs 4 --candidates 2 --out out/personas
+    """
+    from convoforge.agents.persona.run import RunConfig, run_persona_pipeline
+
+    if min_turns > max_turns:
+        raise ConvoforgeError(f"--min-turns {min_turns} is above --max-turns {max_turns}")
+    context = PersonaContext(
+        iterations=iterations,
+        pairs=pairs,
+        candidates=candidates,
+        few_shot=few_shot,
+        min_turns=min_turns,
+        max_turns=max_turns,
+        max_tokens=max_tokens,
+        persona_target=persona_target,
+        query_steps=query_steps,
+        check_contradictions=contradictions,
+        seed=seed,
+    )
+    refs = list(critic) or list(DEFAULT_CRITICS)
+    if faithfulness_threshold is not None:
+        import convoforge.critics.plugins as plugins
+        from convoforge.critics.faithfulness import FaithfulnessExpert
+
+        plugins.BUILTINS["faithfulness"] = lambda: FaithfulnessExpert(faithfulness_threshold)
+    cfg = RunConfig(
+        out=str(out_dir),
+        seed=str(seed_file) if seed_file else None,
+        model=settings.model,
+        critic_model=critic_model or settings.model,
+        critics=refs,
+        base_url=settings.base_url,
+        context=context.as_dict(),
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        stage = progress.add_task("persona expansion", total=len(STAGES))
+        conversations = progress.add_task("conversations", total=iterations * pairs * candidates)
+        judged = progress.add_task("critic passes", total=None)
+
+        def on_update(node: str, update: dict) -> None:
+            if node in STAGES:
+                progress.advance(stage)
+                detail = {
+                    k: len(v) for k, v in update.items() if isinstance(v, list) and k != "log"
+                }
+                progress.console.print(f"[green]✓[/] {node} {detail}")
+            elif node == "generate":
+                progress.advance(conversations, len(update.get("candidates", [])))
+            elif node.startswith("critic_"):
+                progress.advance(judged)
+            elif node == "select":
+                s = update["stats"][0]
+                progress.console.print(
+                    f"[green]✓[/] iteration {s['iteration']}: {s['accepted']} accepted, {s['rejected']} rejected "
+                    f"{s['rejection_reasons']}"
+                )
+
+        summary = asyncio.run(
+            run_persona_pipeline(cfg, resume=resume, force=force, on_update=on_update)
+        )
+    table = Table(title=f"persona dialogues -> {summary['out']}")
+    for col in ("iteration", "candidates", "accepted", "rejected", "few-shot pool", "rejections"):
+        table.add_column(col)
+    for s in summary["stats"]:
+        table.add_row(
+            str(s["iteration"]),
+            str(s["candidates"]),
+            str(s["accepted"]),
+            str(s["rejected"]),
+            str(s["few_shot_pool"]),
+            json.dumps(s["rejection_reasons"]),
+        )
+    out.print(table)
+    out.print(
+        f"{summary['accepted']} accepted, {summary['rejected']} rejected; {summary['new_attributes']} new attributes, "
+        f"{summary['queries']} queries, {summary['profiles']} profiles; metrics {json.dumps(summary['metrics'])}"
+    )
+
+
+@critics_app.command("list")
+def critics_list() -> None:
+    """List every critic: built-in ones and those installed under `convoforge.critics` entry points.
+
+    Example: convoforge critics list
+    """
+    table = Table(title="critics")
+    for col in ("name", "role", "source", "description"):
+        table.add_column(col)
+    for row in list_critics():
+        table.add_row(row.name, row.role, row.source, row.description)
+    out.print(table)
+
+
+@eval_app.command("personas")
+def eval_personas(
+    data: Path = typer.Option(
+        ..., help="A dataset folder written by `convoforge generate personas`."
+    ),
+    reference: Path | None = typer.Option(
+        None, help="A Synthetic-Persona-Chat CSV to compare with (adds AUCs)."
+    ),
+    limit: int = typer.Option(300, min=2, help="Reference conversations to use (a random sample)."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+) -> None:
+    """Print JSON metrics of a generated dataset (and of a reference, with faithfulness AUCs).
+
+    Example: convoforge eval personas --data out/personas --reference ../shared/data/spc/Synthetic-Persona-Chat_valid.csv
+    """
+    from convoforge.agents.persona.evaluate import evaluate
+    from convoforge.agents.persona.seeds import read_spc
+    from convoforge.datasets.records import read_dataset
+    from convoforge.llm.embeddings import load_embedder
+
+    dataset = read_dataset(data)
+    rows = [dict(r) for r in dataset["accepted"]]
+    embedder = load_embedder()
+    report, own = evaluate(embedder, rows, with_aucs=False) if rows else ({"conversations": 0}, [])
+    result: dict = {
+        "data": str(data),
+        "generated": report,
+        "rejected": len(dataset["rejected"]) if "rejected" in dataset else 0,
+    }
+    result["faithfulness_per_conversation"] = {
+        r["id"]: round(s, 4) for r, s in zip(rows, own, strict=True)
+    }
+    if reference:
+        if not reference.is_file():
+            raise ConvoforgeError(f"no reference CSV at {reference}")
+        ref = read_spc(reference)
+        ref = random.Random(seed).sample(ref, min(limit, len(ref)))
+        ref_rows = [
+            {
+                "profiles": r["profiles"],
+                "messages": [{"speaker": s, "content": t} for s, t in r["turns"]],
+            }
+            for r in ref
+        ]
+        result["reference"], _ = evaluate(embedder, ref_rows, with_aucs=True, seed=seed)
+    out.print_json(json.dumps(result))

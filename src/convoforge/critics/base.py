@@ -1,0 +1,108 @@
+"""The critic contract: what a critic reads, what it writes, and its verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from convoforge.llm.base import ChatModel
+
+Role = Literal["quality", "filter"]
+
+
+class Turn(BaseModel):
+    """One utterance of a conversation."""
+
+    speaker: str
+    content: str
+
+
+class Candidate(BaseModel):
+    """A generated conversation waiting for the critics."""
+
+    id: str
+    pair_id: str
+    iteration: int
+    profiles: dict[str, list[str]]
+    turns: list[Turn] = Field(default_factory=list)
+    raw: str = ""
+    parse_error: str | None = None
+
+    def transcript(self) -> str:
+        """The conversation as `Speaker: text` lines."""
+        return "\n".join(f"{t.speaker}: {t.content}" for t in self.turns)
+
+    def utterances(self, speaker: str) -> list[str]:
+        """What one speaker said."""
+        return [t.content for t in self.turns if t.speaker == speaker]
+
+
+class Verdict(BaseModel):
+    """A critic's judgement of one candidate; invalid verdicts keep the raw answer."""
+
+    critic: str
+    valid: bool = True
+    score: float | None = None
+    passed: bool | None = None
+    label: str | None = None
+    rationale: str = ""
+    raw: str = ""
+    error: str | None = None
+
+    @classmethod
+    def invalid(cls, critic: str, raw: str, error: str) -> Verdict:
+        """A verdict for an answer the critic could not use."""
+        return cls(critic=critic, valid=False, raw=raw, error=error)
+
+
+class Critic:
+    """Base of every critic, built-in or user-written: override `judge_one` (sync or async).
+
+    A `filter` critic sets `passed` (False drops the candidate); a `quality` critic sets
+    `score` (higher is better) and takes part in the majority vote. `reads` names the
+    Candidate fields it uses; its verdicts are written under `verdicts[name]`.
+    """
+
+    name: str = "critic"
+    role: Role = "quality"
+    reads: tuple[str, ...] = ("turns",)
+    description: str = ""
+
+    @property
+    def writes(self) -> str:
+        """The key this critic's verdicts are stored under."""
+        return f"verdicts.{self.name}"
+
+    def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict | Any:
+        """Judge one candidate; may be async; may return a Verdict, a float or a bool."""
+        raise NotImplementedError  # an abstract hook: subclasses override judge_one or judge
+
+    async def judge(self, candidates: list[Candidate], llm: ChatModel) -> list[Verdict]:
+        """Judge all candidates concurrently; a crash becomes an invalid verdict."""
+        return list(await asyncio.gather(*[self._safe_one(c, llm) for c in candidates]))
+
+    async def _safe_one(self, candidate: Candidate, llm: ChatModel) -> Verdict:
+        try:
+            out = self.judge_one(candidate, llm)
+            if inspect.isawaitable(out):
+                out = await out
+        except Exception as exc:  # distilabel's contract: never crash the pipeline
+            return Verdict.invalid(self.name, "", f"{type(exc).__name__}: {exc}")
+        return self.coerce(out)
+
+    def coerce(self, out: Any) -> Verdict:
+        """Turn a plain float/bool answer into a Verdict."""
+        if isinstance(out, Verdict):
+            return out.model_copy(update={"critic": self.name})
+        if isinstance(out, bool):
+            return Verdict(
+                critic=self.name, passed=out, score=float(out), label="pass" if out else "fail"
+            )
+        if isinstance(out, int | float):
+            return Verdict(critic=self.name, score=float(out))
+        return Verdict.invalid(
+            self.name, repr(out)[:500], f"unusable answer of type {type(out).__name__}"
+        )

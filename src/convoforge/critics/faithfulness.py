@@ -1,0 +1,112 @@
+"""Persona faithfulness: an embedding scorer and an LLM contradiction judge."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from pydantic import BaseModel
+
+from convoforge.critics.base import Candidate, Critic, Verdict
+from convoforge.critics.prompts import FAITHFULNESS
+from convoforge.llm import GenParams, astructured
+from convoforge.llm.base import ChatModel
+from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, Embedder, load_embedder
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences(utterances: list[str]) -> list[str]:
+    """Split utterances into sentences (the units an attribute can be matched to)."""
+    return [s for u in utterances for s in _SENTENCE.split(u.strip()) if len(s.split()) >= 2] or [
+        u for u in utterances if u.strip()
+    ]
+
+
+def attribute_scores(
+    embedder: Embedder, attributes: list[str], utterances: list[str]
+) -> np.ndarray:
+    """For each attribute, its best cosine similarity to any sentence the speaker said."""
+    units = sentences(utterances)
+    if not attributes:
+        return np.zeros(0, dtype=np.float32)
+    if not units:
+        return np.zeros(len(attributes), dtype=np.float32)
+    sims = embedder.embed(attributes) @ embedder.embed(units).T
+    return sims.max(axis=1)
+
+
+def faithfulness_score(
+    embedder: Embedder, profiles: dict[str, list[str]], turns: dict[str, list[str]]
+) -> float:
+    """Mean over both speakers' attributes of how well each is reflected in what they said."""
+    scores = [
+        attribute_scores(embedder, attrs, turns.get(speaker, []))
+        for speaker, attrs in profiles.items()
+    ]
+    flat = np.concatenate(scores) if scores else np.zeros(0)
+    return float(flat.mean()) if flat.size else 0.0
+
+
+class FaithfulnessExpert(Critic):
+    """Drops conversations that ignore their profiles (embedding similarity below threshold)."""
+
+    name = "faithfulness"
+    role = "filter"
+    reads = ("profiles", "turns")
+
+    def __init__(self, threshold: float = 0.35, embedder: str = EMBEDDED_EMBEDDER) -> None:
+        self.threshold = threshold
+        self.embedder_name = embedder
+        self.description = f"MiniLM attribute-to-utterance similarity >= {threshold}"
+
+    def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict:
+        """Score the candidate and pass it when the score reaches the threshold."""
+        embedder = load_embedder(self.embedder_name)
+        turns = {s: candidate.utterances(s) for s in candidate.profiles}
+        score = faithfulness_score(embedder, candidate.profiles, turns)
+        passed = score >= self.threshold
+        return Verdict(
+            critic=self.name,
+            score=score,
+            passed=passed,
+            label="faithful" if passed else "unfaithful",
+            rationale=f"mean attribute similarity {score:.3f} vs threshold {self.threshold}",
+        )
+
+
+class Contradiction(BaseModel):
+    """The LLM faithfulness answer."""
+
+    contradicts: bool
+    reason: str = ""
+
+
+class LLMFaithfulnessExpert(Critic):
+    """The paper's faithfulness expert: asks the LLM whether the conversation contradicts a profile."""
+
+    name = "faithfulness_llm"
+    role = "filter"
+    reads = ("profiles", "turns")
+    description = "LLM judge with faithful/unfaithful examples: does it contradict a profile?"
+
+    async def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict:
+        """Ask, parse, and fail the candidate on a contradiction."""
+        profiles = "\n".join(
+            f"Profile of {s}: {' '.join(a)}" for s, a in candidate.profiles.items()
+        )
+        prompt = FAITHFULNESS.format(profiles=profiles, conversation=candidate.transcript())
+        result = await astructured(
+            llm, prompt, Contradiction, GenParams(temperature=0.0, max_tokens=64), retries=1
+        )
+        if not result.ok:
+            return Verdict.invalid(self.name, result.raw, "; ".join(result.errors))
+        ok = not result.value.contradicts
+        return Verdict(
+            critic=self.name,
+            passed=ok,
+            score=float(ok),
+            label="faithful" if ok else "unfaithful",
+            rationale=result.value.reason,
+            raw=result.raw,
+        )

@@ -1,0 +1,51 @@
+"""A scripted model that answers every prompt of the persona pipeline sensibly."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+from convoforge.llm.types import Message
+
+CONVERSATION = "\n".join(
+    f"User {1 + i % 2}: " + line
+    for i, line in enumerate(
+        [
+            "Hi! I just came back from walking my two dogs.",
+            "Hello! I love dogs. I play the guitar in the evenings.",
+            "That sounds fun. I work as a nurse so I need to relax.",
+            "Being a nurse must be hard. I am a college student.",
+            "What do you study?",
+            "Biology. I want to work with animals one day.",
+            "My dogs would love you. Do you like hiking?",
+            "I do, the mountains near the city are beautiful.",
+            "I hike there every weekend with the dogs.",
+            "Maybe I will bring my guitar next time.",
+            "Great idea, we could sing by the fire.",
+            "Then it is a plan. Bye for now!",
+            "Bye, see you soon!",
+            "Take care!",
+        ]
+    )
+)
+
+_counter = itertools.count()
+
+
+def pipeline_reply(messages: list[Message]) -> str:
+    """Answer by recognising the prompt."""
+    text = messages[-1].content
+    n = next(_counter)
+    if "most specific question" in text:
+        return "What do you like to do in your free time?"
+    if "Add more persona questions" in text:
+        return f"What is your job?\nWhere do you live number {n}?\nWhat pets do you have?"
+    if "Imagine you are a person" in text:
+        return f"I like hobby number {n} very much."
+    if '"contradicts"' in text:
+        return '{"contradicts": false}'
+    if "Now write a new conversation" in text:
+        return CONVERSATION
+    if '"score"' in text:
+        return json.dumps({"score": 3 + n % 3, "reason": "fine"})
+    return "ok"
