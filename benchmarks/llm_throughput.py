@@ -39,9 +39,7 @@ TOPICS = [
 
 def load_time(cache: str | None) -> dict:
     env = dict(os.environ, **({"CONVOFORGE_CACHE": cache} if cache else {}))
-    out = subprocess.run(
-        [sys.executable, "-c", LOAD], env=env, capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", LOAD], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

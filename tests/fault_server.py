@@ -12,9 +12,7 @@ OK_BODY = {
     "object": "chat.completion",
     "created": 0,
     "model": "m",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}
-    ],
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
 }
 

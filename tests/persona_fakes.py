@@ -49,3 +49,30 @@ def pipeline_reply(messages: list[Message]) -> str:
     if '"score"' in text:
         return json.dumps({"score": 3 + n % 3, "reason": "fine"})
     return "ok"
+
+
+def slow_reply(messages: list[Message]) -> str:
+    """pipeline_reply, slowly (for the kill-and-resume test)."""
+    import time
+
+    time.sleep(0.03)
+    return pipeline_reply(messages)
+
+
+def brevity(candidate) -> float:
+    """A user critic written as a plain function: shorter conversations score higher."""
+    return 1.0 / (1 + len(candidate.turns))
+
+
+class NoQuestions:
+    """A user critic written as a class: drops conversations without any question."""
+
+    name = "no_questions"
+    role = "filter"
+    reads = ("turns",)
+    description = "drops conversations with no question in them"
+
+    async def judge(self, candidates, llm):
+        from convoforge.critics import Verdict
+
+        return [Verdict(critic=self.name, passed=any("?" in t.content for t in c.turns)) for c in candidates]

@@ -12,9 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_embeddings_are_normalised_and_meaningful(embedder):
-    vecs = embedder.embed(
-        ["I love my dog", "Dogs are my favourite animals", "The stock market fell"]
-    )
+    vecs = embedder.embed(["I love my dog", "Dogs are my favourite animals", "The stock market fell"])
     assert vecs.shape == (3, 384) and vecs.dtype == np.float32
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-4)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.2

@@ -21,9 +21,7 @@ def test_single_greedy_reply(local_model):
 
 async def test_concurrent_requests_are_batched(local_model):
     before = len(local_model.batcher.batch_sizes)
-    params = [
-        GenParams(max_tokens=6 + i, temperature=0.0 if i % 2 else 0.9, top_k=40) for i in range(8)
-    ]
+    params = [GenParams(max_tokens=6 + i, temperature=0.0 if i % 2 else 0.9, top_k=40) for i in range(8)]
     results = await asyncio.gather(
         *[local_model.achat(f"Name an animal, number {i}.", p) for i, p in enumerate(params)]
     )
@@ -35,9 +33,7 @@ async def test_concurrent_requests_are_batched(local_model):
 
 
 async def test_n_samples_stop_and_seed(local_model):
-    result = await local_model.achat(
-        "Count from one to ten in words.", GenParams(n=3, max_tokens=24, seed=1)
-    )
+    result = await local_model.achat("Count from one to ten in words.", GenParams(n=3, max_tokens=24, seed=1))
     assert len(result.texts) == 3
     stopped = await local_model.achat(
         "Count from one to ten in words, separated by commas.",
@@ -50,9 +46,7 @@ async def test_n_samples_stop_and_seed(local_model):
 
 
 async def test_streaming_yields_pieces(local_model):
-    pieces = [
-        p async for p in local_model.astream("Tell me about cats.", max_tokens=20, temperature=0)
-    ]
+    pieces = [p async for p in local_model.astream("Tell me about cats.", max_tokens=20, temperature=0)]
     assert len(pieces) > 1
     full = local_model.chat("Tell me about cats.", max_tokens=20, temperature=0).text
     assert "".join(pieces).strip()[:20] == full[:20]

@@ -29,15 +29,9 @@ async def test_against_served_scripted_model(serve):
 async def test_against_served_local_model(serve):
     base = serve("local:smollm2-135m")
     llm = load_chat_model("openai:local:smollm2-135m", base_url=base)
-    result = await llm.achat(
-        "What is the capital of France?", GenParams(max_tokens=12, temperature=0)
-    )
+    result = await llm.achat("What is the capital of France?", GenParams(max_tokens=12, temperature=0))
     assert "Paris" in result.text and result.usage.completion_tokens > 0
-    pieces = [
-        p async for p in llm.astream("Tell me about dogs.", GenParams(max_tokens=16, temperature=0))
-    ]
+    pieces = [p async for p in llm.astream("Tell me about dogs.", GenParams(max_tokens=16, temperature=0))]
     assert len(pieces) > 1 and "".join(pieces).strip()
-    results = await asyncio.gather(
-        *[llm.achat(f"Say the number {i}.", max_tokens=6) for i in range(4)]
-    )
+    results = await asyncio.gather(*[llm.achat(f"Say the number {i}.", max_tokens=6) for i in range(4)])
     assert all(r.text for r in results)

@@ -38,9 +38,7 @@ async def test_ok_reports_usage(server):
     assert result.usage.total_tokens == 4
 
 
-@pytest.mark.parametrize(
-    ("model", "attempts"), [("429-then-ok", 3), ("503-then-ok", 2), ("drop-then-ok", 2)]
-)
+@pytest.mark.parametrize(("model", "attempts"), [("429-then-ok", 3), ("503-then-ok", 2), ("drop-then-ok", 2)])
 async def test_transient_faults_are_retried_until_success(server, model, attempts):
     result = await backend(server, model).achat("hi")
     assert result.text == "fine"

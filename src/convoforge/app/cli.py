@@ -68,9 +68,7 @@ def _global(
 
 
 generate_app = typer.Typer(help="Generate synthetic data.", no_args_is_help=True)
-critics_app = typer.Typer(
-    help="Critic experts: list the built-in and installed ones.", no_args_is_help=True
-)
+critics_app = typer.Typer(help="Critic experts: list the built-in and installed ones.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure generated data.", no_args_is_help=True)
 app.add_typer(generate_app, name="generate")
 app.add_typer(critics_app, name="critics")
@@ -119,9 +117,7 @@ def ask(
 
     Example: convoforge ask "Name three sci-fi films" --model local:smollm2-135m
     """
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": prompt}
-    ]
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     parse_spec(settings.model)
     model = load_chat_model(settings.model, base_url=settings.base_url)
     params = GenParams(temperature=temperature, max_tokens=max_tokens, seed=seed)

@@ -27,18 +27,12 @@ STAGES = [
 
 @generate_app.command("personas")
 def generate_personas(
-    out_dir: Path = typer.Option(
-        ..., "--out", help="Output folder (a Hugging Face dataset and its card)."
-    ),
-    seed_file: Path | None = typer.Option(
-        None, "--seed", help="SPC CSV or a text file of persona attributes."
-    ),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder (a Hugging Face dataset and its card)."),
+    seed_file: Path | None = typer.Option(None, "--seed", help="SPC CSV or a text file of persona attributes."),
     iterations: int = typer.Option(3, min=1, help="Generator-Critic iterations (paper: 3)."),
     pairs: int = typer.Option(8, min=1, help="Persona pairs per iteration."),
     candidates: int = typer.Option(3, min=1, help="Candidate conversations per pair."),
-    critic_model: str | None = typer.Option(
-        None, help="Model spec for the critics (default: --model)."
-    ),
+    critic_model: str | None = typer.Option(None, help="Model spec for the critics (default: --model)."),
     critic: list[str] = typer.Option(
         [], "--critic", help="Critic name or module:Name; repeat. Default: the built-in mixture."
     ),
@@ -48,25 +42,20 @@ def generate_personas(
     max_tokens: int = typer.Option(600, min=16, help="Token budget of one generated conversation."),
     persona_target: int = typer.Option(16, min=0, help="New persona attributes to bootstrap."),
     query_steps: int = typer.Option(4, min=0, help="Query bootstrapping rounds (paper: 100)."),
-    contradictions: bool = typer.Option(
-        True, help="Check new profile attributes for contradictions with the LLM."
+    contradictions: bool = typer.Option(True, help="Check new profile attributes for contradictions with the LLM."),
+    faithfulness_threshold: float | None = typer.Option(None, help="Score below which the faithfulness expert drops."),
+    faithfulness_scorer: Path | None = typer.Option(
+        None, help="A tuned faithfulness embedder (`convoforge train faithfulness`)."
     ),
-    faithfulness_threshold: float | None = typer.Option(
-        None, help="Score below which the faithfulness expert drops."
-    ),
-    seed: int = typer.Option(0, help="Random seed of sampling and pairing."),
-    resume: bool = typer.Option(
-        False, "--resume", help="Finish an interrupted run (settings come from the run)."
-    ),
-    force: bool = typer.Option(
-        False, "--force", help="Replace an existing --out (only once the new one is complete)."
-    ),
+    random_seed: int = typer.Option(0, "--random-seed", help="Random seed of sampling and pairing."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run (settings come from the run)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out (only once the new one is complete)."),
 ) -> None:
     """Generate persona dialogues with the Generator-Critic loop into a Hugging Face dataset.
 
     Example: convoforge generate personas --iterations 2 --pairs 4 --candidates 2 --out out/personas
     """
-    from convoforge.agents.persona.run import RunConfig, run_persona_pipeline
+    from convoforge.agents.persona.run import RunConfig, run_persona_pipeline, stored_config
 
     if min_turns > max_turns:
         raise ConvoforgeError(f"--min-turns {min_turns} is above --max-turns {max_turns}")
@@ -81,14 +70,12 @@ def generate_personas(
         persona_target=persona_target,
         query_steps=query_steps,
         check_contradictions=contradictions,
-        seed=seed,
+        seed=random_seed,
     )
     refs = list(critic) or list(DEFAULT_CRITICS)
-    if faithfulness_threshold is not None:
-        import convoforge.critics.plugins as plugins
-        from convoforge.critics.faithfulness import FaithfulnessExpert
-
-        plugins.BUILTINS["faithfulness"] = lambda: FaithfulnessExpert(faithfulness_threshold)
+    faithfulness = {"threshold": faithfulness_threshold} if faithfulness_threshold is not None else {}
+    if faithfulness_scorer:
+        faithfulness |= {"embedder": str(faithfulness_scorer), "unit": "text"}
     cfg = RunConfig(
         out=str(out_dir),
         seed=str(seed_file) if seed_file else None,
@@ -97,7 +84,9 @@ def generate_personas(
         critics=refs,
         base_url=settings.base_url,
         context=context.as_dict(),
+        critic_options={"faithfulness": faithfulness} if faithfulness else {},
     )
+    planned = PersonaContext(**stored.context) if resume and (stored := stored_config(out_dir)) else context
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -107,15 +96,15 @@ def generate_personas(
         transient=False,
     ) as progress:
         stage = progress.add_task("persona expansion", total=len(STAGES))
-        conversations = progress.add_task("conversations", total=iterations * pairs * candidates)
+        conversations = progress.add_task(
+            "conversations", total=planned.iterations * planned.pairs * planned.candidates
+        )
         judged = progress.add_task("critic passes", total=None)
 
         def on_update(node: str, update: dict) -> None:
             if node in STAGES:
                 progress.advance(stage)
-                detail = {
-                    k: len(v) for k, v in update.items() if isinstance(v, list) and k != "log"
-                }
+                detail = {k: len(v) for k, v in update.items() if isinstance(v, list) and k != "log"}
                 progress.console.print(f"[green]✓[/] {node} {detail}")
             elif node == "generate":
                 progress.advance(conversations, len(update.get("candidates", [])))
@@ -128,9 +117,7 @@ def generate_personas(
                     f"{s['rejection_reasons']}"
                 )
 
-        summary = asyncio.run(
-            run_persona_pipeline(cfg, resume=resume, force=force, on_update=on_update)
-        )
+        summary = asyncio.run(run_persona_pipeline(cfg, resume=resume, force=force, on_update=on_update))
     table = Table(title=f"persona dialogues -> {summary['out']}")
     for col in ("iteration", "candidates", "accepted", "rejected", "few-shot pool", "rejections"):
         table.add_column(col)
@@ -166,18 +153,14 @@ def critics_list() -> None:
 
 @eval_app.command("personas")
 def eval_personas(
-    data: Path = typer.Option(
-        ..., help="A dataset folder written by `convoforge generate personas`."
-    ),
-    reference: Path | None = typer.Option(
-        None, help="A Synthetic-Persona-Chat CSV to compare with (adds AUCs)."
-    ),
+    data: Path = typer.Option(..., help="A dataset folder written by `convoforge generate personas`."),
+    reference: Path | None = typer.Option(None, help="A Synthetic-Persona-Chat CSV to compare with (adds AUCs)."),
     limit: int = typer.Option(300, min=2, help="Reference conversations to use (a random sample)."),
     seed: int = typer.Option(0, help="Sampling seed."),
 ) -> None:
     """Print JSON metrics of a generated dataset (and of a reference, with faithfulness AUCs).
 
-    Example: convoforge eval personas --data out/personas --reference ../shared/data/spc/Synthetic-Persona-Chat_valid.csv
+    Example: convoforge eval personas --data out/personas --reference spc/Synthetic-Persona-Chat_valid.csv
     """
     from convoforge.agents.persona.evaluate import evaluate
     from convoforge.agents.persona.seeds import read_spc
@@ -193,9 +176,7 @@ def eval_personas(
         "generated": report,
         "rejected": len(dataset["rejected"]) if "rejected" in dataset else 0,
     }
-    result["faithfulness_per_conversation"] = {
-        r["id"]: round(s, 4) for r, s in zip(rows, own, strict=True)
-    }
+    result["faithfulness_per_conversation"] = {r["id"]: round(s, 4) for r, s in zip(rows, own, strict=True)}
     if reference:
         if not reference.is_file():
             raise ConvoforgeError(f"no reference CSV at {reference}")
@@ -209,4 +190,4 @@ def eval_personas(
             for r in ref
         ]
         result["reference"], _ = evaluate(embedder, ref_rows, with_aucs=True, seed=seed)
-    out.print_json(json.dumps(result))
+    typer.echo(json.dumps(result))

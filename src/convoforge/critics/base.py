@@ -98,11 +98,7 @@ class Critic:
         if isinstance(out, Verdict):
             return out.model_copy(update={"critic": self.name})
         if isinstance(out, bool):
-            return Verdict(
-                critic=self.name, passed=out, score=float(out), label="pass" if out else "fail"
-            )
+            return Verdict(critic=self.name, passed=out, score=float(out), label="pass" if out else "fail")
         if isinstance(out, int | float):
             return Verdict(critic=self.name, score=float(out))
-        return Verdict.invalid(
-            self.name, repr(out)[:500], f"unusable answer of type {type(out).__name__}"
-        )
+        return Verdict.invalid(self.name, repr(out)[:500], f"unusable answer of type {type(out).__name__}")

@@ -24,10 +24,11 @@ def sentences(utterances: list[str]) -> list[str]:
 
 
 def attribute_scores(
-    embedder: Embedder, attributes: list[str], utterances: list[str]
+    embedder: Embedder, attributes: list[str], utterances: list[str], unit: str = "sentence"
 ) -> np.ndarray:
-    """For each attribute, its best cosine similarity to any sentence the speaker said."""
-    units = sentences(utterances)
+    """Per attribute: best cosine to any sentence the speaker said (unit=sentence) or to all of it (text)."""
+    units = sentences(utterances) if unit == "sentence" else [" ".join(u for u in utterances if u.strip())]
+    units = [u for u in units if u]
     if not attributes:
         return np.zeros(0, dtype=np.float32)
     if not units:
@@ -37,13 +38,10 @@ def attribute_scores(
 
 
 def faithfulness_score(
-    embedder: Embedder, profiles: dict[str, list[str]], turns: dict[str, list[str]]
+    embedder: Embedder, profiles: dict[str, list[str]], turns: dict[str, list[str]], unit: str = "sentence"
 ) -> float:
     """Mean over both speakers' attributes of how well each is reflected in what they said."""
-    scores = [
-        attribute_scores(embedder, attrs, turns.get(speaker, []))
-        for speaker, attrs in profiles.items()
-    ]
+    scores = [attribute_scores(embedder, attrs, turns.get(speaker, []), unit) for speaker, attrs in profiles.items()]
     flat = np.concatenate(scores) if scores else np.zeros(0)
     return float(flat.mean()) if flat.size else 0.0
 
@@ -55,16 +53,19 @@ class FaithfulnessExpert(Critic):
     role = "filter"
     reads = ("profiles", "turns")
 
-    def __init__(self, threshold: float = 0.35, embedder: str = EMBEDDED_EMBEDDER) -> None:
-        self.threshold = threshold
-        self.embedder_name = embedder
-        self.description = f"MiniLM attribute-to-utterance similarity >= {threshold}"
+    def __init__(self, threshold: float = 0.35, embedder: str = EMBEDDED_EMBEDDER, unit: str = "sentence") -> None:
+        self.threshold, self.embedder, self.unit = threshold, embedder, unit
+
+    @property
+    def description(self) -> str:
+        """What this expert checks, with its settings."""
+        return f"attribute-to-utterance similarity ({self.embedder}, per {self.unit}) >= {self.threshold}"
 
     def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict:
         """Score the candidate and pass it when the score reaches the threshold."""
-        embedder = load_embedder(self.embedder_name)
+        embedder = load_embedder(self.embedder)
         turns = {s: candidate.utterances(s) for s in candidate.profiles}
-        score = faithfulness_score(embedder, candidate.profiles, turns)
+        score = faithfulness_score(embedder, candidate.profiles, turns, self.unit)
         passed = score >= self.threshold
         return Verdict(
             critic=self.name,
@@ -92,13 +93,9 @@ class LLMFaithfulnessExpert(Critic):
 
     async def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict:
         """Ask, parse, and fail the candidate on a contradiction."""
-        profiles = "\n".join(
-            f"Profile of {s}: {' '.join(a)}" for s, a in candidate.profiles.items()
-        )
+        profiles = "\n".join(f"Profile of {s}: {' '.join(a)}" for s, a in candidate.profiles.items())
         prompt = FAITHFULNESS.format(profiles=profiles, conversation=candidate.transcript())
-        result = await astructured(
-            llm, prompt, Contradiction, GenParams(temperature=0.0, max_tokens=64), retries=1
-        )
+        result = await astructured(llm, prompt, Contradiction, GenParams(temperature=0.0, max_tokens=64), retries=1)
         if not result.ok:
             return Verdict.invalid(self.name, result.raw, "; ".join(result.errors))
         ok = not result.value.contradicts

@@ -50,17 +50,13 @@ def as_critic(obj: Any, ref: str) -> Critic:
         try:
             obj = obj()
         except TypeError as exc:
-            raise ConvoforgeError(
-                f"critic {ref!r} cannot be built without arguments: {exc}"
-            ) from exc
+            raise ConvoforgeError(f"critic {ref!r} cannot be built without arguments: {exc}") from exc
     elif callable(obj) and not hasattr(obj, "judge"):
         obj = FunctionCritic(obj)
     if not hasattr(obj, "judge") or not isinstance(getattr(obj, "name", None), str):
         raise ConvoforgeError(f"{ref!r} is not a critic: it needs a name and judge()/judge_one()")
     if getattr(obj, "role", None) not in {"quality", "filter"}:
-        raise ConvoforgeError(
-            f"critic {ref!r} has role {getattr(obj, 'role', None)!r}; use 'quality' or 'filter'"
-        )
+        raise ConvoforgeError(f"critic {ref!r} has role {getattr(obj, 'role', None)!r}; use 'quality' or 'filter'")
     return obj
 
 
@@ -89,9 +85,14 @@ def load_critic(ref: str) -> Critic:
     return as_critic(obj, ref)
 
 
-def load_critics(refs: list[str]) -> list[Critic]:
-    """Load critics and refuse duplicate names (they would overwrite each other's verdicts)."""
+def load_critics(refs: list[str], options: dict[str, dict] | None = None) -> list[Critic]:
+    """Load critics, set per-critic options (e.g. a threshold), refuse duplicate names."""
     critics = [load_critic(r) for r in refs]
+    for critic in critics:
+        for key, value in (options or {}).get(critic.name, {}).items():
+            if not hasattr(critic, key):
+                raise ConvoforgeError(f"critic {critic.name!r} has no setting {key!r}")
+            setattr(critic, key, value)
     names = [c.name for c in critics]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise ConvoforgeError(f"two critics share the name {dup[0]!r}")
@@ -115,11 +116,7 @@ def list_critics() -> list[CriticInfo]:
         dist = ep.dist.name if ep.dist else "?"
         try:
             critic = as_critic(ep.load(), name)
-            rows.append(
-                CriticInfo(
-                    name, critic.role, f"entry point {ep.value} ({dist})", critic.description
-                )
-            )
+            rows.append(CriticInfo(name, critic.role, f"entry point {ep.value} ({dist})", critic.description))
         except (ImportError, ConvoforgeError) as exc:
             rows.append(CriticInfo(name, "?", f"entry point {ep.value} ({dist})", f"broken: {exc}"))
     return rows

@@ -36,13 +36,9 @@ class QualityExpert(Critic):
     role = "quality"
     reads = ("turns",)
 
-    def __init__(
-        self, dimension: str, mode: Literal["pointwise", "pairwise"] = "pointwise"
-    ) -> None:
+    def __init__(self, dimension: str, mode: Literal["pointwise", "pairwise"] = "pointwise") -> None:
         if dimension not in FED_POLICIES:
-            raise ValueError(
-                f"unknown quality dimension {dimension!r}; known: {', '.join(FED_POLICIES)}"
-            )
+            raise ValueError(f"unknown quality dimension {dimension!r}; known: {', '.join(FED_POLICIES)}")
         self.dimension, self.mode = dimension, mode
         self.name = f"quality_{dimension}"
         self.policy = FED_POLICIES[dimension]
@@ -86,20 +82,12 @@ class QualityExpert(Critic):
         verdicts = []
         for c in candidates:
             if len(groups[c.pair_id]) == 1:
-                verdicts.append(
-                    Verdict(critic=self.name, score=1.0, label="alone", rationale="no rival")
-                )
+                verdicts.append(Verdict(critic=self.name, score=1.0, label="alone", rationale="no rival"))
             elif played[c.id] == 0:
-                verdicts.append(
-                    Verdict.invalid(self.name, "\n---\n".join(raws[c.id]), "no usable comparison")
-                )
+                verdicts.append(Verdict.invalid(self.name, "\n---\n".join(raws[c.id]), "no usable comparison"))
             else:
                 score = wins[c.id] / played[c.id]
-                verdicts.append(
-                    Verdict(
-                        critic=self.name, score=score, label=f"{wins[c.id]}/{played[c.id]} wins"
-                    )
-                )
+                verdicts.append(Verdict(critic=self.name, score=score, label=f"{wins[c.id]}/{played[c.id]} wins"))
         return verdicts
 
     async def _compare(self, a: Candidate, b: Candidate, llm: ChatModel) -> tuple[int | None, str]:

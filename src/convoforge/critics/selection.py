@@ -42,20 +42,14 @@ def select(
         votes: Counter[str] = Counter()
         for judge in judges:
             scored = [
-                (v.score, c.id)
-                for c in alive
-                if (v := _verdict(verdicts, judge, c)).valid and v.score is not None
+                (v.score, c.id) for c in alive if (v := _verdict(verdicts, judge, c)).valid and v.score is not None
             ]
             if scored:
                 best = max(s for s, _ in scored)
                 votes[next(cid for s, cid in scored if s == best)] += 1  # ties: earliest candidate
 
         def mean_quality(cand: Candidate) -> float:
-            scores = [
-                v.score
-                for j in judges
-                if (v := _verdict(verdicts, j, cand)).valid and v.score is not None
-            ]
+            scores = [v.score for j in judges if (v := _verdict(verdicts, j, cand)).valid and v.score is not None]
             return sum(scores) / len(scores) if scores else 0.0
 
         ranked = sorted(alive, key=lambda c: (-votes[c.id], -mean_quality(c)))
@@ -67,6 +61,4 @@ def select(
 
 
 def _verdict(verdicts: dict[str, dict[str, Verdict]], critic: Critic, cand: Candidate) -> Verdict:
-    return verdicts.get(critic.name, {}).get(cand.id) or Verdict.invalid(
-        critic.name, "", "no verdict"
-    )
+    return verdicts.get(critic.name, {}).get(cand.id) or Verdict.invalid(critic.name, "", "no verdict")

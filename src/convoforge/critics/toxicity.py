@@ -41,11 +41,7 @@ class ToxicityExpert(Critic):
 
     def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict:
         """Fail on the first toxic term found; the score is the share of toxic messages."""
-        hits = [
-            (t.speaker, m.group(0))
-            for t in candidate.turns
-            if (m := self.pattern.search(t.content))
-        ]
+        hits = [(t.speaker, m.group(0)) for t in candidate.turns if (m := self.pattern.search(t.content))]
         share = len(hits) / max(len(candidate.turns), 1)
         return Verdict(
             critic=self.name,
@@ -74,9 +70,7 @@ class LLMToxicityExpert(Critic):
     async def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict:
         """Ask, parse, and fail the candidate when the judge says toxic."""
         prompt = TOXICITY.format(conversation=candidate.transcript())
-        result = await astructured(
-            llm, prompt, ToxicAnswer, GenParams(temperature=0.0, max_tokens=48), retries=1
-        )
+        result = await astructured(llm, prompt, ToxicAnswer, GenParams(temperature=0.0, max_tokens=48), retries=1)
         if not result.ok:
             return Verdict.invalid(self.name, result.raw, "; ".join(result.errors))
         toxic = result.value.toxic

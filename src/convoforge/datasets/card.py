@@ -56,9 +56,7 @@ def persona_card(
         "|---|---|---|---|---|---|---|",
     ]
     for s in stats:
-        means = ", ".join(
-            f"{k}={v['mean']}" for k, v in s["critics"].items() if v["mean"] is not None
-        )
+        means = ", ".join(f"{k}={v['mean']}" for k, v in s["critics"].items() if v["mean"] is not None)
         lines.append(
             f"| {s['iteration']} | {s['candidates']} | {s['accepted']} | {s['rejected']} | {s['few_shot_pool']} "
             f"| {json.dumps(s['rejection_reasons'])} | {means} |"

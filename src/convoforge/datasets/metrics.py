@@ -41,9 +41,7 @@ def conversation_stats(conversations: list[list[dict]]) -> dict:
     """Counts, turns per conversation and per user, distinct-1/2, repetition."""
     utts = [[m["content"] for m in c] for c in conversations]
     flat = [u for c in utts for u in c]
-    per_user = [
-        sum(m["speaker"] == s for m in c) for c in conversations for s in {m["speaker"] for m in c}
-    ]
+    per_user = [sum(m["speaker"] == s for m in c) for c in conversations for s in {m["speaker"] for m in c}]
     return {
         "conversations": len(conversations),
         "turns_per_conversation": round(statistics.fmean(len(c) for c in utts), 2) if utts else 0.0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -43,12 +44,13 @@ FEATURES = Features(
 
 def to_dataset_dict(accepted: list[dict], rejected: list[dict], extra: dict) -> DatasetDict:
     """Both splits with one fixed schema (`extra` adds model and provenance columns)."""
-    return DatasetDict(
-        {
-            "accepted": Dataset.from_list([{**r, **extra} for r in accepted], features=FEATURES),
-            "rejected": Dataset.from_list([{**r, **extra} for r in rejected], features=FEATURES),
-        }
-    )
+
+    def split(rows: list[dict]) -> Dataset:
+        if not rows:  # from_list cannot infer columns from nothing
+            return Dataset.from_dict({name: [] for name in FEATURES}, features=FEATURES)
+        return Dataset.from_list([{**r, **extra} for r in rows], features=FEATURES)
+
+    return DatasetDict({"accepted": split(accepted), "rejected": split(rejected)})
 
 
 def write_dataset(data: DatasetDict, card: str, out: Path, force: bool = False) -> None:
@@ -82,10 +84,20 @@ def read_dataset(path: Path) -> DatasetDict:
     folder = path / "hf" if (path / "hf").is_dir() else path
     if not folder.is_dir():
         raise ConvoforgeError(f"no dataset at {path}")
+    splits_file = folder / "dataset_dict.json"
     try:
-        data = load_from_disk(str(folder))
-    except FileNotFoundError as exc:
-        raise ConvoforgeError(f"{path} is not a saved Hugging Face dataset") from exc
-    if not isinstance(data, DatasetDict):
-        data = DatasetDict({"accepted": data})
-    return data
+        if not splits_file.is_file():
+            return DatasetDict({"accepted": load_from_disk(str(folder))})
+        splits = json.loads(splits_file.read_text())["splits"]
+        return DatasetDict({name: _load_split(folder / name) for name in splits})
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise ConvoforgeError(f"{path} is not a saved Hugging Face dataset ({exc})") from exc
+
+
+def _load_split(folder: Path) -> Dataset:
+    """load_from_disk, except that datasets 5.2 writes no shard for an empty split: rebuild it."""
+    if any(folder.glob("*.arrow")):
+        return load_from_disk(str(folder))
+    info = json.loads((folder / "dataset_info.json").read_text())
+    features = Features.from_dict(info["features"])
+    return Dataset.from_dict({name: [] for name in features}, features=features)

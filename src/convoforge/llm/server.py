@@ -61,15 +61,11 @@ def build_app(model: ChatModel, served_name: str | None = None) -> FastAPI:
     @app.post("/v1/chat/completions", response_model=None)
     async def completions(req: ChatRequest) -> dict[str, Any] | StreamingResponse:
         if req.model != name:
-            raise HTTPException(
-                404, detail=f"model {req.model!r} not found; this server has {name!r}"
-            )
+            raise HTTPException(404, detail=f"model {req.model!r} not found; this server has {name!r}")
         params = _params(req)
         created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:12]}"
         if req.stream:
-            return StreamingResponse(
-                _sse(model, req, params, cid, created), media_type="text/event-stream"
-            )
+            return StreamingResponse(_sse(model, req, params, cid, created), media_type="text/event-stream")
         try:
             result = await model.achat(req.messages, params)
         except BackendError as exc:
@@ -99,9 +95,7 @@ def build_app(model: ChatModel, served_name: str | None = None) -> FastAPI:
     return app
 
 
-async def _sse(
-    model: ChatModel, req: ChatRequest, params: GenParams, cid: str, created: int
-) -> AsyncIterator[str]:
+async def _sse(model: ChatModel, req: ChatRequest, params: GenParams, cid: str, created: int) -> AsyncIterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
         body = {
             "id": cid,

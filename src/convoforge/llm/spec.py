@@ -25,26 +25,20 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     """Split `backend:ref+key=value` into backend, ref and options."""
     backend, sep, rest = spec.partition(":")
     if not sep or backend not in BACKENDS:
-        raise ModelSpecError(
-            f"bad model spec {spec!r}: expected one of {', '.join(b + ':...' for b in BACKENDS)}"
-        )
+        raise ModelSpecError(f"bad model spec {spec!r}: expected one of {', '.join(b + ':...' for b in BACKENDS)}")
     ref, *extras = rest.split("+")
     options: dict[str, str] = {}
     for extra in extras:
         key, eq, value = extra.partition("=")
         if not eq or key not in {"adapter"}:
-            raise ModelSpecError(
-                f"bad model spec {spec!r}: unknown option {extra!r} (try +adapter=DIR)"
-            )
+            raise ModelSpecError(f"bad model spec {spec!r}: unknown option {extra!r} (try +adapter=DIR)")
         options[key] = value
     if not ref:
         raise ModelSpecError(f"bad model spec {spec!r}: nothing after '{backend}:'")
     return backend, ref, options
 
 
-def load_chat_model(
-    spec: str = DEFAULT_MODEL, *, base_url: str | None = None, api_key: str | None = None
-) -> ChatModel:
+def load_chat_model(spec: str = DEFAULT_MODEL, *, base_url: str | None = None, api_key: str | None = None) -> ChatModel:
     """Build the backend a spec names; local models are shared per process."""
     backend, ref, options = parse_spec(spec)
     if backend == "local":
@@ -78,9 +72,7 @@ def _scripted(ref: str) -> ChatModel:
         return ScriptedChatModel(replies, name=f"scripted:{path.name}")
     module, sep, func = ref.partition(":")
     if not sep:
-        raise ModelSpecError(
-            f"bad scripted spec {ref!r}: use echo, FILE.json, FILE.txt or module:function"
-        )
+        raise ModelSpecError(f"bad scripted spec {ref!r}: use echo, FILE.json, FILE.txt or module:function")
     try:
         fn = getattr(importlib.import_module(module), func)
     except (ImportError, AttributeError) as exc:

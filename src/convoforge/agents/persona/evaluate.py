@@ -30,8 +30,7 @@ def pair_auc(embedder: Embedder, rows: list[dict], own: list[float]) -> float:
     if len(rows) < 2:
         return float("nan")
     swapped = [
-        faithfulness_score(embedder, rows[(i + 1) % len(rows)]["profiles"], _turns(r))
-        for i, r in enumerate(rows)
+        faithfulness_score(embedder, rows[(i + 1) % len(rows)]["profiles"], _turns(r)) for i, r in enumerate(rows)
     ]
     return float(roc_auc_score([1] * len(own) + [0] * len(swapped), own + swapped))
 
@@ -73,7 +72,5 @@ def evaluate(embedder: Embedder, rows: list[dict], with_aucs: bool, seed: int = 
     }
     if with_aucs:
         report["faithfulness_auc_pair"] = round(pair_auc(embedder, rows, own), 4)
-        report["faithfulness_auc_attribute"] = round(
-            attribute_auc(embedder, rows, random.Random(seed)), 4
-        )
+        report["faithfulness_auc_attribute"] = round(attribute_auc(embedder, rows, random.Random(seed)), 4)
     return report, own

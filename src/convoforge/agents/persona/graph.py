@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -40,18 +41,12 @@ def build_graph(
 
     async def induce_queries(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
-        queries = await stages.induce_queries(
-            llm, emb(), state["seed_attributes"], ctx, _rng(ctx, "induce")
-        )
+        queries = await stages.induce_queries(llm, emb(), state["seed_attributes"], ctx, _rng(ctx, "induce"))
         return {"queries": queries}
 
     async def bootstrap_queries(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
-        return {
-            "queries": await stages.bootstrap_queries(
-                llm, state["queries"], ctx, _rng(ctx, "queries")
-            )
-        }
+        return {"queries": await stages.bootstrap_queries(llm, state["queries"], ctx, _rng(ctx, "queries"))}
 
     async def bootstrap_personas(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
@@ -63,9 +58,7 @@ def build_graph(
     async def build_profiles(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
         attributes = state["seed_attributes"] + state.get("new_attributes", [])
-        profiles, log = await stages.build_profiles(
-            llm, emb(), attributes, ctx, _rng(ctx, "profiles")
-        )
+        profiles, log = await stages.build_profiles(llm, emb(), attributes, ctx, _rng(ctx, "profiles"))
         return {"profiles": profiles, "log": [{"stage": "profiles", **e} for e in log]}
 
     def pair_profiles(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
@@ -96,18 +89,14 @@ def build_graph(
             sends.append(
                 Send(
                     "generate",
-                    GenerateInput(
-                        pair_id=f"it{it}-p{k}", iteration=it, profiles=profiles, examples=examples
-                    ),
+                    GenerateInput(pair_id=f"it{it}-p{k}", iteration=it, profiles=profiles, examples=examples),
                 )
             )
         return sends
 
     async def generate(job: GenerateInput, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
-        gen = stages.GenerationJob(
-            job["pair_id"], job["iteration"], job["profiles"], job["examples"]
-        )
+        gen = stages.GenerationJob(job["pair_id"], job["iteration"], job["profiles"], job["examples"])
         params = GenParams(
             temperature=ctx.temperature,
             top_k=ctx.top_k,
@@ -115,38 +104,22 @@ def build_graph(
             n=ctx.candidates,
         )
         result = await llm.achat(stages.generator_messages(gen, ctx), params)
-        return {
-            "candidates": [
-                stages.parse_candidate(t, gen, c, ctx).model_dump()
-                for c, t in enumerate(result.texts)
-            ]
-        }
+        return {"candidates": [stages.parse_candidate(t, gen, c, ctx).model_dump() for c, t in enumerate(result.texts)]}
 
     def critic_node(critic: Critic):
         async def judge(state: PersonaState) -> dict:
             cands = [Candidate(**c) for c in state["candidates"] if not c["parse_error"]]
             verdicts = await critic.judge(cands, critic_llm) if cands else []
             if len(verdicts) != len(cands):
-                verdicts = [
-                    Verdict.invalid(critic.name, "", "critic returned a wrong number of verdicts")
-                ] * len(cands)
-            return {
-                "verdicts": {
-                    critic.name: {
-                        c.id: v.model_dump() for c, v in zip(cands, verdicts, strict=True)
-                    }
-                }
-            }
+                verdicts = [Verdict.invalid(critic.name, "", "critic returned a wrong number of verdicts")] * len(cands)
+            return {"verdicts": {critic.name: {c.id: v.model_dump() for c, v in zip(cands, verdicts, strict=True)}}}
 
         return judge
 
     def select_node(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
-        ctx, it = runtime.context, state["iteration"]
+        it = state["iteration"]
         cands = [Candidate(**c) for c in state["candidates"]]
-        verdicts = {
-            n: {cid: Verdict(**v) for cid, v in vs.items()}
-            for n, vs in state.get("verdicts", {}).items()
-        }
+        verdicts = {n: {cid: Verdict(**v) for cid, v in vs.items()} for n, vs in state.get("verdicts", {}).items()}
         outcomes = select(cands, verdicts, critics)
         accepted, rejected = [], []
         for cand in cands:
@@ -195,7 +168,7 @@ def build_graph(
         "start_iteration",
     ]
     graph.add_edge(START, chain[0])
-    for a, b in zip(chain, chain[1:], strict=False):
+    for a, b in pairwise(chain):
         graph.add_edge(a, b)
     graph.add_conditional_edges("start_iteration", fan_out, ["generate"])
     if not critics:
@@ -209,15 +182,11 @@ def build_graph(
     return graph.compile(checkpointer=checkpointer)
 
 
-def _record(
-    cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critics: list[Critic], votes: int
-) -> dict:
+def _record(cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critics: list[Critic], votes: int) -> dict:
     """One dataset row; every critic appears, `not judged` where the candidate was unparseable."""
     rows = []
     for critic in critics:
-        v = verdicts.get(critic.name, {}).get(cand.id) or Verdict.invalid(
-            critic.name, "", "not judged"
-        )
+        v = verdicts.get(critic.name, {}).get(cand.id) or Verdict.invalid(critic.name, "", "not judged")
         rows.append(v.model_dump())
     return {
         "id": cand.id,
@@ -244,11 +213,7 @@ def _stats(
     reasons = Counter(r["reason"].split(" (")[0].split(":")[0] for r in rejected)
     means = {}
     for critic in critics:
-        scores = [
-            v.score
-            for v in verdicts.get(critic.name, {}).values()
-            if v.valid and v.score is not None
-        ]
+        scores = [v.score for v in verdicts.get(critic.name, {}).values() if v.valid and v.score is not None]
         invalid = sum(not v.valid for v in verdicts.get(critic.name, {}).values())
         means[critic.name] = {
             "mean": round(statistics.fmean(scores), 4) if scores else None,

@@ -37,6 +37,7 @@ class RunConfig:
     base_url: str | None = None
     force: bool = False
     context: dict = field(default_factory=dict)
+    critic_options: dict = field(default_factory=dict)
 
 
 def work_dir(out: Path) -> Path:
@@ -44,26 +45,28 @@ def work_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.convoforge-run"
 
 
+def stored_config(out: Path) -> RunConfig | None:
+    """The configuration of an unfinished run for `out`, if there is one."""
+    path = work_dir(Path(out)) / "run.json"
+    return RunConfig(**json.loads(path.read_text())) if path.is_file() else None
+
+
 def prepare(cfg: RunConfig, resume: bool, force: bool) -> tuple[RunConfig, Path]:
     """Check the output and work folders; on resume, reload the stored configuration."""
     out = Path(cfg.out)
     work = work_dir(out)
     if resume:
-        if not (work / "run.json").is_file():
+        stored = stored_config(out)
+        if stored is None:
             raise ConvoforgeError(f"nothing to resume: no unfinished run for {out}")
-        stored = RunConfig(**json.loads((work / "run.json").read_text()))
         return stored, work
     cfg.force = force
     if out.exists() and not force:
-        raise ConvoforgeError(
-            f"{out} exists; pass --force to replace it (it is kept until the new one is done)"
-        )
+        raise ConvoforgeError(f"{out} exists; pass --force to replace it (it is kept until the new one is done)")
     if work.exists():
-        raise ConvoforgeError(
-            f"an unfinished run for {out} exists at {work}; pass --resume, or delete that folder"
-        )
+        raise ConvoforgeError(f"an unfinished run for {out} exists at {work}; pass --resume, or delete that folder")
     load_seeds(cfg.seed)  # fail before creating anything
-    load_critics(cfg.critics)
+    load_critics(cfg.critics, cfg.critic_options)
     work.mkdir(parents=True)
     (work / "run.json").write_text(json.dumps(asdict(cfg), indent=2))
     return cfg, work
@@ -79,13 +82,9 @@ async def run_persona_pipeline(
     cfg, work = prepare(cfg, resume, force)
     ctx = PersonaContext(**cfg.context)
     seeds = load_seeds(cfg.seed)
-    critics = load_critics(cfg.critics)
+    critics = load_critics(cfg.critics, cfg.critic_options)
     llm = load_chat_model(cfg.model, base_url=cfg.base_url)
-    critic_llm = (
-        llm
-        if cfg.critic_model == cfg.model
-        else load_chat_model(cfg.critic_model, base_url=cfg.base_url)
-    )
+    critic_llm = llm if cfg.critic_model == cfg.model else load_chat_model(cfg.critic_model, base_url=cfg.base_url)
     async with AsyncSqliteSaver.from_conn_string(str(work / "checkpoints.sqlite")) as saver:
         graph = build_graph(llm, critics, critic_llm, checkpointer=saver)
         snapshot = await graph.aget_state(THREAD)
@@ -97,7 +96,8 @@ async def run_persona_pipeline(
         else:
             inputs = {"seed_attributes": seeds.attributes, "seed_examples": seeds.examples}
         if inputs is not None or snapshot.next:
-            async for update in graph.astream(inputs, THREAD, context=ctx, stream_mode="updates"):
+            stream = graph.astream(inputs, THREAD, context=ctx, stream_mode="updates", durability="sync")
+            async for update in stream:
                 for node, value in update.items():
                     if on_update:
                         on_update(node, value or {})
@@ -107,9 +107,7 @@ async def run_persona_pipeline(
     return summary
 
 
-def _write(
-    cfg: RunConfig, ctx: PersonaContext, seed_source: str, critics: list, state: dict, force: bool
-) -> dict:
+def _write(cfg: RunConfig, ctx: PersonaContext, seed_source: str, critics: list, state: dict, force: bool) -> dict:
     accepted, rejected = state.get("accepted", []), state.get("rejected", [])
     extra = {
         "generator_model": cfg.model,
@@ -118,19 +116,10 @@ def _write(
     }
     data = to_dataset_dict(accepted, rejected, extra)
     metrics = conversation_stats([r["messages"] for r in accepted])
-    faith = [
-        v["score"]
-        for r in accepted
-        for v in r["verdicts"]
-        if v["critic"] == "faithfulness" and v["valid"]
-    ]
+    faith = [v["score"] for r in accepted for v in r["verdicts"] if v["critic"] == "faithfulness" and v["valid"]]
     if faith:
         metrics["faithfulness_mean"] = round(sum(faith) / len(faith), 4)
-    log_counts = dict(
-        Counter(
-            f"{e['stage']}: {e.get('reason', 'info')}".split(" (")[0] for e in state.get("log", [])
-        )
-    )
+    log_counts = dict(Counter(f"{e['stage']}: {e.get('reason', 'info')}".split(" (")[0] for e in state.get("log", [])))
     card = persona_card(
         accepted=len(accepted),
         rejected=len(rejected),

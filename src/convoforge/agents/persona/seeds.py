@@ -49,12 +49,8 @@ def read_spc(path: Path, limit: int | None = None) -> list[dict]:
             rows.append(
                 {
                     "profiles": {
-                        "User 1": [
-                            a.strip() for a in row[SPC_COLUMNS[0]].splitlines() if a.strip()
-                        ],
-                        "User 2": [
-                            a.strip() for a in row[SPC_COLUMNS[1]].splitlines() if a.strip()
-                        ],
+                        "User 1": [a.strip() for a in row[SPC_COLUMNS[0]].splitlines() if a.strip()],
+                        "User 2": [a.strip() for a in row[SPC_COLUMNS[1]].splitlines() if a.strip()],
                     },
                     "turns": [list(t) for t in parse_transcript(row[SPC_COLUMNS[2]])],
                 }
@@ -66,22 +62,14 @@ def read_spc(path: Path, limit: int | None = None) -> list[dict]:
 
 def shipped_examples() -> list[dict]:
     """The example conversations that come with convoforge."""
-    text = (
-        resources.files("convoforge.agents.persona")
-        .joinpath("data/seed_conversations.jsonl")
-        .read_text()
-    )
+    text = resources.files("convoforge.agents.persona").joinpath("data/seed_conversations.jsonl").read_text()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def load_seeds(path: str | Path | None, max_examples: int = 50) -> Seeds:
     """Load seeds from an SPC CSV, a text file (one attribute a line) or the shipped set."""
     if path is None:
-        text = (
-            resources.files("convoforge.agents.persona")
-            .joinpath("data/seed_personas.txt")
-            .read_text()
-        )
+        text = resources.files("convoforge.agents.persona").joinpath("data/seed_personas.txt").read_text()
         attrs = [a.strip() for a in text.splitlines() if a.strip()]
         return Seeds(attrs, shipped_examples(), "convoforge shipped seed set")
     path = Path(path)
@@ -91,12 +79,8 @@ def load_seeds(path: str | Path | None, max_examples: int = 50) -> Seeds:
         rows = read_spc(path)
         attrs = list(dict.fromkeys(a for r in rows for p in r["profiles"].values() for a in p))
         examples = [r for r in rows if r["turns"]][:max_examples]
-        return Seeds(
-            attrs, examples or shipped_examples(), f"Synthetic-Persona-Chat CSV {path.name}"
-        )
-    attrs = list(
-        dict.fromkeys(a.strip() for a in path.read_text(encoding="utf-8").splitlines() if a.strip())
-    )
+        return Seeds(attrs, examples or shipped_examples(), f"Synthetic-Persona-Chat CSV {path.name}")
+    attrs = list(dict.fromkeys(a.strip() for a in path.read_text(encoding="utf-8").splitlines() if a.strip()))
     if len(attrs) < 10:
         raise ConvoforgeError(f"{path} has {len(attrs)} persona attributes; at least 10 are needed")
     return Seeds(attrs, shipped_examples(), f"attribute file {path.name}")

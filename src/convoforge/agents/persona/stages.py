@@ -27,9 +27,7 @@ def cluster(embedder: Embedder, texts: list[str], distance: float) -> list[int]:
         return [0] * len(texts)
     from sklearn.cluster import AgglomerativeClustering
 
-    model = AgglomerativeClustering(
-        n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average"
-    )
+    model = AgglomerativeClustering(n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average")
     return model.fit_predict(embedder.embed(texts)).tolist()
 
 
@@ -53,10 +51,7 @@ async def induce_queries(
     chosen = multi or sorted(groups.values(), key=len, reverse=True)
     samples = [rng.sample(g, min(3, len(g))) for g in chosen[:32]]
     replies = await asyncio.gather(
-        *[
-            llm.achat(prompts.QUERY_INDUCTION.format(statements="\n".join(s)), SHORT)
-            for s in samples
-        ]
+        *[llm.achat(prompts.QUERY_INDUCTION.format(statements="\n".join(s)), SHORT) for s in samples]
     )
     return _questions(r.text for r in replies)
 
@@ -71,9 +66,7 @@ def _questions(texts) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-async def bootstrap_queries(
-    llm: ChatModel, queries: list[str], ctx: PersonaContext, rng: random.Random
-) -> list[str]:
+async def bootstrap_queries(llm: ChatModel, queries: list[str], ctx: PersonaContext, rng: random.Random) -> list[str]:
     """Grow the query set: show 5, ask for more like them; `query_steps` rounds."""
     pool = list(queries) or ["What do you do for a living?", "What do you like to do for fun?"]
     for _ in range(ctx.query_steps):
@@ -111,22 +104,14 @@ async def bootstrap_personas(
     while len(new) < ctx.persona_target and tries < 4 * ctx.persona_target:
         batch = min(8, 4 * ctx.persona_target - tries)
         tries += batch
-        asks = [
-            (rng.sample(attributes, min(5, len(attributes))), rng.choice(queries))
-            for _ in range(batch)
-        ]
+        asks = [(rng.sample(attributes, min(5, len(attributes))), rng.choice(queries)) for _ in range(batch)]
         replies = await asyncio.gather(
-            *[
-                llm.achat(prompts.PERSONA_BOOTSTRAP.format(persona="\n".join(p), query=q), SHORT)
-                for p, q in asks
-            ]
+            *[llm.achat(prompts.PERSONA_BOOTSTRAP.format(persona="\n".join(p), query=q), SHORT) for p, q in asks]
         )
         for reply in replies:
             text = _first_line(reply.text).strip('"')
             if not _valid_attribute(text):
-                log.append(
-                    {"attribute": text, "reason": "not one short sentence starting with I or My"}
-                )
+                log.append({"attribute": text, "reason": "not one short sentence starting with I or My"})
                 continue
             vec = embedder.embed([text])[0]
             if not _is_new(vec, kept_vecs, ctx.duplicate_cosine):
@@ -181,9 +166,7 @@ async def build_profiles(
                 )
                 continue
             checks[i] = attr
-        verdicts = await asyncio.gather(
-            *[_contradicts(llm, profiles[i], a, ctx) for i, a in checks.items()]
-        )
+        verdicts = await asyncio.gather(*[_contradicts(llm, profiles[i], a, ctx) for i, a in checks.items()])
         for (i, attr), (bad, raw) in zip(checks.items(), verdicts, strict=True):
             if bad:
                 log.append(
@@ -198,31 +181,21 @@ async def build_profiles(
     return [p for p in profiles if p], log
 
 
-async def _contradicts(
-    llm: ChatModel, profile: list[str], attr: str, ctx: PersonaContext
-) -> tuple[bool, str]:
+async def _contradicts(llm: ChatModel, profile: list[str], attr: str, ctx: PersonaContext) -> tuple[bool, str]:
     if not ctx.check_contradictions or not profile:
         return False, ""
     prompt = prompts.CONTRADICTION.format(profile="\n".join(profile), statement=attr)
-    result = await astructured(
-        llm, prompt, Contradicts, GenParams(temperature=0.0, max_tokens=24), retries=0
-    )
+    result = await astructured(llm, prompt, Contradicts, GenParams(temperature=0.0, max_tokens=24), retries=0)
     return (bool(result.value.contradicts) if result.ok else False), result.raw
 
 
-def pair_profiles(
-    embedder: Embedder, profiles: list[list[str]], ctx: PersonaContext
-) -> tuple[list[list[int]], dict]:
+def pair_profiles(embedder: Embedder, profiles: list[list[str]], ctx: PersonaContext) -> tuple[list[list[int]], dict]:
     """Similarity = clusters two profiles share; pair those above the threshold, best first."""
     attrs = list(dict.fromkeys(a for p in profiles for a in p))
     label = dict(zip(attrs, cluster(embedder, attrs, ctx.pair_cluster_distance), strict=True))
     sets = [{label[a] for a in p} for p in profiles]
     scored = sorted(
-        (
-            (len(sets[i] & sets[j]), i, j)
-            for i in range(len(profiles))
-            for j in range(i + 1, len(profiles))
-        ),
+        ((len(sets[i] & sets[j]), i, j) for i in range(len(profiles)) for j in range(i + 1, len(profiles))),
         key=lambda t: -t[0],
     )
     above = [[i, j] for s, i, j in scored if s > ctx.pair_threshold]
@@ -280,9 +253,7 @@ def parse_candidate(raw: str, job: GenerationJob, index: int, ctx: PersonaContex
     if not turns:
         error = "no 'User 1:'/'User 2:' lines"
     elif min(counts.values()) < ctx.min_turns:
-        error = (
-            f"too short: {counts['User 1']}/{counts['User 2']} turns, need {ctx.min_turns} per user"
-        )
+        error = f"too short: {counts['User 1']}/{counts['User 2']} turns, need {ctx.min_turns} per user"
     return Candidate(
         id=f"{job.pair_id}-c{index}",
         pair_id=job.pair_id,

@@ -1,0 +1,75 @@
+"""Fine-tune a sentence-transformers embedder with in-batch negatives (MultipleNegativesRankingLoss)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from convoforge.errors import ConvoforgeError
+from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, embedded_embedder_dir
+
+
+def tune_embedder(
+    pairs: list[tuple[str, str]],
+    out: Path,
+    base: str = EMBEDDED_EMBEDDER,
+    epochs: float = 1.0,
+    batch_size: int = 32,
+    lr: float = 5e-5,
+    max_steps: int = -1,
+    seed: int = 0,
+    force: bool = False,
+) -> dict:
+    """Train on (anchor, positive) pairs; other positives in the batch are the negatives."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, losses
+    from sentence_transformers.training_args import BatchSamplers, SentenceTransformerTrainingArguments
+
+    out = Path(out)
+    if len(pairs) < batch_size:
+        raise ConvoforgeError(f"only {len(pairs)} training pairs; need at least one batch of {batch_size}")
+    if out.exists() and not force:
+        raise ConvoforgeError(f"{out} exists; pass --force to replace it")
+    folder = embedded_embedder_dir() if base == EMBEDDED_EMBEDDER else Path(base)
+    model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    data = Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
+    work = Path(tempfile.mkdtemp(prefix="convoforge-embedder-"))
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work / "checkpoints"),
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        warmup_ratio=0.1,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        use_cpu=True,
+        bf16=False,
+        seed=seed,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=10,
+        disable_tqdm=True,
+    )
+    loss = losses.MultipleNegativesRankingLoss(model)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
+    result = trainer.train()
+    tmp = out.parent / f".{out.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(str(tmp))
+    summary = {
+        "base": base,
+        "pairs": len(pairs),
+        "steps": result.global_step,
+        "train_loss": round(result.training_loss, 4),
+        "loss_curve": [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h],
+    }
+    (tmp / "convoforge_training.json").write_text(json.dumps(summary, indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    shutil.rmtree(work, ignore_errors=True)
+    return summary

@@ -1,0 +1,180 @@
+"""`convoforge generate personas` end to end: output, card, --force, resume after SIGKILL, plug-ins."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from convoforge.datasets.records import read_dataset
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = [
+    "--iterations",
+    "2",
+    "--pairs",
+    "3",
+    "--candidates",
+    "2",
+    "--persona-target",
+    "2",
+    "--query-steps",
+    "1",
+    "--min-turns",
+    "3",
+]
+
+
+def cf(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "convoforge", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
+    )
+
+
+def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "personas"
+    result = cf(
+        "--model", "scripted:tests.persona_fakes:pipeline_reply", "generate", "personas", *SMALL, "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    data = read_dataset(out)
+    assert set(data) == {"accepted", "rejected"}
+    assert len(data["accepted"]) + len(data["rejected"]) == 2 * 3 * 2
+    row = data["accepted"][0]
+    assert row["messages"][0]["speaker"] == "User 1" and row["generator_model"].startswith("scripted:")
+    assert {v["critic"] for v in row["verdicts"]} >= {"faithfulness", "toxicity", "quality_depth"}
+    card = (out / "README.md").read_text()
+    assert "## Per iteration" in card and "quality_depth" in card and "faithfulness" in card
+    assert (out / "accepted.jsonl").is_file() and (out / "rejected.parquet").is_file()
+    assert "iteration" in result.stdout and "accepted" in result.stdout
+
+    again = cf("--model", "scripted:echo", "generate", "personas", "--out", str(out))
+    assert again.returncode == 2 and "exists; pass --force" in again.stderr
+    before = (out / "README.md").read_text()
+    assert before == card  # untouched
+
+    evaluation = cf("eval", "personas", "--data", str(out))
+    assert evaluation.returncode == 0, evaluation.stderr
+    report = json.loads(evaluation.stdout)
+    assert report["generated"]["conversations"] == len(data["accepted"])
+    assert len(report["faithfulness_per_conversation"]) == len(data["accepted"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", "/no/such/seeds.txt"], "no seed file"),
+        (["--critic", "nope"], "unknown critic"),
+        (["--min-turns", "9", "--max-turns", "3"], "above --max-turns"),
+        (["--resume"], "nothing to resume"),
+    ],
+)
+def test_bad_input_fails_cleanly_and_creates_nothing(tmp_path, args, message):
+    out = tmp_path / "o"
+    result = cf("--model", "scripted:echo", "generate", "personas", "--out", str(out), *args)
+    assert result.returncode == 2 and message in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_after_sigkill_finishes_exactly_the_plan(tmp_path):
+    out = tmp_path / "personas"
+    args = [
+        "--model",
+        "scripted:tests.persona_fakes:slow_reply",
+        "generate",
+        "personas",
+        "--iterations",
+        "3",
+        "--pairs",
+        "4",
+        "--candidates",
+        "2",
+        "--persona-target",
+        "2",
+        "--query-steps",
+        "1",
+        "--min-turns",
+        "3",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "convoforge", *args],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    for line in proc.stderr:
+        if "iteration 0:" in line or time.monotonic() > deadline:
+            break
+    time.sleep(0.5)  # let it get into iteration 1
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    work = tmp_path / ".personas.convoforge-run"
+    assert (work / "checkpoints.sqlite").is_file()
+
+    result = cf("--model", "scripted:echo", "generate", "personas", "--resume", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    data = read_dataset(out)
+    ids = [r["id"] for r in data["accepted"]] + [r["id"] for r in data["rejected"]]
+    expected = {f"it{i}-p{p}-c{c}" for i in range(3) for p in range(4) for c in range(2)}
+    assert len(ids) == len(set(ids)) == 24 and set(ids) == expected
+    assert data["accepted"][0]["generator_model"] == "scripted:tests.persona_fakes:slow_reply"  # settings of the run
+    assert not work.exists()
+
+
+def test_entry_point_critic_is_listed_and_used(tmp_path):
+    site = tmp_path / "site"
+    pkg = site / "mycritics"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent('''
+        from convoforge.critics import Critic, Verdict
+
+        class Polite(Critic):
+            """Drops conversations without a thank-you."""
+            name = "polite"
+            role = "filter"
+            description = "needs a thank-you"
+
+            def judge_one(self, candidate, llm):
+                return Verdict(critic=self.name, passed="thank" in candidate.transcript().lower())
+    ''')
+    )
+    dist = site / "mycritics-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mycritics\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[convoforge.critics]\npolite = mycritics:Polite\n")
+    env = dict(os.environ, PYTHONPATH=f"{site}{os.pathsep}{ROOT}")
+    listing = cf("critics", "list", env=env)
+    assert listing.returncode == 0 and "polite" in listing.stdout and "mycritics" in listing.stdout
+    out = tmp_path / "o"
+    result = cf(
+        "--model",
+        "scripted:tests.persona_fakes:pipeline_reply",
+        "generate",
+        "personas",
+        *SMALL,
+        "--critic",
+        "polite",
+        "--critic",
+        "toxicity",
+        "--out",
+        str(out),
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    data = read_dataset(out)
+    assert data["accepted"].num_rows == 0  # the scripted conversation never says thank you
+    assert all("dropped by polite" in r["reason"] for r in data["rejected"])

@@ -1,0 +1,58 @@
+"""The whole persona graph with scripted answers: iterations, few-shot pool, user critics as nodes."""
+
+from __future__ import annotations
+
+import pytest
+
+from convoforge.agents.persona.context import PersonaContext
+from convoforge.agents.persona.graph import build_graph
+from convoforge.agents.persona.seeds import load_seeds
+from convoforge.critics import load_critics
+from convoforge.llm.scripted import ScriptedChatModel
+from tests.persona_fakes import pipeline_reply
+
+pytestmark = pytest.mark.slow  # loads MiniLM
+
+
+async def run(critics, ctx, llm=None):
+    seeds = load_seeds(None)
+    llm = llm or ScriptedChatModel(pipeline_reply)
+    graph = build_graph(llm, load_critics(critics))
+    state = await graph.ainvoke({"seed_attributes": seeds.attributes, "seed_examples": seeds.examples}, context=ctx)
+    return state, llm, graph
+
+
+async def test_iterations_grow_the_few_shot_pool_with_winners():
+    ctx = PersonaContext(iterations=3, pairs=3, candidates=2, persona_target=3, query_steps=1, few_shot=10, min_turns=3)
+    state, llm, _ = await run(["quality_depth", "toxicity", "tests.persona_fakes:brevity"], ctx)
+    assert [s["few_shot_pool"] for s in state["stats"]] == [4, 7, 10]
+    assert len(state["accepted"]) == 9 and len(state["rejected"]) == 9
+    gen_prompts = [m[-1].content for m in llm.requests if "Now write a new conversation" in m[-1].content]
+    assert len(gen_prompts) == 9
+    winner_profile = " ".join(state["accepted"][0]["profiles"]["User 1"])
+    later = gen_prompts[6:]  # iteration 2 prompts see iteration 0/1 winners as examples
+    assert any(winner_profile in p for p in later)
+    assert all(r["iteration"] < 3 for r in state["accepted"])
+    assert len({r["id"] for r in state["accepted"] + state["rejected"]}) == 18
+
+
+async def test_user_critics_are_graph_nodes_and_their_verdicts_are_kept():
+    ctx = PersonaContext(iterations=1, pairs=2, candidates=2, persona_target=2, query_steps=1, min_turns=3)
+    state, _, graph = await run(["tests.persona_fakes:brevity", "tests.persona_fakes:NoQuestions"], ctx)
+    assert {"critic_brevity", "critic_no_questions"} <= set(graph.get_graph().nodes)
+    record = state["accepted"][0]
+    names = [v["critic"] for v in record["verdicts"]]
+    assert names == ["brevity", "no_questions"]
+    assert record["verdicts"][1]["passed"] is True
+
+
+async def test_unparseable_candidates_are_rejected_with_raw_text():
+    def reply(messages):
+        text = messages[-1].content
+        return "I refuse to write conversations." if "Now write" in text else pipeline_reply(messages)
+
+    ctx = PersonaContext(iterations=1, pairs=2, candidates=2, persona_target=1, query_steps=0)
+    state, _, _ = await run(["toxicity"], ctx, ScriptedChatModel(reply))
+    assert state["accepted"] == [] and len(state["rejected"]) == 4
+    assert all(r["reason"].startswith("unparseable") and r["raw"] for r in state["rejected"])
+    assert state["rejected"][0]["verdicts"][0]["error"] == "not judged"
