@@ -70,9 +70,11 @@ def _global(
 generate_app = typer.Typer(help="Generate synthetic data.", no_args_is_help=True)
 critics_app = typer.Typer(help="Critic experts: list the built-in and installed ones.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure generated data.", no_args_is_help=True)
+train_app = typer.Typer(help="Fine-tune models locally.", no_args_is_help=True)
 app.add_typer(generate_app, name="generate")
 app.add_typer(critics_app, name="critics")
 app.add_typer(eval_app, name="eval")
+app.add_typer(train_app, name="train")
 
 
 @app.command()
@@ -152,7 +154,7 @@ def serve(
 
 def _register() -> None:
     """Import the modules that add subcommands (kept lazy in their heavy imports)."""
-    from convoforge.app import persona_cli  # noqa: F401
+    from convoforge.app import persona_cli, rec_cli, train_cli  # noqa: F401
 
 
 def main() -> None:

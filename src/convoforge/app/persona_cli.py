@@ -155,7 +155,8 @@ def critics_list() -> None:
 def eval_personas(
     data: Path = typer.Option(..., help="A dataset folder written by `convoforge generate personas`."),
     reference: Path | None = typer.Option(None, help="A Synthetic-Persona-Chat CSV to compare with (adds AUCs)."),
-    limit: int = typer.Option(300, min=2, help="Reference conversations to use (a random sample)."),
+    limit: int = typer.Option(400, min=2, help="Held-out reference conversations to use (a random sample)."),
+    scorer: Path | None = typer.Option(None, help="A tuned faithfulness embedder (`convoforge train faithfulness`)."),
     seed: int = typer.Option(0, help="Sampling seed."),
 ) -> None:
     """Print JSON metrics of a generated dataset (and of a reference, with faithfulness AUCs).
@@ -164,13 +165,15 @@ def eval_personas(
     """
     from convoforge.agents.persona.evaluate import evaluate
     from convoforge.agents.persona.seeds import read_spc
+    from convoforge.critics.faithfulness_data import split_of
     from convoforge.datasets.records import read_dataset
     from convoforge.llm.embeddings import load_embedder
 
     dataset = read_dataset(data)
     rows = [dict(r) for r in dataset["accepted"]]
-    embedder = load_embedder()
-    report, own = evaluate(embedder, rows, with_aucs=False) if rows else ({"conversations": 0}, [])
+    embedder = load_embedder(str(scorer)) if scorer else load_embedder()
+    unit = "text" if scorer else "sentence"
+    report, own = evaluate(embedder, rows, with_aucs=False, unit=unit) if rows else ({"conversations": 0}, [])
     result: dict = {
         "data": str(data),
         "generated": report,
@@ -180,7 +183,7 @@ def eval_personas(
     if reference:
         if not reference.is_file():
             raise ConvoforgeError(f"no reference CSV at {reference}")
-        ref = read_spc(reference)
+        ref = [r for r in read_spc(reference) if split_of(r) == "test"]  # never trained on
         ref = random.Random(seed).sample(ref, min(limit, len(ref)))
         ref_rows = [
             {
@@ -189,5 +192,7 @@ def eval_personas(
             }
             for r in ref
         ]
-        result["reference"], _ = evaluate(embedder, ref_rows, with_aucs=True, seed=seed)
+        result["reference"], _ = evaluate(embedder, ref_rows, with_aucs=True, seed=seed, unit=unit)
+        result["reference"]["split"] = "held-out (hash of profiles, 40%)"
+        result["scorer"] = str(scorer) if scorer else "all-minilm-l6-v2 (untuned, per sentence)"
     typer.echo(json.dumps(result))

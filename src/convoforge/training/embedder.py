@@ -20,10 +20,15 @@ def tune_embedder(
     batch_size: int = 32,
     lr: float = 5e-5,
     max_steps: int = -1,
+    max_seq_length: int = 128,
+    symmetric: bool = False,
     seed: int = 0,
     force: bool = False,
 ) -> dict:
-    """Train on (anchor, positive) pairs; other positives in the batch are the negatives."""
+    """Train on (anchor, positive) pairs; other positives in the batch are the negatives.
+
+    With symmetric=True the loss also ranks anchors for each positive (both directions).
+    """
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, losses
     from sentence_transformers.training_args import BatchSamplers, SentenceTransformerTrainingArguments
@@ -35,6 +40,7 @@ def tune_embedder(
         raise ConvoforgeError(f"{out} exists; pass --force to replace it")
     folder = embedded_embedder_dir() if base == EMBEDDED_EMBEDDER else Path(base)
     model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    model.max_seq_length = max_seq_length
     data = Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
     work = Path(tempfile.mkdtemp(prefix="convoforge-embedder-"))
     args = SentenceTransformerTrainingArguments(
@@ -43,7 +49,7 @@ def tune_embedder(
         max_steps=max_steps,
         per_device_train_batch_size=batch_size,
         learning_rate=lr,
-        warmup_ratio=0.1,
+        warmup_steps=0.1,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         use_cpu=True,
         bf16=False,
@@ -53,7 +59,7 @@ def tune_embedder(
         logging_steps=10,
         disable_tqdm=True,
     )
-    loss = losses.MultipleNegativesRankingLoss(model)
+    loss = (losses.MultipleNegativesSymmetricRankingLoss if symmetric else losses.MultipleNegativesRankingLoss)(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
     result = trainer.train()
     tmp = out.parent / f".{out.name}.tmp"
@@ -62,6 +68,7 @@ def tune_embedder(
     model.save(str(tmp))
     summary = {
         "base": base,
+        "loss": "symmetric in-batch negatives" if symmetric else "in-batch negatives",
         "pairs": len(pairs),
         "steps": result.global_step,
         "train_loss": round(result.training_loss, 4),

@@ -20,22 +20,22 @@ def _turns(row: dict) -> dict[str, list[str]]:
     return out
 
 
-def faithfulness_scores(embedder: Embedder, rows: list[dict]) -> list[float]:
+def faithfulness_scores(embedder: Embedder, rows: list[dict], unit: str = "sentence") -> list[float]:
     """The faithfulness expert's score of each conversation against its own profiles."""
-    return [faithfulness_score(embedder, r["profiles"], _turns(r)) for r in rows]
+    return [faithfulness_score(embedder, r["profiles"], _turns(r), unit) for r in rows]
 
 
-def pair_auc(embedder: Embedder, rows: list[dict], own: list[float]) -> float:
+def pair_auc(embedder: Embedder, rows: list[dict], own: list[float], unit: str = "sentence") -> float:
     """True profiles vs another conversation's profiles (a derangement), same conversations."""
     if len(rows) < 2:
         return float("nan")
     swapped = [
-        faithfulness_score(embedder, rows[(i + 1) % len(rows)]["profiles"], _turns(r)) for i, r in enumerate(rows)
+        faithfulness_score(embedder, rows[(i + 1) % len(rows)]["profiles"], _turns(r), unit) for i, r in enumerate(rows)
     ]
     return float(roc_auc_score([1] * len(own) + [0] * len(swapped), own + swapped))
 
 
-def attribute_auc(embedder: Embedder, rows: list[dict], rng: random.Random) -> float:
+def attribute_auc(embedder: Embedder, rows: list[dict], rng: random.Random, unit: str = "sentence") -> float:
     """A true attribute of a speaker vs a random attribute of another conversation's speaker."""
     labels: list[int] = []
     scores: list[float] = []
@@ -49,7 +49,7 @@ def attribute_auc(embedder: Embedder, rows: list[dict], rng: random.Random) -> f
             if not foreign:
                 continue
             true_attr, fake_attr = rng.choice(attrs), rng.choice(foreign)
-            pos, neg = attribute_scores(embedder, [true_attr, fake_attr], turns[speaker])
+            pos, neg = attribute_scores(embedder, [true_attr, fake_attr], turns[speaker], unit)
             labels += [1, 0]
             scores += [float(pos), float(neg)]
     return float(roc_auc_score(labels, scores)) if len(set(labels)) == 2 else float("nan")
@@ -62,15 +62,17 @@ def toxicity_rate(rows: list[dict]) -> float:
     return hits / len(rows) if rows else 0.0
 
 
-def evaluate(embedder: Embedder, rows: list[dict], with_aucs: bool, seed: int = 0) -> dict:
+def evaluate(
+    embedder: Embedder, rows: list[dict], with_aucs: bool, seed: int = 0, unit: str = "sentence"
+) -> tuple[dict, list[float]]:
     """Counts, text statistics, toxicity rate, faithfulness (and its AUCs when asked)."""
-    own = faithfulness_scores(embedder, rows)
+    own = faithfulness_scores(embedder, rows, unit)
     report = {
         **conversation_stats([r["messages"] for r in rows]),
         "toxicity_rate": round(toxicity_rate(rows), 4),
         "faithfulness_mean": round(float(np.mean(own)), 4) if own else None,
     }
     if with_aucs:
-        report["faithfulness_auc_pair"] = round(pair_auc(embedder, rows, own), 4)
-        report["faithfulness_auc_attribute"] = round(attribute_auc(embedder, rows, random.Random(seed)), 4)
+        report["faithfulness_auc_pair"] = round(pair_auc(embedder, rows, own, unit), 4)
+        report["faithfulness_auc_attribute"] = round(attribute_auc(embedder, rows, random.Random(seed), unit), 4)
     return report, own

@@ -1,0 +1,58 @@
+"""The recommender behind the simulation protocol and the chat doors (CLI, Streamlit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from convoforge.agents.recommender.context import RecContext
+from convoforge.agents.recommender.graph import build_graph
+from convoforge.agents.recommender.retrieval import Retriever, movielens_popularity
+from convoforge.datasets.catalog import load_catalog
+from convoforge.llm.base import ChatModel
+from convoforge.llm.embeddings import load_embedder
+
+
+def build_retriever(catalog_path: str | Path, popularity: str | Path | None = None, embedder: str | None = None):
+    """Load a catalogue, its cached item vectors and an optional MovieLens popularity prior."""
+    catalog = load_catalog(catalog_path)
+    prior = movielens_popularity(Path(popularity), catalog) if popularity else None
+    return Retriever(catalog, load_embedder(embedder) if embedder else load_embedder(), prior)
+
+
+class RecommenderAgent:
+    """One compiled graph; a thread per session (checkpointer), a profile per user (store)."""
+
+    def __init__(
+        self, llm: ChatModel, retriever: Retriever, store: Any = None, use_llm: bool = True, k: int = 50
+    ) -> None:
+        self.retriever = retriever
+        self.store = store if store is not None else InMemoryStore()
+        self.graph = build_graph(llm, retriever, checkpointer=InMemorySaver(), store=self.store)
+        self.use_llm, self.k = use_llm, k
+
+    async def chat(self, session_id: str, text: str, user_id: str = "anonymous") -> dict:
+        """Send one user message in a session; returns the new state (reply, recommendations, preferences)."""
+        config = {"configurable": {"thread_id": session_id}}
+        context = RecContext(user_id=user_id, use_llm=self.use_llm, k=self.k)
+        return await self.graph.ainvoke({"messages": [{"role": "user", "content": text}]}, config, context=context)
+
+    async def respond(self, session_id: str, messages: list[dict]) -> dict:
+        """The simulation protocol: answer the latest user message of the session."""
+        state = await self.chat(session_id, messages[-1]["content"])
+        recs = state.get("recommendations") or []
+        return {"content": state["reply"], "items": [r["id"] for r in recs], "names": [r["name"] for r in recs]}
+
+    async def recommend(self, context: list[str], k: int = 50, exclude: set[str] | None = None) -> list[str]:
+        """Item ids for a dialogue history (iEvaLM's original setting); mentioned items count as liked."""
+        liked = self.retriever.mentioned(" ".join(context))
+        exclude = {it.id for it in liked} | set(exclude or ())
+        found = self.retriever.retrieve([c for c in context if c][-2:], liked, [], [], "", exclude, k=k)
+        return [item.id for item, _ in found]
+
+    async def set_profile(self, user_id: str, text: str) -> None:
+        """Store a natural-language profile for a user (e.g. from MovieLens history)."""
+        await self.store.aput(("profiles", user_id), "profile", {"text": text, "history": text})

@@ -1,0 +1,16 @@
+"""Run-time settings of the recommender (LangGraph context_schema)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RecContext:
+    """Per-call settings: whose profile, how many items to retrieve, rank and show."""
+
+    user_id: str = "anonymous"
+    k: int = 50
+    rank_top: int = 5
+    show: int = 3
+    use_llm: bool = True

@@ -1,0 +1,67 @@
+"""Natural-language user profiles from a MovieLens history (ratings and tags), summarised by the LLM."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from convoforge.agents.recommender import prompts
+from convoforge.datasets.catalog import strip_header
+from convoforge.errors import ConvoforgeError
+from convoforge.llm import GenParams
+from convoforge.llm.base import ChatModel
+
+
+def movielens_history(ratings: Path, user_id: str, top: int = 15) -> list[dict]:
+    """A user's best and worst rated movies with their tags."""
+    movies, tags = {}, {}
+    with open(ratings.parent / "movies.csv", newline="", encoding="utf-8") as f:
+        movies = {r["movieId"]: (r["title"], r["genres"].replace("|", ", ")) for r in strip_header(csv.DictReader(f))}
+    tag_file = ratings.parent / "tags.csv"
+    if tag_file.is_file():
+        with open(tag_file, newline="", encoding="utf-8") as f:
+            for r in strip_header(csv.DictReader(f)):
+                if r["userId"] == user_id:
+                    tags.setdefault(r["movieId"], []).append(r["tag"])
+    rows = []
+    with open(ratings, newline="", encoding="utf-8") as f:
+        rows = [r for r in strip_header(csv.DictReader(f)) if r["userId"] == user_id]
+    if not rows:
+        raise ConvoforgeError(f"MovieLens user {user_id} has no ratings in {ratings}")
+    rows.sort(key=lambda r: -float(r["rating"]))
+    chosen = rows[:top] + rows[-max(3, top // 5) :]
+    return [
+        {
+            "title": movies[r["movieId"]][0],
+            "genres": movies[r["movieId"]][1],
+            "rating": float(r["rating"]),
+            "tags": tags.get(r["movieId"], []),
+        }
+        for r in dict((r["movieId"], r) for r in chosen).values()
+    ]
+
+
+def template_profile(history: list[dict]) -> str:
+    """A profile written from the history alone (no LLM)."""
+    liked = [h for h in history if h["rating"] >= 4]
+    disliked = [h for h in history if h["rating"] <= 2]
+    genres: dict[str, int] = {}
+    for h in liked:
+        for g in h["genres"].split(", "):
+            genres[g] = genres.get(g, 0) + 1
+    top = ", ".join(sorted(genres, key=lambda g: -genres[g])[:3]).lower()
+    text = f"Enjoys {top} films such as {', '.join(h['title'] for h in liked[:3])}."
+    if disliked:
+        text += f" Did not like {', '.join(h['title'] for h in disliked[:2])}."
+    return text
+
+
+async def summarise_history(llm: ChatModel, history: list[dict]) -> str:
+    """The LLM's summary of the history; the template profile when the answer is empty."""
+    lines = "\n".join(
+        f"- {h['title']} ({h['genres']}): {h['rating']}" + (f", tags: {', '.join(h['tags'])}" if h["tags"] else "")
+        for h in history
+    )
+    reply = await llm.achat(prompts.PROFILE.format(history=lines), GenParams(temperature=0.3, max_tokens=90))
+    text = reply.text.strip()
+    return text if len(text.split()) >= 6 else template_profile(history)

@@ -1,0 +1,157 @@
+"""Fused retrieval over a catalogue: dual encoder, item-to-item, concepts, fuzzy titles, popularity."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from convoforge.datasets.catalog import Catalog, Item, normalise, strip_header
+from convoforge.datasets.index import VectorIndex, item_vectors
+from convoforge.llm.embeddings import Embedder
+
+_YEAR_MENTION = re.compile(r"\((\d{4})\)")
+_ARTICLE = re.compile(r"^(.*), (The|A|An)( \(\d{4}\))?$")
+
+
+@dataclass
+class Weights:
+    """How much each retrieval source counts in reciprocal-rank fusion."""
+
+    context: float = 1.0
+    items: float = 2.0
+    concepts: float = 0.7
+    titles: float = 1.5
+    profile: float = 0.3
+    popularity: float = 1.0
+    rrf_k: int = 60
+
+
+class Retriever:
+    """Everything the recommender needs to find items; built once per catalogue."""
+
+    def __init__(self, catalog: Catalog, embedder: Embedder, popularity: dict[str, float] | None = None) -> None:
+        self.catalog, self.embedder = catalog, embedder
+        self.vectors = item_vectors(embedder, [it.text() for it in catalog.items], catalog.fingerprint)
+        self.index = VectorIndex(self.vectors)
+        self.names = [it.name for it in catalog.items]
+        pop = np.array([popularity.get(it.id, 0.0) for it in catalog.items]) if popularity else None
+        self.popular = np.argsort(-pop)[:500].tolist() if pop is not None and pop.any() else []
+
+    def mentioned(self, text: str) -> list[Item]:
+        """Catalogue items named as `Title (Year)` in text (ReDial writes them so)."""
+        found: list[Item] = []
+        for m in _YEAR_MENTION.finditer(text):
+            words = text[: m.start()].split()
+            for n in range(min(10, len(words)), 0, -1):
+                item = self.catalog.find(" ".join(words[-n:]) + f" ({m.group(1)})")
+                if item:
+                    found.append(item)
+                    break
+        return list(dict.fromkeys(found))
+
+    def by_text(self, texts: list[str], k: int) -> list[int]:
+        """Dual encoder: the mean embedding of the texts against item vectors."""
+        texts = [t for t in texts if t.strip()]
+        if not texts:
+            return []
+        query = self.embedder.embed(texts).mean(axis=0)
+        return self._search(query, k)
+
+    def by_items(self, items: list[Item], k: int) -> list[int]:
+        """Items like the given ones (mean of their vectors)."""
+        rows = [self.catalog.index_of[it.id] for it in items if it.id in self.catalog.index_of]
+        return self._search(self.vectors[rows].mean(axis=0), k) if rows else []
+
+    def by_concepts(self, concepts: list[str], k: int) -> list[int]:
+        """Concept search: each concept embedded and searched; lists fused."""
+        concepts = [c for c in concepts if c.strip()][:8]
+        if not concepts:
+            return []
+        vecs = self.embedder.embed(concepts)
+        _, ids = self.index.search(vecs, k)
+        return rrf([row[row >= 0].tolist() for row in ids], [1.0] * len(ids), 60)[:k]
+
+    def by_titles(self, titles: list[str], cutoff: float = 88) -> list[int]:
+        """LLM title search: fuzzy-match proposed titles to catalogue names."""
+        rows = []
+        for title in titles[:10]:
+            match = process.extractOne(title, self.names, scorer=fuzz.WRatio, score_cutoff=cutoff)
+            if match:
+                rows.append(match[2])
+        return list(dict.fromkeys(rows))
+
+    def _search(self, query: np.ndarray, k: int) -> list[int]:
+        query = query / (np.linalg.norm(query) + 1e-9)
+        _, ids = self.index.search(query[None, :], k)
+        return [i for i in ids[0].tolist() if i >= 0]
+
+    def retrieve(
+        self,
+        context: list[str],
+        liked: list[Item],
+        concepts: list[str],
+        titles: list[str],
+        profile: str,
+        exclude: set[str],
+        k: int = 50,
+        weights: Weights | None = None,
+    ) -> list[tuple[Item, float]]:
+        """Fuse every source by reciprocal rank; items already mentioned or rejected are excluded."""
+        w = weights or Weights()
+        depth = max(4 * k, 200)
+        lists = [
+            self.by_text(context, depth),
+            self.by_items(liked, depth),
+            self.by_concepts(concepts, depth),
+            self.by_titles(titles),
+            self.by_text([profile], depth) if profile else [],
+            self.popular,
+        ]
+        fused = rrf(lists, [w.context, w.items, w.concepts, w.titles, w.profile, w.popularity], w.rrf_k, scores=True)
+        out = []
+        for row, score in fused:
+            item = self.catalog.items[row]
+            if item.id not in exclude:
+                out.append((item, score))
+            if len(out) == k:
+                break
+        return out
+
+
+def rrf(lists: list[list[int]], weights: list[float], k: int, scores: bool = False) -> list:
+    """Weighted reciprocal-rank fusion of ranked id lists."""
+    total: Counter[int] = Counter()
+    for ranked, weight in zip(lists, weights, strict=True):
+        for rank, row in enumerate(ranked):
+            total[row] += weight / (k + rank + 1)
+    ranked_rows = sorted(total, key=lambda r: -total[r])
+    return [(r, total[r]) for r in ranked_rows] if scores else ranked_rows
+
+
+def movielens_popularity(ratings: Path, catalog: Catalog) -> dict[str, float]:
+    """log(1 + number of MovieLens ratings) per catalogue item, matched by `Title (Year)`."""
+    movies = ratings.parent / "movies.csv"
+    names: dict[str, str] = {}
+    with open(movies, newline="", encoding="utf-8") as f:
+        for row in strip_header(csv.DictReader(f)):
+            title = row["title"].strip()
+            m = _ARTICLE.match(title)
+            if m:  # "Shining, The (1980)" -> "The Shining (1980)"
+                title = f"{m.group(2)} {m.group(1)}{m.group(3) or ''}"
+            names[row["movieId"]] = normalise(title)
+    counts: Counter[str] = Counter()
+    with open(ratings, newline="", encoding="utf-8") as f:
+        for row in strip_header(csv.DictReader(f)):
+            counts[names.get(row["movieId"], "")] += 1
+    out = {}
+    for item in catalog.items:
+        n = counts.get(normalise(item.name), 0)
+        if n:
+            out[item.id] = float(np.log1p(n))
+    return out

@@ -1,0 +1,182 @@
+"""CLI commands of the recommender and the simulators: chat, simulate, eval crs, eval simulator, app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from convoforge.app.cli import app, err, eval_app, out, settings
+from convoforge.errors import ConvoforgeError
+
+
+def default_catalog() -> Path:
+    """ReDial's catalogue from the reference data when present, else the small shipped sample."""
+    data = Path(os.environ.get("CONVOFORGE_DATA", "../shared/data")) / "redial" / "id2info.json"
+    if data.is_file():
+        return data
+    return Path(str(resources.files("convoforge.agents.recommender").joinpath("data/sample_movies.jsonl")))
+
+
+def _agent(catalog: Path | None, popularity: Path | None, use_llm: bool, store=None):
+    from convoforge.agents.recommender.agent import RecommenderAgent, build_retriever
+    from convoforge.llm import load_chat_model
+
+    retriever = build_retriever(catalog or default_catalog(), popularity)
+    llm = load_chat_model(settings.model, base_url=settings.base_url)
+    return RecommenderAgent(llm, retriever, store=store, use_llm=use_llm), llm
+
+
+@app.command()
+def chat(
+    user: str = typer.Option("anonymous", "--user", help="User id (a MovieLens userId with --history)."),
+    catalog: Path | None = typer.Option(None, help="Catalogue: id->record .json, MovieLens .csv or .jsonl."),
+    history: Path | None = typer.Option(None, help="MovieLens ratings.csv to build the user's profile from."),
+    popularity: Path | None = typer.Option(None, help="MovieLens ratings.csv used as a popularity prior."),
+    llm: bool = typer.Option(True, help="Use the LLM manager and ranker (off: retrieval and rules only)."),
+) -> None:
+    """Chat with the recommender in the terminal (empty line or Ctrl-D ends).
+
+    Example: convoforge chat --user 15 --history ../shared/data/movielens/ratings.csv
+    """
+    from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+    from convoforge.agents.recommender.profile import movielens_history, summarise_history
+    from convoforge.llm.local import cache_root
+
+    async def loop() -> None:
+        cache_root().mkdir(parents=True, exist_ok=True)
+        async with AsyncSqliteStore.from_conn_string(str(cache_root() / "profiles.sqlite")) as store:
+            await store.setup()
+            agent, model = _agent(catalog, popularity, llm, store)
+            if history:
+                profile = await summarise_history(model, movielens_history(history, user))
+                await agent.set_profile(user, profile)
+                out.print(f"[dim]profile of user {user}: {profile}[/]")
+            session = uuid.uuid4().hex[:8]
+            while True:
+                try:
+                    text = input("you> ").strip()
+                except EOFError:
+                    break
+                if not text:
+                    break
+                state = await agent.chat(session, text, user_id=user)
+                out.print(f"[bold]recommender>[/] {state['reply']}", highlight=False)
+
+    asyncio.run(loop())
+
+
+@app.command()
+def simulate(
+    out_dir: Path = typer.Option(..., "--out", help="Output folder (a Hugging Face dataset with a card)."),
+    n: int = typer.Option(10, "--n", min=1, help="Sessions to simulate."),
+    catalog: Path | None = typer.Option(None, help="Catalogue the targets come from."),
+    turns: Path | None = typer.Option(None, help="iEvaLM turns file: take targets from its `rec` items."),
+    max_turns: int = typer.Option(5, min=1, help="Most agent turns per session."),
+    simulator: str = typer.Option("llm", help="llm (the model writes the user's turns) or template."),
+    agent_llm: bool = typer.Option(False, help="Let the recommender use the LLM manager and ranker."),
+    seed: int = typer.Option(0, help="Random seed."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+) -> None:
+    """Simulated users talk to the recommender; write labelled sessions as a dataset.
+
+    Example: convoforge simulate --n 20 --simulator template --out out/sessions
+    """
+    from convoforge.simulators.run import simulate_sessions
+
+    if simulator not in {"llm", "template"}:
+        raise ConvoforgeError(f"--simulator must be llm or template, not {simulator!r}")
+    if out_dir.exists() and not force:
+        raise ConvoforgeError(f"{out_dir} exists; pass --force to replace it")
+    agent, model = _agent(catalog, None, agent_llm)
+    summary = asyncio.run(
+        simulate_sessions(agent, model if simulator == "llm" else None, n, out_dir, turns, max_turns, seed, force)
+    )
+    out.print(json.dumps(summary))
+
+
+@eval_app.command("crs")
+def eval_crs(
+    turns: Path = typer.Option(..., help="iEvaLM-format turns (ReDial valid_turns.jsonl)."),
+    catalog: Path = typer.Option(..., help="The catalogue the `rec` names refer to."),
+    mode: str = typer.Option("original", help="original or interactive."),
+    k: str = typer.Option("1,10,50", help="Cut-offs, comma separated."),
+    limit: int | None = typer.Option(None, min=1, help="Evaluate only the first N turns."),
+    popularity: Path | None = typer.Option(None, help="MovieLens ratings.csv as a popularity prior."),
+    simulator: str = typer.Option("template", help="interactive: llm or template (attribute mode)."),
+    rounds: int = typer.Option(5, min=1, help="interactive: most rounds."),
+) -> None:
+    """Recall@k of the recommender on iEvaLM turns, original or with a simulated user.
+
+    Example: convoforge eval crs --turns redial/valid_turns.jsonl --catalog redial/id2info.json --mode original
+    """
+    from convoforge.simulators.evaluate_crs import evaluate, load_turns
+
+    if mode not in {"original", "interactive"}:
+        raise ConvoforgeError(f"--mode must be original or interactive, not {mode!r}")
+    try:
+        ks = sorted({int(x) for x in k.split(",")})
+    except ValueError as exc:
+        raise ConvoforgeError(f"--k must be integers like 1,10,50, not {k!r}") from exc
+    agent, model = _agent(catalog, popularity, use_llm=False)
+    records = load_turns(turns, agent.retriever.catalog, limit)
+    if not records:
+        raise ConvoforgeError(f"no turn in {turns} has a target in the catalogue")
+    llm = model if (mode == "interactive" and simulator == "llm") else None
+    report = asyncio.run(evaluate(agent, agent.retriever.catalog, records, ks, mode, llm, rounds))
+    typer.echo(json.dumps(report))
+
+
+@eval_app.command("simulator")
+def eval_simulator(
+    sessions: Path = typer.Option(..., help="A dataset written by `convoforge simulate`."),
+    dialogs: Path = typer.Option(..., help="Real dialogues (ReDial valid_dialogs.jsonl)."),
+    folds: int = typer.Option(5, min=2, help="Cross-validation folds."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+) -> None:
+    """Realism (a real-vs-simulated discriminator; 0.5 = indistinguishable) and intent adherence.
+
+    Example: convoforge eval simulator --sessions out/sessions --dialogs redial/valid_dialogs.jsonl
+    """
+    from convoforge.simulators.realism import realism_report
+
+    typer.echo(json.dumps(realism_report(sessions, dialogs, folds, seed)))
+
+
+@app.command("app")
+def run_app(
+    port: int = typer.Option(8501, help="Port."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    catalog: Path | None = typer.Option(None, help="Catalogue for the recommender."),
+) -> None:
+    """Start the Streamlit app: chat with the recommender, browse generated datasets.
+
+    Example: convoforge app --port 8501
+    """
+    script = Path(__file__).with_name("Recommender.py")
+    env = dict(os.environ, CONVOFORGE_MODEL=settings.model, CONVOFORGE_CATALOG=str(catalog or default_catalog()))
+    err.print(f"convoforge app on http://{host}:{port}")
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    raise typer.Exit(subprocess.call(cmd, env=env))

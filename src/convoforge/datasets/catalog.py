@@ -1,0 +1,167 @@
+"""Item catalogues: ReDial-style id-to-record JSON, MovieLens movies.csv (+ tags), generic JSONL."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from convoforge.errors import ConvoforgeError
+
+_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
+
+
+@dataclass(eq=False)
+class Item:
+    """One catalogue item; `fields` holds every other attribute as text."""
+
+    id: str
+    title: str
+    year: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Title with year, as ReDial writes it."""
+        return f"{self.title} ({self.year})" if self.year else self.title
+
+    def text(self) -> str:
+        """What the embedder reads."""
+        parts = [self.name] + [f"{k}: {v}" for k, v in self.fields.items() if v and k not in {"imdb_id", "url"}]
+        return ". ".join(parts)
+
+
+def _split_title(name: str) -> tuple[str, str]:
+    name = re.sub(r"\s+", " ", name).strip()
+    m = _YEAR.search(name)
+    return (name[: m.start()].strip(), m.group(1)) if m else (name, "")
+
+
+def strip_header(reader: csv.DictReader) -> csv.DictReader:
+    """MovieLens headers may carry stray spaces (`genres `): strip the field names."""
+    if reader.fieldnames:
+        reader.fieldnames = [name.strip() for name in reader.fieldnames]
+    return reader
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+@dataclass
+class Catalog:
+    """Items in a fixed order, with lookups by id and by normalised title."""
+
+    items: list[Item]
+    source: str
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise ConvoforgeError(f"catalogue {self.source} has no items")
+        self.by_id = {it.id: it for it in self.items}
+        self.index_of = {it.id: i for i, it in enumerate(self.items)}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @cached_property
+    def by_name(self) -> dict[str, Item]:
+        """Normalised `title (year)` and bare title -> item (first wins)."""
+        table: dict[str, Item] = {}
+        for it in self.items:
+            table.setdefault(normalise(it.name), it)
+            table.setdefault(normalise(it.title), it)
+        return table
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Changes when any item's text changes (the embedding cache key)."""
+        digest = hashlib.sha256()
+        for it in self.items:
+            digest.update(f"{it.id}\0{it.text()}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def find(self, name: str) -> Item | None:
+        """Exact lookup by `Title (Year)` or title, after normalisation."""
+        return self.by_name.get(normalise(name))
+
+
+def normalise(name: str) -> str:
+    """Lower case, collapsed spaces, no punctuation except the year's parentheses."""
+    return re.sub(r"[^a-z0-9() ]+", "", re.sub(r"\s+", " ", name.lower())).strip()
+
+
+def load_id2info(path: Path) -> Catalog:
+    """`{id: {name: "Title (Year)", ...any fields}}` (ReDial's id2info.json)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ConvoforgeError(f"{path} must hold a JSON object of id -> record")
+    items = []
+    for key, record in data.items():
+        if not isinstance(record, dict) or "name" not in record:
+            raise ConvoforgeError(f"{path}: item {key!r} has no 'name'")
+        title, year = _split_title(str(record["name"]))
+        fields = {k: _as_text(v) for k, v in record.items() if k != "name"}
+        items.append(Item(str(key), title, year, fields))
+    return Catalog(items, f"{path.name} ({len(items)} items)")
+
+
+def load_movielens(path: Path) -> Catalog:
+    """MovieLens movies.csv (movieId,title,genres) plus tags.csv beside it when present."""
+    tags: dict[str, list[str]] = {}
+    tag_file = path.parent / "tags.csv"
+    if tag_file.is_file():
+        with open(tag_file, newline="", encoding="utf-8") as f:
+            for row in strip_header(csv.DictReader(f)):
+                tags.setdefault(row["movieId"], []).append(row["tag"])
+    items = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = strip_header(csv.DictReader(f))
+        if not reader.fieldnames or not {"movieId", "title", "genres"} <= set(reader.fieldnames):
+            raise ConvoforgeError(f"{path} is not a MovieLens movies.csv (movieId,title,genres)")
+        for row in reader:
+            title, year = _split_title(row["title"])
+            fields = {"genre": row["genres"].replace("|", ", ").lower()}
+            if row["movieId"] in tags:
+                fields["tags"] = ", ".join(dict.fromkeys(tags[row["movieId"]]))
+            items.append(Item(row["movieId"], title, year, fields))
+    return Catalog(items, f"MovieLens {path.name} ({len(items)} items)")
+
+
+def load_jsonl(path: Path) -> Catalog:
+    """One JSON object per line with `id` and `title`; other keys become fields."""
+    items = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConvoforgeError(f"{path}:{n}: not JSON ({exc.msg})") from exc
+        if "id" not in record or "title" not in record:
+            raise ConvoforgeError(f"{path}:{n}: needs 'id' and 'title'")
+        title, year = _split_title(str(record["title"]))
+        year = str(record.get("year", year) or "")
+        fields = {k: _as_text(v) for k, v in record.items() if k not in {"id", "title", "year"}}
+        items.append(Item(str(record["id"]), title, year, fields))
+    return Catalog(items, f"{path.name} ({len(items)} items)")
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Pick the loader by file name and shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConvoforgeError(f"no catalogue at {path}")
+    if path.suffix == ".csv":
+        return load_movielens(path)
+    if path.suffix == ".jsonl":
+        return load_jsonl(path)
+    if path.suffix == ".json":
+        return load_id2info(path)
+    raise ConvoforgeError(f"{path}: unknown catalogue format (use .json id->record, MovieLens .csv or .jsonl)")

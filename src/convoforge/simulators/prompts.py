@@ -1,0 +1,32 @@
+"""Prompts of the LLM user simulator (RecLLM's controllable simulator)."""
+
+USER = (
+    "You are role-playing a person who is chatting with a movie recommender.\n"
+    "Who you are: {profile}\n"
+    "The movie you secretly want (NEVER say its title): {target}\n"
+    "How you talk: {verbosity}. Your film knowledge: {knowledge}.\n"
+    "Conversation so far:\n{conversation}\n\n"
+    "Your goal for this message: {intent}\n"
+    "Write only your next message as the user, one to three sentences."
+)
+
+INTENTS = {
+    "ask_for_recommendations": "ask for movie recommendations, describing what you want without naming the movie",
+    "give_feedback": "react to the recommendations and say what you want instead, using details of the movie you want",
+    "ask_for_explanation": "ask why one of the recommended movies would suit you",
+    "express_dissatisfaction": "say the recommendations are not what you want and describe your wish more precisely",
+    "accept": "happily accept the recommended movie you wanted and thank the recommender",
+    "leave": "politely end the conversation",
+}
+
+VERBOSITY = {"terse": "very short messages", "normal": "ordinary chat messages", "chatty": "long, friendly messages"}
+KNOWLEDGE = {"novice": "you know few film names or directors", "expert": "you know directors, actors and genres"}
+
+TEMPLATES = {
+    "ask_for_recommendations": "Can you recommend me a {genre} movie? I'd like something {plot}",
+    "give_feedback": "Hmm, not quite. I want a {genre} movie{people}. {plot_cap}",
+    "ask_for_explanation": "Why would {first} suit me? I'm really after a {genre} movie.",
+    "express_dissatisfaction": "None of those are what I want. I'm looking for a {genre} film{people}.",
+    "accept": "Yes! {first} is exactly what I wanted, thank you!",
+    "leave": "Thanks anyway, I'll look for something myself. Bye!",
+}

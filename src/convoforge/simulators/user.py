@@ -1,0 +1,101 @@
+"""A controllable simulated user: session variables, per-turn intents, leak-free utterances."""
+
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from convoforge.datasets.catalog import Item
+from convoforge.llm import GenParams
+from convoforge.llm.base import ChatModel
+from convoforge.simulators import prompts
+from convoforge.simulators.leak import remove_leaks
+
+Intent = Literal[
+    "ask_for_recommendations", "give_feedback", "ask_for_explanation", "express_dissatisfaction", "accept", "leave"
+]
+
+
+class UserControls(BaseModel):
+    """Session-level variables, hidden from the recommender and kept as labels."""
+
+    profile: str = "a film fan who likes a good story"
+    targets: list[str] = Field(default_factory=list, description="target item ids")
+    patience: int = 5
+    verbosity: Literal["terse", "normal", "chatty"] = "normal"
+    knowledge: Literal["novice", "expert"] = "novice"
+    seed: int = 0
+
+
+def choose_intent(controls: UserControls, turn: int, recommended: list[str], rng: random.Random) -> Intent:
+    """The turn's intent: accept a hit, leave when patience runs out, otherwise ask or push back."""
+    if set(recommended) & set(controls.targets):
+        return "accept"
+    if turn >= controls.patience:
+        return "leave"
+    if turn == 0 or not recommended:
+        return "ask_for_recommendations"
+    return rng.choice(["give_feedback", "express_dissatisfaction", "ask_for_explanation", "give_feedback"])
+
+
+def describe(item: Item, knowledge: str) -> str:
+    """What the user knows of the target: metadata, never the title."""
+    parts = [f"genre: {item.fields.get('genre', 'unknown')}", f"plot: {item.fields.get('plot', '')}"]
+    if knowledge == "expert":
+        parts += [f"director: {item.fields.get('director', '')}", f"actors: {item.fields.get('star', '')}"]
+    return "; ".join(p for p in parts if not p.endswith(": "))
+
+
+def template_utterance(intent: Intent, target: Item, first_rec: str, knowledge: str) -> str:
+    """IEvaLM's attribute mode: the answer comes from the target's metadata."""
+    plot = (target.fields.get("plot") or "with a good story").split(".")[0].strip()
+    plot = plot[0].lower() + plot[1:] if plot else "with a good story"
+    people = ""
+    if knowledge == "expert" and target.fields.get("director"):
+        people = f" by {target.fields['director'].split(',')[0]}"
+    elif target.fields.get("star"):
+        people = f" with {target.fields['star'].split(',')[0]}"
+    return prompts.TEMPLATES[intent].format(
+        genre=(target.fields.get("genre") or "good").split(",")[0].strip(),
+        plot=plot,
+        plot_cap=plot.capitalize() + ".",
+        people=people,
+        first=first_rec or "that one",
+    )
+
+
+class SimulatedUser:
+    """Writes the user's turns with an LLM (or templates), never naming a target title."""
+
+    def __init__(self, controls: UserControls, targets: list[Item], llm: ChatModel | None = None) -> None:
+        self.controls, self.targets, self.llm = controls, targets, llm
+        self.rng = random.Random(controls.seed)
+
+    async def utter(self, turn: int, messages: list[dict], recommended: list[str], rec_names: list[str]) -> dict:
+        """The next user message with its labels (intent, leak-filter counts)."""
+        intent = choose_intent(self.controls, turn, recommended, self.rng)
+        target = self.targets[0]
+        hit = next((n for i, n in zip(recommended, rec_names, strict=False) if i in self.controls.targets), "")
+        first = hit or (rec_names[0] if rec_names else "")
+        text, source = "", "template"
+        if self.llm is not None and intent not in {"accept", "leave"}:
+            prompt = prompts.USER.format(
+                profile=self.controls.profile,
+                target=describe(target, self.controls.knowledge),
+                verbosity=prompts.VERBOSITY[self.controls.verbosity],
+                knowledge=prompts.KNOWLEDGE[self.controls.knowledge],
+                conversation="\n".join(f"{m['role']}: {m['content']}" for m in messages[-6:]) or "(none yet)",
+                intent=prompts.INTENTS[intent],
+            )
+            reply = await self.llm.achat(prompt, GenParams(temperature=0.8, max_tokens=60, top_k=40))
+            text, source = reply.text.strip().split("\n")[0], "llm"
+        titles = [t.name for t in self.targets]
+        text, dropped = remove_leaks(text, titles)
+        if not text:
+            text, source = template_utterance(intent, target, first, self.controls.knowledge), "template"
+            text, more = remove_leaks(text, titles) if intent != "accept" else (text, 0)
+            dropped += more
+            text = text or "I'd like something different, please."
+        return {"role": "user", "content": text, "intent": intent, "source": source, "leaks_removed": dropped}

@@ -1,0 +1,92 @@
+"""Real runs: the persona graph with the embedded SmolLM2, and a tiny faithfulness tuning."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from convoforge.datasets.records import read_dataset
+from tests.test_persona_cli import cf
+
+pytestmark = pytest.mark.slow
+
+
+def test_embedded_model_generates_a_dataset(tmp_path):
+    out = tmp_path / "real"
+    result = cf(
+        "generate",
+        "personas",
+        "--iterations",
+        "1",
+        "--pairs",
+        "1",
+        "--candidates",
+        "2",
+        "--few-shot",
+        "1",
+        "--min-turns",
+        "1",
+        "--max-tokens",
+        "160",
+        "--persona-target",
+        "1",
+        "--query-steps",
+        "0",
+        "--no-contradictions",
+        "--critic",
+        "faithfulness",
+        "--critic",
+        "toxicity",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = read_dataset(out)
+    rows = list(data["accepted"]) + list(data["rejected"])
+    assert len(rows) == 2 and all(r["raw"] for r in rows)
+    assert all(r["generator_model"] == "local:smollm2-135m" for r in rows)
+    assert "local:smollm2-135m" in (out / "README.md").read_text()
+
+
+@pytest.mark.data
+def test_train_faithfulness_few_steps_then_eval_with_the_scorer(tmp_path, data_dir):
+    spc = data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv"
+    model = tmp_path / "faith"
+    result = cf("train", "faithfulness", "--data", str(spc), "--out", str(model), "--steps", "3", "--batch-size", "8")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 3 and summary["train_conversations"] > 500
+    assert (model / "model.safetensors").is_file()
+    again = cf("train", "faithfulness", "--data", str(spc), "--out", str(model), "--steps", "1")
+    assert again.returncode == 2 and "exists" in again.stderr
+
+    gen = tmp_path / "gen"
+    made = cf(
+        "--model",
+        "scripted:tests.persona_fakes:pipeline_reply",
+        "generate",
+        "personas",
+        "--iterations",
+        "1",
+        "--pairs",
+        "2",
+        "--candidates",
+        "2",
+        "--persona-target",
+        "1",
+        "--query-steps",
+        "0",
+        "--min-turns",
+        "3",
+        "--out",
+        str(gen),
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    report = cf(
+        "eval", "personas", "--data", str(gen), "--reference", str(spc), "--limit", "40", "--scorer", str(model)
+    )
+    assert report.returncode == 0, report.stderr[-2000:]
+    ref = json.loads(report.stdout)["reference"]
+    assert ref["conversations"] == 40 and 0.5 < ref["faithfulness_auc_pair"] <= 1.0
+    assert 0.0 <= ref["faithfulness_auc_attribute"] <= 1.0

@@ -1,0 +1,115 @@
+"""The user simulator: leak filter, intents, the loop against any agent, `convoforge simulate`."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from convoforge.datasets.catalog import load_catalog
+from convoforge.datasets.records import read_dataset
+from convoforge.llm.scripted import ScriptedChatModel
+from convoforge.simulators import SimulatedUser, UserControls, choose_intent, leaks, remove_leaks
+from convoforge.simulators.loop import build_loop
+from tests.test_catalog import SAMPLE
+from tests.test_persona_cli import cf
+
+
+@pytest.mark.parametrize(
+    ("sentence", "title", "leaked"),
+    [
+        ("Something like The Shining would be great", "The Shining (1980)", True),
+        ("something like the shinning maybe", "The Shining (1980)", True),
+        ("I want a scary hotel movie", "The Shining (1980)", False),
+        ("I want to watch Up tonight", "Up (2009)", True),
+        ("Up for anything, really", "Up (2009)", False),
+        ("let's go up the hill", "Up (2009)", False),
+    ],
+)
+def test_leak_detection(sentence, title, leaked):
+    assert leaks(sentence, title) is leaked
+
+
+def test_remove_leaks_keeps_clean_sentences():
+    text, dropped = remove_leaks("I love hotels. Maybe The Shining? Something scary!", ["The Shining (1980)"])
+    assert text == "I love hotels. Something scary!" and dropped == 1
+
+
+def test_intent_policy():
+    rng = random.Random(0)
+    controls = UserControls(targets=["a"], patience=3)
+    assert choose_intent(controls, 0, [], rng) == "ask_for_recommendations"
+    assert choose_intent(controls, 1, ["b", "a"], rng) == "accept"
+    assert choose_intent(controls, 3, ["b"], rng) == "leave"
+    assert choose_intent(controls, 1, ["b"], rng) in {"give_feedback", "express_dissatisfaction", "ask_for_explanation"}
+
+
+async def test_simulated_user_never_names_the_target_even_if_the_llm_does():
+    catalog = load_catalog(SAMPLE)
+    target = catalog.by_id["m01"]
+    llm = ScriptedChatModel(["I really want to see The Shining. It is my favourite!"])
+    user = SimulatedUser(UserControls(targets=["m01"], knowledge="expert"), [target], llm)
+    message = await user.utter(0, [], [], [])
+    assert "shining" not in message["content"].lower()
+    assert message["leaks_removed"] == 1 and message["intent"] == "ask_for_recommendations"
+    assert message["content"] == "It is my favourite!"
+    prompt = llm.requests[0][-1].content
+    assert "NEVER say its title" in prompt and "Stanley Kubrick" in prompt and "The Shining" not in prompt
+
+
+class FakeAgent:
+    """Recommends from a fixed list, a few at a time."""
+
+    def __init__(self, order: list[str]) -> None:
+        self.order, self.calls = order, 0
+
+    async def respond(self, session_id: str, messages: list[dict]) -> dict:
+        items = self.order[3 * self.calls : 3 * self.calls + 3]
+        self.calls += 1
+        return {"content": f"try {items}", "items": items, "names": items}
+
+
+@pytest.mark.parametrize(
+    ("order", "patience", "outcome", "turns"),
+    [(["x", "y", "z", "t1"], 5, "accepted", 2), (["x"] * 30, 2, "left", 2), (["x"] * 30, 9, "max_turns", 4)],
+)
+async def test_loop_outcomes(order, patience, outcome, turns):
+    catalog = load_catalog(SAMPLE)
+    user = SimulatedUser(UserControls(targets=["t1"], patience=patience), [catalog.by_id["m01"]])
+    user.targets[0] = catalog.by_id["m01"]
+    user.controls.targets = ["t1"]
+    loop = build_loop(user, FakeAgent(order), max_turns=4)
+    state = await loop.ainvoke({"session_id": "s"})
+    assert state["outcome"] == outcome and state["turn"] == turns
+    intents = [m["intent"] for m in state["messages"] if m["role"] == "user"]
+    assert intents[0] == "ask_for_recommendations"
+
+
+@pytest.mark.slow
+def test_simulate_cli_writes_labelled_sessions(tmp_path):
+    out = tmp_path / "sessions"
+    result = cf(
+        "--model",
+        "scripted:tests.rec_fakes:recommender_reply",
+        "simulate",
+        "--n",
+        "5",
+        "--out",
+        str(out),
+        "--catalog",
+        str(SAMPLE),
+        "--max-turns",
+        "3",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(read_dataset(out)["sessions"])
+    assert len(rows) == 5 and (out / "README.md").is_file()
+    for row in rows:
+        assert row["outcome"] in {"accepted", "left", "max_turns"} and row["profile"] and row["target_names"]
+        users = [m for m in row["messages"] if m["role"] == "user"]
+        assert all(m["intent"] for m in users)
+        for m in users:
+            if m["intent"] != "accept":
+                assert not any(leaks(m["content"], t) for t in row["target_names"])
+    again = cf("simulate", "--n", "1", "--out", str(out))
+    assert again.returncode == 2 and "exists" in again.stderr
