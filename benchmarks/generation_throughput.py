@@ -24,13 +24,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from convoforge.agents.persona.context import PersonaContext  # noqa: E402
-from convoforge.agents.persona.graph import build_graph  # noqa: E402
-from convoforge.agents.persona.seeds import load_seeds  # noqa: E402
-from convoforge.critics import load_critics  # noqa: E402
-from convoforge.llm import load_chat_model  # noqa: E402
-from convoforge.llm.scripted import ScriptedChatModel  # noqa: E402
-from tests.persona_fakes import pipeline_reply  # noqa: E402
+from tests.persona_fakes import pipeline_reply
+
+from convoforge.agents.persona.context import PersonaContext
+from convoforge.agents.persona.graph import build_graph
+from convoforge.agents.persona.seeds import load_seeds
+from convoforge.critics import load_critics
+from convoforge.llm import load_chat_model
+from convoforge.llm.scripted import ScriptedChatModel
 
 LLM_CRITICS = [f"quality_{d}" for d in ("depth", "coherency", "consistency", "diversity", "likability")]
 
@@ -65,8 +66,15 @@ def main() -> None:
     parser.add_argument("--real-pairs", type=int, default=2)
     parser.add_argument("--skip-real", action="store_true")
     args = parser.parse_args()
-    ctx = PersonaContext(iterations=2, pairs=args.pairs, candidates=3, persona_target=4, query_steps=1,
-                         min_turns=3, check_contradictions=False)
+    ctx = PersonaContext(
+        iterations=2,
+        pairs=args.pairs,
+        candidates=3,
+        persona_target=4,
+        query_steps=1,
+        min_turns=3,
+        check_contradictions=False,
+    )
     scripted = ScriptedChatModel(pipeline_reply)
     figures: dict = {"benchmark": "generation_throughput", "cpus": os.cpu_count()}
     figures["scripted_llm_critics"] = asyncio.run(timed_run(scripted, [*LLM_CRITICS, "toxicity"], ctx))
@@ -74,8 +82,17 @@ def main() -> None:
         timed_run(scripted, [*LLM_CRITICS, "toxicity", "faithfulness"], ctx)
     )
     if not args.skip_real:
-        real = PersonaContext(iterations=1, pairs=args.real_pairs, candidates=2, few_shot=2, persona_target=2,
-                              query_steps=1, min_turns=3, max_tokens=400, check_contradictions=False)
+        real = PersonaContext(
+            iterations=1,
+            pairs=args.real_pairs,
+            candidates=2,
+            few_shot=2,
+            persona_target=2,
+            query_steps=1,
+            min_turns=3,
+            max_tokens=400,
+            check_contradictions=False,
+        )
         result = asyncio.run(timed_run(load_chat_model("local:smollm2-135m"), ["faithfulness", "toxicity"], real))
         result["candidates_per_min"] = round(60 * result["candidates"] / result["generation_phase_s"], 2)
         figures["embedded_smollm2"] = result

@@ -75,11 +75,13 @@ def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
         (["--critic", "nope"], "unknown critic"),
         (["--min-turns", "9", "--max-turns", "3"], "above --max-turns"),
         (["--resume"], "nothing to resume"),
+        (["--model", "scripted:no.such.module:reply"], "cannot import scripted reply function"),
     ],
 )
 def test_bad_input_fails_cleanly_and_creates_nothing(tmp_path, args, message):
     out = tmp_path / "o"
-    result = cf("--model", "scripted:echo", "generate", "personas", "--out", str(out), *args)
+    model, args = (args[:2], args[2:]) if args[0] == "--model" else (["--model", "scripted:echo"], args)
+    result = cf(*model, "generate", "personas", "--out", str(out), *args)
     assert result.returncode == 2 and message in result.stderr
     assert list(tmp_path.iterdir()) == []
 

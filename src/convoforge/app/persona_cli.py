@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from convoforge.agents.persona.context import PersonaContext
-from convoforge.app.cli import critics_app, err, eval_app, generate_app, out, settings
+from convoforge.app.cli import app, critics_app, err, eval_app, generate_app, out, settings
 from convoforge.critics import DEFAULT_CRITICS, list_critics
 from convoforge.errors import ConvoforgeError
 
@@ -196,3 +196,19 @@ def eval_personas(
         result["reference"]["split"] = "held-out (hash of profiles, 40%)"
         result["scorer"] = str(scorer) if scorer else "all-minilm-l6-v2 (untuned, per sentence)"
     typer.echo(json.dumps(result))
+
+
+@app.command("export")
+def export_command(
+    data: Path = typer.Option(..., help="A dataset from `generate personas` (or `simulate` for retrieval)."),
+    fmt: str = typer.Option(..., "--format", help="sft, pairs, thumbs or retrieval."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder (HF dataset + card)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+) -> None:
+    """Turn generated data into a training set in TRL's formats, with a dataset card.
+
+    Example: convoforge export --data out/personas --format pairs --out out/pairs
+    """
+    from convoforge.datasets.export import export
+
+    out.print(json.dumps(export(data, fmt, out_dir, force)))

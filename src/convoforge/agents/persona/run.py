@@ -65,8 +65,6 @@ def prepare(cfg: RunConfig, resume: bool, force: bool) -> tuple[RunConfig, Path]
         raise ConvoforgeError(f"{out} exists; pass --force to replace it (it is kept until the new one is done)")
     if work.exists():
         raise ConvoforgeError(f"an unfinished run for {out} exists at {work}; pass --resume, or delete that folder")
-    load_seeds(cfg.seed)  # fail before creating anything
-    load_critics(cfg.critics, cfg.critic_options)
     work.mkdir(parents=True)
     (work / "run.json").write_text(json.dumps(asdict(cfg), indent=2))
     return cfg, work
@@ -79,12 +77,16 @@ async def run_persona_pipeline(
     on_update: Callable[[str, dict], None] | None = None,
 ) -> dict:
     """Run (or resume) the graph to the end, write the dataset, and return a summary."""
-    cfg, work = prepare(cfg, resume, force)
-    ctx = PersonaContext(**cfg.context)
+    if resume:
+        cfg, work = prepare(cfg, resume, force)
+    # everything that can fail on bad input is loaded before a work folder exists
     seeds = load_seeds(cfg.seed)
     critics = load_critics(cfg.critics, cfg.critic_options)
     llm = load_chat_model(cfg.model, base_url=cfg.base_url)
     critic_llm = llm if cfg.critic_model == cfg.model else load_chat_model(cfg.critic_model, base_url=cfg.base_url)
+    if not resume:
+        cfg, work = prepare(cfg, resume, force)
+    ctx = PersonaContext(**cfg.context)
     async with AsyncSqliteSaver.from_conn_string(str(work / "checkpoints.sqlite")) as saver:
         graph = build_graph(llm, critics, critic_llm, checkpointer=saver)
         snapshot = await graph.aget_state(THREAD)

@@ -25,7 +25,7 @@ def movielens_history(ratings: Path, user_id: str, top: int = 15) -> list[dict]:
                     tags.setdefault(r["movieId"], []).append(r["tag"])
     rows = []
     with open(ratings, newline="", encoding="utf-8") as f:
-        rows = [r for r in strip_header(csv.DictReader(f)) if r["userId"] == user_id]
+        rows = [r for r in strip_header(csv.DictReader(f)) if r["userId"] == user_id and r["movieId"] in movies]
     if not rows:
         raise ConvoforgeError(f"MovieLens user {user_id} has no ratings in {ratings}")
     rows.sort(key=lambda r: -float(r["rating"]))
