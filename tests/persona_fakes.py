@@ -29,6 +29,11 @@ CONVERSATION = "\n".join(
     )
 )
 
+DULL = "\n".join(
+    f"User {1 + i % 2}: " + line
+    for i, line in enumerate(["Hi.", "Hi.", "How are you?", "Fine.", "Good.", "Yes.", "Ok.", "Ok.", "Bye.", "Bye."])
+)
+
 _counter = itertools.count()
 
 
@@ -45,7 +50,7 @@ def pipeline_reply(messages: list[Message]) -> str:
     if '"contradicts"' in text:
         return '{"contradicts": false}'
     if "Now write a new conversation" in text:
-        return CONVERSATION
+        return DULL if n % 2 else CONVERSATION
     if '"score"' in text:
         return json.dumps({"score": 3 + n % 3, "reason": "fine"})
     return "ok"

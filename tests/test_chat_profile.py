@@ -19,9 +19,24 @@ from tests.test_catalog import SAMPLE
 def test_terminal_chat(tmp_path):
     env = dict(os.environ, CONVOFORGE_CACHE=str(tmp_path / "cache"))
     result = subprocess.run(
-        [sys.executable, "-m", "convoforge", "--model", "scripted:tests.rec_fakes:recommender_reply", "chat",
-         "--catalog", str(SAMPLE), "--user", "u9"],
-        input="a scary horror film in a hotel\n\n", capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "convoforge",
+            "--model",
+            "scripted:tests.rec_fakes:recommender_reply",
+            "chat",
+            "--catalog",
+            str(SAMPLE),
+            "--user",
+            "u9",
+        ],
+        input="a scary horror film in a hotel\n\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-1500:]
     assert "The Shining (1980)" in result.stdout and "A chilling haunted-hotel classic." in result.stdout

@@ -83,6 +83,8 @@ def pair_rows(accepted: list[dict], rejected: list[dict]) -> list[dict]:
     rows = []
     for win in accepted:
         for lose in losers.get(win["pair_id"], []):
+            if transcript(lose["messages"]) == transcript(win["messages"]):
+                continue  # identical texts carry no preference
             rows.append(
                 {
                     "id": f"{win['id']}>{lose['id']}",

@@ -179,11 +179,7 @@ def train(kind: str, data: Path, out: Path, s: LoraSettings, force: bool = False
         **{k: v for k, v in asdict(s).items() if k != "base"},
     }
     (tmp / "convoforge_training.json").write_text(json.dumps(summary, indent=2))
-    (tmp / "README.md").write_text(
-        CARD.format(
-            base=s.base, base_ref=base_ref, kind=kind, trainer=type(trainer).__name__, **{**summary, "data": data}
-        )
-    )
+    (tmp / "README.md").write_text(CARD.format(**{**summary, "base_ref": base_ref, "trainer": type(trainer).__name__}))
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)

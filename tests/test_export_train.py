@@ -1,0 +1,129 @@
+"""Export to TRL formats, and tiny real LoRA runs (SFT, reward, DPO) on the embedded SmolLM2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from datasets import load_from_disk
+
+from convoforge.datasets.export import pair_rows, sft_rows, thumbs_rows
+from convoforge.llm import load_chat_model
+from tests.test_persona_cli import cf
+
+
+def record(rid, pair, messages, score, reason=""):
+    return {
+        "id": rid,
+        "pair_id": pair,
+        "profiles": {"User 1": ["I like tea."], "User 2": ["I have a dog."]},
+        "messages": [{"speaker": s, "content": c} for s, c in messages],
+        "reason": reason,
+        "verdicts": [{"critic": "quality_depth", "valid": True, "score": score}],
+    }
+
+
+WIN = record("a", "p", [("User 1", "Hi"), ("User 2", "Hello"), ("User 1", "Tea?")], 1.0)
+LOSE = record("b", "p", [("User 1", "Yo"), ("User 2", "Hey")], 0.25, "lost the vote")
+BROKEN = record("c", "p", [], 0.0, "unparseable: too short")
+
+
+def test_sft_rows_have_conversation_and_both_sides():
+    rows = sft_rows([WIN])
+    assert [r["kind"] for r in rows] == ["conversation", "side", "side"]
+    assert rows[0]["messages"][-1] == {"role": "assistant", "content": "User 1: Hi\nUser 2: Hello\nUser 1: Tea?"}
+    user1 = rows[1]["messages"]
+    assert user1[0]["role"] == "system" and "I like tea." in user1[0]["content"]
+    assert [m["role"] for m in user1[1:]] == ["assistant", "user", "assistant"]
+
+
+def test_pairs_and_thumbs():
+    (pair,) = pair_rows([WIN], [LOSE, BROKEN])
+    assert pair["margin"] == 0.75 and pair["chosen"][0]["content"].startswith("User 1: Hi")
+    assert pair["rejected"][0]["content"] == "User 1: Yo\nUser 2: Hey" and pair["prompt"][-1]["role"] == "user"
+    thumbs = thumbs_rows([WIN], [LOSE, BROKEN])
+    assert [t["label"] for t in thumbs] == [True, False]
+
+
+@pytest.fixture(scope="module")
+def persona_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen") / "personas"
+    made = cf(
+        "--model",
+        "scripted:tests.persona_fakes:pipeline_reply",
+        "generate",
+        "personas",
+        "--iterations",
+        "1",
+        "--pairs",
+        "3",
+        "--candidates",
+        "2",
+        "--persona-target",
+        "1",
+        "--query-steps",
+        "0",
+        "--min-turns",
+        "3",
+        "--out",
+        str(out),
+    )
+    assert made.returncode == 0, made.stderr[-1500:]
+    return out
+
+
+@pytest.mark.slow
+def test_export_cli_round_trips_and_rejects_bad_input(persona_data, tmp_path):
+    for fmt, columns in [
+        ("sft", {"messages"}),
+        ("pairs", {"prompt", "chosen", "rejected", "margin"}),
+        ("thumbs", {"prompt", "completion", "label"}),
+    ]:
+        out = tmp_path / fmt
+        result = cf("export", "--data", str(persona_data), "--format", fmt, "--out", str(out))
+        assert result.returncode == 0, result.stderr[-1500:]
+        data = load_from_disk(str(out / "hf"))["train"]
+        assert columns <= set(data.column_names) and len(data) > 0 and (out / "README.md").is_file()
+    bad = cf("export", "--data", str(persona_data), "--format", "retrieval", "--out", str(tmp_path / "r"))
+    assert bad.returncode == 2 and "no simulated sessions" in bad.stderr
+    bad = cf("export", "--data", str(tmp_path / "nothing"), "--format", "sft", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "no dataset" in bad.stderr
+    bad = cf("export", "--data", str(persona_data), "--format", "csv", "--out", str(tmp_path / "y"))
+    assert bad.returncode == 2 and "unknown format" in bad.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "fmt"), [("sft", "sft"), ("reward", "pairs"), ("dpo", "pairs")])
+def test_tiny_lora_runs(persona_data, tmp_path, kind, fmt):
+    data = tmp_path / fmt
+    assert cf("export", "--data", str(persona_data), "--format", fmt, "--out", str(data)).returncode == 0
+    out = tmp_path / f"model-{kind}"
+    result = cf(
+        "train", kind, "--data", str(data), "--out", str(out), "--steps", "4", "--lr", "1e-3", "--batch-size", "2"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "convoforge_training.json").read_text())
+    assert summary["steps"] == 4 and (out / "adapter_model.safetensors").is_file()
+    assert summary["last_loss"] < summary["first_loss"] or kind == "reward"
+    from safetensors.torch import load_file
+
+    weights = load_file(str(out / "adapter_model.safetensors"))
+    lora_b = [v for k, v in weights.items() if "lora_B" in k]
+    assert lora_b and any(float(v.abs().sum()) > 0 for v in lora_b)  # B starts at zero: training moved it
+    if kind == "sft":
+        prompt = "Write a conversation between two friends."
+        base = load_chat_model("local:smollm2-135m").chat(prompt, max_tokens=24, temperature=0).text
+        tuned = load_chat_model(f"local:smollm2-135m+adapter={out}").chat(prompt, max_tokens=24, temperature=0).text
+        assert tuned != base
+    again = cf("train", kind, "--data", str(data), "--out", str(out), "--steps", "1")
+    assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_train_rejects_wrong_data(tmp_path):
+    result = cf("train", "sft", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "1")
+    assert result.returncode == 2 and "not an exported training set" in result.stderr
+
+
+def test_identical_candidates_make_no_pair():
+    twin = {**LOSE, "messages": WIN["messages"], "id": "t"}
+    assert pair_rows([WIN], [twin]) == []
