@@ -211,4 +211,4 @@ def export_command(
     """
     from convoforge.datasets.export import export
 
-    out.print(json.dumps(export(data, fmt, out_dir, force)))
+    typer.echo(json.dumps(export(data, fmt, out_dir, force)))

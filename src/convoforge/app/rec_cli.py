@@ -100,7 +100,7 @@ def simulate(
     summary = asyncio.run(
         simulate_sessions(agent, model if simulator == "llm" else None, n, out_dir, turns, max_turns, seed, force)
     )
-    out.print(json.dumps(summary))
+    typer.echo(json.dumps(summary))
 
 
 @eval_app.command("crs")

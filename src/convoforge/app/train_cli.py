@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from convoforge.app.cli import out, train_app
+from convoforge.app.cli import train_app
 from convoforge.errors import ConvoforgeError
 
 
@@ -39,7 +39,7 @@ def train_faithfulness(
     summary = tune_embedder(
         pairs, out_dir, epochs=epochs, max_steps=steps, batch_size=batch_size, lr=lr, symmetric=symmetric, force=force
     )
-    out.print(json.dumps({"out": str(out_dir), "train_conversations": len(rows), **summary}))
+    typer.echo(json.dumps({"out": str(out_dir), "train_conversations": len(rows), **summary}))
 
 
 @train_app.command("sft")
@@ -119,4 +119,4 @@ def _lora(
 
     settings = LoraSettings(base=base, steps=steps, lr=lr, lora_r=lora_r, lora_alpha=lora_alpha, batch_size=batch_size)
     summary = train(kind, data, out_dir, settings, force=force or resume, resume=resume)
-    out.print(json.dumps({k: v for k, v in summary.items() if k != "losses"}))
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "losses"}))
