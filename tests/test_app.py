@@ -96,3 +96,40 @@ def test_browser_chat_shows_recommendation_cards(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_datasets_page_shows_verdicts_and_plots(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_persona_cli import cf
+
+    out = tmp_path / "personas"
+    made = cf(
+        "--model",
+        "scripted:tests.persona_fakes:pipeline_reply",
+        "generate",
+        "personas",
+        "--iterations",
+        "2",
+        "--pairs",
+        "2",
+        "--candidates",
+        "2",
+        "--persona-target",
+        "1",
+        "--query-steps",
+        "0",
+        "--min-turns",
+        "3",
+        "--out",
+        str(out),
+    )
+    assert made.returncode == 0, made.stderr[-1500:]
+    at = AppTest.from_file(str(APP.parent / "pages" / "1_Datasets.py"), default_timeout=60)
+    at.run()
+    at.text_input[0].set_value(str(out)).run()
+    assert not at.exception
+    assert any("User 1:" in m.value for m in at.markdown)
+    assert len(at.get("arrow_line_chart")) + len(at.get("arrow_vega_lite_chart")) + len(at.get("vega_lite_chart")) >= 1
+    at.radio[0].set_value("rejected").run()
+    assert not at.exception and at.dataframe
