@@ -101,30 +101,10 @@ def test_browser_chat_shows_recommendation_cards(tmp_path):
 def test_datasets_page_shows_verdicts_and_plots(tmp_path):
     from streamlit.testing.v1 import AppTest
 
-    from tests.test_persona_cli import cf
+    from tests.test_persona_cli import scripted_personas
 
     out = tmp_path / "personas"
-    made = cf(
-        "--model",
-        "scripted:tests.persona_fakes:pipeline_reply",
-        "generate",
-        "personas",
-        "--iterations",
-        "2",
-        "--pairs",
-        "2",
-        "--candidates",
-        "2",
-        "--persona-target",
-        "1",
-        "--query-steps",
-        "0",
-        "--min-turns",
-        "3",
-        "--out",
-        str(out),
-    )
-    assert made.returncode == 0, made.stderr[-1500:]
+    scripted_personas(out, iterations=2, pairs=2)
     at = AppTest.from_file(str(APP.parent / "pages" / "1_Datasets.py"), default_timeout=60)
     at.run()
     at.text_input[0].set_value(str(out)).run()

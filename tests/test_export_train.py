@@ -9,7 +9,7 @@ from datasets import load_from_disk
 
 from convoforge.datasets.export import pair_rows, sft_rows, thumbs_rows
 from convoforge.llm import load_chat_model
-from tests.test_persona_cli import cf
+from tests.test_persona_cli import cf, scripted_personas
 
 
 def record(rid, pair, messages, score, reason=""):
@@ -48,27 +48,7 @@ def test_pairs_and_thumbs():
 @pytest.fixture(scope="module")
 def persona_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("gen") / "personas"
-    made = cf(
-        "--model",
-        "scripted:tests.persona_fakes:pipeline_reply",
-        "generate",
-        "personas",
-        "--iterations",
-        "1",
-        "--pairs",
-        "3",
-        "--candidates",
-        "2",
-        "--persona-target",
-        "1",
-        "--query-steps",
-        "0",
-        "--min-turns",
-        "3",
-        "--out",
-        str(out),
-    )
-    assert made.returncode == 0, made.stderr[-1500:]
+    scripted_personas(out, iterations=1, pairs=3)
     return out
 
 

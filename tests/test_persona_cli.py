@@ -39,6 +39,32 @@ def cf(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.Co
     )
 
 
+def scripted_personas(out: Path, iterations: int = 1, pairs: int = 2) -> Path:
+    """A small persona dataset from the scripted model (for tests that need one)."""
+    made = cf(
+        "--model",
+        "scripted:tests.persona_fakes:pipeline_reply",
+        "generate",
+        "personas",
+        "--iterations",
+        str(iterations),
+        "--pairs",
+        str(pairs),
+        "--candidates",
+        "2",
+        "--persona-target",
+        "1",
+        "--query-steps",
+        "0",
+        "--min-turns",
+        "3",
+        "--out",
+        str(out),
+    )
+    assert made.returncode == 0, made.stderr[-1500:]
+    return out
+
+
 def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
     out = tmp_path / "personas"
     result = cf(

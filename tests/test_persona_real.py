@@ -7,7 +7,7 @@ import json
 import pytest
 
 from convoforge.datasets.records import read_dataset
-from tests.test_persona_cli import cf
+from tests.test_persona_cli import cf, scripted_personas
 
 pytestmark = pytest.mark.slow
 
@@ -62,27 +62,7 @@ def test_train_faithfulness_few_steps_then_eval_with_the_scorer(tmp_path, data_d
     assert again.returncode == 2 and "exists" in again.stderr
 
     gen = tmp_path / "gen"
-    made = cf(
-        "--model",
-        "scripted:tests.persona_fakes:pipeline_reply",
-        "generate",
-        "personas",
-        "--iterations",
-        "1",
-        "--pairs",
-        "2",
-        "--candidates",
-        "2",
-        "--persona-target",
-        "1",
-        "--query-steps",
-        "0",
-        "--min-turns",
-        "3",
-        "--out",
-        str(gen),
-    )
-    assert made.returncode == 0, made.stderr[-2000:]
+    scripted_personas(gen, iterations=1, pairs=2)
     report = cf(
         "eval", "personas", "--data", str(gen), "--reference", str(spc), "--limit", "40", "--scorer", str(model)
     )

@@ -42,81 +42,41 @@ def train_faithfulness(
     typer.echo(json.dumps({"out": str(out_dir), "train_conversations": len(rows), **summary}))
 
 
-@train_app.command("sft")
-def train_sft(
-    data: Path = typer.Option(..., help="An `export --format sft` folder (TRL messages)."),
-    out_dir: Path = typer.Option(..., "--out", help="Where to save the LoRA adapter."),
-    base: str = typer.Option("local:smollm2-135m", help="Local base model spec."),
-    steps: int = typer.Option(50, min=1, help="Optimizer steps."),
-    lr: float = typer.Option(2e-4, help="Learning rate."),
-    lora_r: int = typer.Option(16, min=1, help="LoRA rank."),
-    lora_alpha: int = typer.Option(32, min=1, help="LoRA alpha."),
-    batch_size: int = typer.Option(2, min=1, help="Rows per step."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
-) -> None:
-    """LoRA SFT (TRL SFTTrainer + PEFT) on accepted conversations; completion-only loss.
-
-    Example: convoforge train sft --data out/sft --out models/sft --steps 50
-    """
-    _lora("sft", data, out_dir, base, steps, lr, lora_r, lora_alpha, batch_size, resume, force)
+LORA_COMMANDS = {
+    "sft": ("sft", 2e-4, "LoRA SFT (TRL SFTTrainer + PEFT) on accepted conversations; completion-only loss."),
+    "reward": ("pairs", 2e-4, "LoRA reward model (TRL RewardTrainer + PEFT) on critic preference pairs (PERL)."),
+    "dpo": ("pairs", 5e-5, "LoRA DPO (TRL DPOTrainer + PEFT) on critic winners vs losers."),
+}
 
 
-@train_app.command("reward")
-def train_reward(
-    data: Path = typer.Option(..., help="An `export --format pairs` folder (prompt/chosen/rejected)."),
-    out_dir: Path = typer.Option(..., "--out", help="Where to save the LoRA reward model."),
-    base: str = typer.Option("local:smollm2-135m", help="Local base model spec."),
-    steps: int = typer.Option(50, min=1, help="Optimizer steps."),
-    lr: float = typer.Option(2e-4, help="Learning rate."),
-    lora_r: int = typer.Option(16, min=1, help="LoRA rank."),
-    lora_alpha: int = typer.Option(32, min=1, help="LoRA alpha."),
-    batch_size: int = typer.Option(2, min=1, help="Pairs per step."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
-) -> None:
-    """LoRA reward model (TRL RewardTrainer + PEFT) on critic preference pairs (PERL).
+def _lora_command(kind: str, fmt: str, default_lr: float, summary: str) -> None:
+    """Register `convoforge train KIND`: the three LoRA trainers share their options."""
 
-    Example: convoforge train reward --data out/pairs --out models/rm --steps 50
-    """
-    _lora("reward", data, out_dir, base, steps, lr, lora_r, lora_alpha, batch_size, resume, force)
+    def command(
+        data: Path = typer.Option(..., help=f"An `export --format {fmt}` folder."),
+        out_dir: Path = typer.Option(..., "--out", help="Where to save the LoRA adapter."),
+        base: str = typer.Option("local:smollm2-135m", help="Local base model spec."),
+        steps: int = typer.Option(50, min=1, help="Optimizer steps."),
+        lr: float = typer.Option(default_lr, help="Learning rate."),
+        lora_r: int = typer.Option(16, min=1, help="LoRA rank."),
+        lora_alpha: int = typer.Option(32, min=1, help="LoRA alpha."),
+        batch_size: int = typer.Option(2, min=1, help="Rows per step."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+    ) -> None:
+        from convoforge.training.lora import LoraSettings, train
 
+        settings = LoraSettings(
+            base=base, steps=steps, lr=lr, lora_r=lora_r, lora_alpha=lora_alpha, batch_size=batch_size
+        )
+        result = train(kind, data, out_dir, settings, force=force or resume, resume=resume)
+        typer.echo(json.dumps({k: v for k, v in result.items() if k != "losses"}))
 
-@train_app.command("dpo")
-def train_dpo(
-    data: Path = typer.Option(..., help="An `export --format pairs` folder (prompt/chosen/rejected)."),
-    out_dir: Path = typer.Option(..., "--out", help="Where to save the LoRA adapter."),
-    base: str = typer.Option("local:smollm2-135m", help="Local base model spec."),
-    steps: int = typer.Option(50, min=1, help="Optimizer steps."),
-    lr: float = typer.Option(5e-5, help="Learning rate."),
-    lora_r: int = typer.Option(16, min=1, help="LoRA rank."),
-    lora_alpha: int = typer.Option(32, min=1, help="LoRA alpha."),
-    batch_size: int = typer.Option(2, min=1, help="Pairs per step."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
-) -> None:
-    """LoRA DPO (TRL DPOTrainer + PEFT) on critic winners vs losers.
-
-    Example: convoforge train dpo --data out/pairs --out models/dpo --steps 50
-    """
-    _lora("dpo", data, out_dir, base, steps, lr, lora_r, lora_alpha, batch_size, resume, force)
+    command.__doc__ = (
+        f"{summary}\n\n    Example: convoforge train {kind} --data out/{fmt} --out models/{kind} --steps 50\n    "
+    )
+    train_app.command(kind)(command)
 
 
-def _lora(
-    kind: str,
-    data: Path,
-    out_dir: Path,
-    base: str,
-    steps: int,
-    lr: float,
-    lora_r: int,
-    lora_alpha: int,
-    batch_size: int,
-    resume: bool,
-    force: bool,
-) -> None:
-    from convoforge.training.lora import LoraSettings, train
-
-    settings = LoraSettings(base=base, steps=steps, lr=lr, lora_r=lora_r, lora_alpha=lora_alpha, batch_size=batch_size)
-    summary = train(kind, data, out_dir, settings, force=force or resume, resume=resume)
-    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "losses"}))
+for _kind, (_fmt, _lr, _summary) in LORA_COMMANDS.items():
+    _lora_command(_kind, _fmt, _lr, _summary)

@@ -134,9 +134,9 @@ def load_movielens(path: Path) -> Catalog:
     return Catalog(items, f"MovieLens {path.name} ({len(items)} items)")
 
 
-def load_jsonl(path: Path) -> Catalog:
-    """One JSON object per line with `id` and `title`; other keys become fields."""
-    items = []
+def read_jsonl(path: Path) -> list[dict]:
+    """JSON objects, one per non-empty line; a bad line is a one-line error with its number."""
+    records = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -144,8 +144,18 @@ def load_jsonl(path: Path) -> Catalog:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ConvoforgeError(f"{path}:{n}: not JSON ({exc.msg})") from exc
+        if not isinstance(record, dict):
+            raise ConvoforgeError(f"{path}:{n}: not a JSON object")
+        records.append(record)
+    return records
+
+
+def load_jsonl(path: Path) -> Catalog:
+    """One JSON object per line with `id` and `title`; other keys become fields."""
+    items = []
+    for n, record in enumerate(read_jsonl(path), 1):
         if "id" not in record or "title" not in record:
-            raise ConvoforgeError(f"{path}:{n}: needs 'id' and 'title'")
+            raise ConvoforgeError(f"{path}: record {n} needs 'id' and 'title'")
         title, year = _split_title(str(record["title"]))
         year = str(record.get("year", year) or "")
         fields = {k: _as_text(v) for k, v in record.items() if k not in {"id", "title", "year"}}

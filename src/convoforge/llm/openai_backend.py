@@ -70,12 +70,9 @@ class OpenAIChatModel(ChatModel):
     def _delay(self, attempt: int, exc: Exception) -> float:
         """Retry-After when the server sends one, else capped exponential backoff with jitter."""
         response = getattr(exc, "response", None)
-        header = response.headers.get("retry-after") if response is not None else None
-        if header:
-            try:
-                return min(float(header), self.backoff_max)
-            except ValueError:
-                pass
+        header = response.headers.get("retry-after", "") if response is not None else ""
+        if header.replace(".", "", 1).isdigit():  # seconds; an HTTP date falls back to backoff
+            return min(float(header), self.backoff_max)
         return min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.5)
 
     async def _with_retries(self, call: Callable[[], Awaitable[R]]) -> R:

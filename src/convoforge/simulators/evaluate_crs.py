@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
-from convoforge.datasets.catalog import Catalog
+from convoforge.datasets.catalog import Catalog, read_jsonl
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.base import ChatModel
 from convoforge.simulators.user import SimulatedUser, UserControls
@@ -19,15 +18,9 @@ def load_turns(path: Path, catalog: Catalog, limit: int | None = None) -> list[d
     if not path.is_file():
         raise ConvoforgeError(f"no turns file at {path}")
     turns = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConvoforgeError(f"{path}:{n}: not JSON") from exc
+    for n, record in enumerate(read_jsonl(path), 1):
         if "context" not in record or "rec" not in record:
-            raise ConvoforgeError(f"{path}:{n}: needs 'context' and 'rec' (iEvaLM turn format)")
+            raise ConvoforgeError(f"{path}: record {n} needs 'context' and 'rec' (iEvaLM turn format)")
         targets = [it.id for name in record["rec"] if (it := catalog.find(name))]
         if targets:
             turns.append({**record, "targets": list(dict.fromkeys(targets))})
