@@ -13,6 +13,7 @@ from pathlib import Path
 from convoforge.errors import ConvoforgeError
 
 _YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
+_YEAR_MENTION = re.compile(r"\((\d{4})\)")
 
 
 @dataclass(eq=False)
@@ -90,6 +91,18 @@ class Catalog:
     def find(self, name: str) -> Item | None:
         """Exact lookup by `Title (Year)` or title, after normalisation."""
         return self.by_name.get(normalise(name))
+
+    def mentioned(self, text: str) -> list[Item]:
+        """Items named as `Title (Year)` in text (ReDial writes them so), in order, once each."""
+        found: list[Item] = []
+        for m in _YEAR_MENTION.finditer(text):
+            words = text[: m.start()].split()
+            for n in range(min(10, len(words)), 0, -1):
+                item = self.find(" ".join(words[-n:]) + f" ({m.group(1)})")
+                if item:
+                    found.append(item)
+                    break
+        return list(dict.fromkeys(found))
 
 
 def normalise(name: str) -> str:

@@ -15,7 +15,6 @@ from convoforge.datasets.catalog import Catalog, Item, normalise, strip_header
 from convoforge.datasets.index import VectorIndex, item_vectors
 from convoforge.llm.embeddings import Embedder
 
-_YEAR_MENTION = re.compile(r"\((\d{4})\)")
 _ARTICLE = re.compile(r"^(.*), (The|A|An)( \(\d{4}\))?$")
 
 
@@ -44,16 +43,8 @@ class Retriever:
         self.popular = np.argsort(-pop)[:500].tolist() if pop is not None and pop.any() else []
 
     def mentioned(self, text: str) -> list[Item]:
-        """Catalogue items named as `Title (Year)` in text (ReDial writes them so)."""
-        found: list[Item] = []
-        for m in _YEAR_MENTION.finditer(text):
-            words = text[: m.start()].split()
-            for n in range(min(10, len(words)), 0, -1):
-                item = self.catalog.find(" ".join(words[-n:]) + f" ({m.group(1)})")
-                if item:
-                    found.append(item)
-                    break
-        return list(dict.fromkeys(found))
+        """Catalogue items named as `Title (Year)` in text."""
+        return self.catalog.mentioned(text)
 
     def by_text(self, texts: list[str], k: int) -> list[int]:
         """Dual encoder: the mean embedding of the texts against item vectors."""
