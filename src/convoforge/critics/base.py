@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from convoforge.llm import GenParams, astructured
 from convoforge.llm.base import ChatModel
 
 Role = Literal["quality", "filter"]
@@ -102,3 +103,31 @@ class Critic:
         if isinstance(out, int | float):
             return Verdict(critic=self.name, score=float(out))
         return Verdict.invalid(self.name, repr(out)[:500], f"unusable answer of type {type(out).__name__}")
+
+
+async def llm_filter_verdict(
+    critic: str,
+    llm: ChatModel,
+    prompt: str,
+    schema: type[BaseModel],
+    flag: str,
+    labels: tuple[str, str],
+    score_flag: bool = False,
+    max_tokens: int = 64,
+) -> Verdict:
+    """Ask an LLM judge whose answer field `flag` True fails the candidate; labels = (good, bad).
+
+    The score is 1.0 for a good answer, or for a bad one when score_flag is set (e.g. toxicity).
+    """
+    result = await astructured(llm, prompt, schema, GenParams(temperature=0.0, max_tokens=max_tokens), retries=1)
+    if not result.ok:
+        return Verdict.invalid(critic, result.raw, "; ".join(result.errors))
+    bad = bool(getattr(result.value, flag))
+    return Verdict(
+        critic=critic,
+        passed=not bad,
+        score=float(bad if score_flag else not bad),
+        label=labels[bad],
+        rationale=getattr(result.value, "reason", ""),
+        raw=result.raw,
+    )

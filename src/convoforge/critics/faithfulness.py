@@ -7,9 +7,8 @@ import re
 import numpy as np
 from pydantic import BaseModel
 
-from convoforge.critics.base import Candidate, Critic, Verdict
+from convoforge.critics.base import Candidate, Critic, Verdict, llm_filter_verdict
 from convoforge.critics.prompts import FAITHFULNESS
-from convoforge.llm import GenParams, astructured
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, Embedder, load_embedder
 
@@ -95,15 +94,6 @@ class LLMFaithfulnessExpert(Critic):
         """Ask, parse, and fail the candidate on a contradiction."""
         profiles = "\n".join(f"Profile of {s}: {' '.join(a)}" for s, a in candidate.profiles.items())
         prompt = FAITHFULNESS.format(profiles=profiles, conversation=candidate.transcript())
-        result = await astructured(llm, prompt, Contradiction, GenParams(temperature=0.0, max_tokens=64), retries=1)
-        if not result.ok:
-            return Verdict.invalid(self.name, result.raw, "; ".join(result.errors))
-        ok = not result.value.contradicts
-        return Verdict(
-            critic=self.name,
-            passed=ok,
-            score=float(ok),
-            label="faithful" if ok else "unfaithful",
-            rationale=result.value.reason,
-            raw=result.raw,
+        return await llm_filter_verdict(
+            self.name, llm, prompt, Contradiction, "contradicts", ("faithful", "unfaithful")
         )

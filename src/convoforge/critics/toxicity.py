@@ -9,9 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from convoforge.critics.base import Candidate, Critic, Verdict
+from convoforge.critics.base import Candidate, Critic, Verdict, llm_filter_verdict
 from convoforge.critics.prompts import TOXICITY
-from convoforge.llm import GenParams, astructured
 from convoforge.llm.base import ChatModel
 
 
@@ -70,15 +69,6 @@ class LLMToxicityExpert(Critic):
     async def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict:
         """Ask, parse, and fail the candidate when the judge says toxic."""
         prompt = TOXICITY.format(conversation=candidate.transcript())
-        result = await astructured(llm, prompt, ToxicAnswer, GenParams(temperature=0.0, max_tokens=48), retries=1)
-        if not result.ok:
-            return Verdict.invalid(self.name, result.raw, "; ".join(result.errors))
-        toxic = result.value.toxic
-        return Verdict(
-            critic=self.name,
-            passed=not toxic,
-            score=float(toxic),
-            label="toxic" if toxic else "clean",
-            rationale=result.value.reason,
-            raw=result.raw,
+        return await llm_filter_verdict(
+            self.name, llm, prompt, ToxicAnswer, "toxic", ("clean", "toxic"), score_flag=True, max_tokens=48
         )

@@ -107,6 +107,8 @@ def train(kind: str, data: Path, out: Path, s: LoraSettings, force: bool = False
         dataset = load_from_disk(str(folder))["train"]
     except (FileNotFoundError, KeyError) as exc:
         raise ConvoforgeError(f"{data} is not an exported training set (`convoforge export`)") from exc
+    if kind not in {"sft", "reward", "dpo"}:
+        raise ConvoforgeError(f"unknown training kind {kind!r}")
     needed = {"sft": {"messages"}, "reward": {"prompt", "chosen", "rejected"}, "dpo": {"prompt", "chosen", "rejected"}}
     if not needed[kind] <= set(dataset.column_names):
         raise ConvoforgeError(f"{data} has columns {dataset.column_names}; {kind} needs {sorted(needed[kind])}")
@@ -120,46 +122,26 @@ def train(kind: str, data: Path, out: Path, s: LoraSettings, force: bool = False
     work = out.parent / f".{out.name}.checkpoints"
     if work.exists() and not resume:
         shutil.rmtree(work)
+    import trl
+
+    model_cls, task, config, extra = {
+        "sft": (AutoModelForCausalLM, "CAUSAL_LM", trl.SFTConfig, {"completion_only_loss": True}),
+        "reward": (AutoModelForSequenceClassification, "SEQ_CLS", trl.RewardConfig, {}),
+        "dpo": (AutoModelForCausalLM, "CAUSAL_LM", trl.DPOConfig, {"beta": s.beta}),
+    }[kind]
+    trainer_cls = {"sft": trl.SFTTrainer, "reward": trl.RewardTrainer, "dpo": trl.DPOTrainer}[kind]
     if kind == "sft":
-        from trl import SFTConfig, SFTTrainer
-
         dataset = dataset.map(to_prompt_completion, remove_columns=dataset.column_names)
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        args = SFTConfig(**common_args(s, work), max_length=s.max_length, completion_only_loss=True)
-        trainer = SFTTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=lora_config(s, "CAUSAL_LM"),
-        )
-    elif kind == "reward":
-        from trl import RewardConfig, RewardTrainer
-
-        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
+    model = model_cls.from_pretrained(base, dtype=torch.float32, **({"num_labels": 1} if kind == "reward" else {}))
+    if kind == "reward":
         model.config.pad_token_id = tokenizer.pad_token_id
-        args = RewardConfig(**common_args(s, work), max_length=s.max_length)
-        trainer = RewardTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=lora_config(s, "SEQ_CLS"),
-        )
-    elif kind == "dpo":
-        from trl import DPOConfig, DPOTrainer
-
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        args = DPOConfig(**common_args(s, work), max_length=s.max_length, beta=s.beta)
-        trainer = DPOTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=lora_config(s, "CAUSAL_LM"),
-        )
-    else:
-        raise ConvoforgeError(f"unknown training kind {kind!r}")
+    trainer = trainer_cls(
+        model=model,
+        args=config(**common_args(s, work), max_length=s.max_length, **extra),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(s, task),
+    )
     checkpoint = resume and any(work.glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if checkpoint else None)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
