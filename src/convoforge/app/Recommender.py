@@ -19,7 +19,7 @@ st.set_page_config(page_title="convoforge recommender", page_icon="🎬", layout
 @st.cache_resource(show_spinner="Loading the catalogue and its index…")
 def retriever_for(catalog: str):
     """One retriever (catalogue, cached vectors, faiss index) per catalogue path."""
-    return build_retriever(catalog)
+    return build_retriever(catalog, embedder=os.environ.get("CONVOFORGE_EMBEDDER") or None)
 
 
 @st.cache_resource(show_spinner="Loading the model…")

@@ -25,11 +25,18 @@ def default_catalog() -> Path:
     return Path(str(resources.files("convoforge.agents.recommender").joinpath("data/sample_movies.jsonl")))
 
 
-def _agent(catalog: Path | None, popularity: Path | None, use_llm: bool, store=None):
+def embedder_option() -> Path | None:
+    """The --embedder option every recommender command takes."""
+    return typer.Option(None, help="A tuned embedder folder (`convoforge train retriever`); default: MiniLM.")
+
+
+def _agent(catalog: Path | None, popularity: Path | None, use_llm: bool, store=None, embedder: Path | None = None):
     from convoforge.agents.recommender.agent import RecommenderAgent, build_retriever
     from convoforge.llm import load_chat_model
 
-    retriever = build_retriever(catalog or default_catalog(), popularity)
+    if embedder is not None and not (embedder / "config.json").is_file():
+        raise ConvoforgeError(f"{embedder} is not a sentence-transformers folder")
+    retriever = build_retriever(catalog or default_catalog(), popularity, str(embedder) if embedder else None)
     llm = load_chat_model(settings.model, base_url=settings.base_url)
     return RecommenderAgent(llm, retriever, store=store, use_llm=use_llm), llm
 
@@ -41,6 +48,7 @@ def chat(
     history: Path | None = typer.Option(None, help="MovieLens ratings.csv to build the user's profile from."),
     popularity: Path | None = typer.Option(None, help="MovieLens ratings.csv used as a popularity prior."),
     llm: bool = typer.Option(True, help="Use the LLM manager and ranker (off: retrieval and rules only)."),
+    embedder: Path | None = embedder_option(),
 ) -> None:
     """Chat with the recommender in the terminal (empty line or Ctrl-D ends).
 
@@ -55,7 +63,7 @@ def chat(
         cache_root().mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteStore.from_conn_string(str(cache_root() / "profiles.sqlite")) as store:
             await store.setup()
-            agent, model = _agent(catalog, popularity, llm, store)
+            agent, model = _agent(catalog, popularity, llm, store, embedder)
             if history:
                 profile = await summarise_history(model, movielens_history(history, user))
                 await agent.set_profile(user, profile)
@@ -80,6 +88,9 @@ def simulate(
     n: int = typer.Option(10, "--n", min=1, help="Sessions to simulate."),
     catalog: Path | None = typer.Option(None, help="Catalogue the targets come from."),
     turns: Path | None = typer.Option(None, help="iEvaLM turns file: take targets from its `rec` items."),
+    holdout: Path | None = typer.Option(None, help="iEvaLM turns file whose targets are never simulated."),
+    popularity: Path | None = typer.Option(None, help="MovieLens ratings.csv: draw targets by popularity."),
+    embedder: Path | None = embedder_option(),
     max_turns: int = typer.Option(5, min=1, help="Most agent turns per session."),
     simulator: str = typer.Option("llm", help="llm (the model writes the user's turns) or template."),
     agent_llm: bool = typer.Option(False, help="Let the recommender use the LLM manager and ranker."),
@@ -96,9 +107,10 @@ def simulate(
         raise ConvoforgeError(f"--simulator must be llm or template, not {simulator!r}")
     if out_dir.exists() and not force:
         raise ConvoforgeError(f"{out_dir} exists; pass --force to replace it")
-    agent, model = _agent(catalog, None, agent_llm)
+    agent, model = _agent(catalog, popularity, agent_llm, embedder=embedder)
+    plan = {"turns": turns, "holdout": holdout, "popularity": popularity is not None}
     summary = asyncio.run(
-        simulate_sessions(agent, model if simulator == "llm" else None, n, out_dir, turns, max_turns, seed, force)
+        simulate_sessions(agent, model if simulator == "llm" else None, n, out_dir, plan, max_turns, seed, force)
     )
     typer.echo(json.dumps(summary))
 
@@ -113,6 +125,7 @@ def eval_crs(
     popularity: Path | None = typer.Option(None, help="MovieLens ratings.csv as a popularity prior."),
     simulator: str = typer.Option("template", help="interactive: llm or template (attribute mode)."),
     rounds: int = typer.Option(5, min=1, help="interactive: most rounds."),
+    embedder: Path | None = embedder_option(),
 ) -> None:
     """Recall@k of the recommender on iEvaLM turns, original or with a simulated user.
 
@@ -126,12 +139,13 @@ def eval_crs(
         ks = sorted({int(x) for x in k.split(",")})
     except ValueError as exc:
         raise ConvoforgeError(f"--k must be integers like 1,10,50, not {k!r}") from exc
-    agent, model = _agent(catalog, popularity, use_llm=False)
+    agent, model = _agent(catalog, popularity, use_llm=False, embedder=embedder)
     records = load_turns(turns, agent.retriever.catalog, limit)
     if not records:
         raise ConvoforgeError(f"no turn in {turns} has a target in the catalogue")
     llm = model if (mode == "interactive" and simulator == "llm") else None
     report = asyncio.run(evaluate(agent, agent.retriever.catalog, records, ks, mode, llm, rounds))
+    report["embedder"] = str(embedder) if embedder else "all-MiniLM-L6-v2"
     typer.echo(json.dumps(report))
 
 
@@ -156,6 +170,7 @@ def run_app(
     port: int = typer.Option(8501, help="Port."),
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     catalog: Path | None = typer.Option(None, help="Catalogue for the recommender."),
+    embedder: Path | None = embedder_option(),
 ) -> None:
     """Start the Streamlit app: chat with the recommender, browse generated datasets.
 
@@ -163,6 +178,8 @@ def run_app(
     """
     script = Path(__file__).with_name("Recommender.py")
     env = dict(os.environ, CONVOFORGE_MODEL=settings.model, CONVOFORGE_CATALOG=str(catalog or default_catalog()))
+    if embedder:
+        env["CONVOFORGE_EMBEDDER"] = str(embedder.resolve())
     err.print(f"convoforge app on http://{host}:{port}")
     cmd = [
         sys.executable,

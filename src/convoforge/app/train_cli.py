@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from convoforge.app.cli import train_app
+from convoforge.app.cli import err, eval_app, train_app
 from convoforge.errors import ConvoforgeError
 
 
@@ -43,40 +43,172 @@ def train_faithfulness(
 
 
 LORA_COMMANDS = {
-    "sft": ("sft", 2e-4, "LoRA SFT (TRL SFTTrainer + PEFT) on accepted conversations; completion-only loss."),
+    "sft": ("sft", 2e-4, "LoRA SFT (TRL SFTTrainer + PEFT) on accepted conversations; assistant-only loss."),
     "reward": ("pairs", 2e-4, "LoRA reward model (TRL RewardTrainer + PEFT) on critic preference pairs (PERL)."),
     "dpo": ("pairs", 5e-5, "LoRA DPO (TRL DPOTrainer + PEFT) on critic winners vs losers."),
+    "rl": ("pairs", 1e-4, "LoRA RL (TRL RLOOTrainer + PEFT), the LoRA reward model as reward, KL to the base (PERL)."),
+    "profile": (
+        "profile",
+        1e-4,
+        "RLPF: tune the profile summariser with RLOO; reward = held-out liked items retrieved.",
+    ),
 }
 
 
 def _lora_command(kind: str, fmt: str, default_lr: float, summary: str) -> None:
-    """Register `convoforge train KIND`: the three LoRA trainers share their options."""
+    """Register `convoforge train KIND`: the LoRA trainers share their options."""
 
     def command(
-        data: Path = typer.Option(..., help=f"An `export --format {fmt}` folder."),
+        data: Path = typer.Option(..., help=f"An `export --format {fmt}` folder (its train split)."),
         out_dir: Path = typer.Option(..., "--out", help="Where to save the LoRA adapter."),
         base: str = typer.Option("local:smollm2-135m", help="Local base model spec."),
         steps: int = typer.Option(50, min=1, help="Optimizer steps."),
         lr: float = typer.Option(default_lr, help="Learning rate."),
         lora_r: int = typer.Option(16, min=1, help="LoRA rank."),
         lora_alpha: int = typer.Option(32, min=1, help="LoRA alpha."),
-        batch_size: int = typer.Option(2, min=1, help="Rows per step."),
+        batch_size: int = typer.Option(2, min=1, help="Rows (rl, profile: prompts) per step."),
+        max_length: int = typer.Option(512, min=32, help="Longest tokenised row (sft, reward, dpo)."),
+        reward_model: Path | None = typer.Option(None, help="rl: a `convoforge train reward` folder."),
+        generations: int = typer.Option(4, min=2, help="rl, profile: samples per prompt (RLOO's k)."),
+        new_tokens: int = typer.Option(96, min=4, help="rl, profile: most tokens per sample."),
+        kl: float = typer.Option(0.05, min=0.0, help="rl, profile: KL coefficient to the base model."),
         resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
         force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     ) -> None:
         from convoforge.training.lora import LoraSettings, train
 
         settings = LoraSettings(
-            base=base, steps=steps, lr=lr, lora_r=lora_r, lora_alpha=lora_alpha, batch_size=batch_size
+            base=base,
+            steps=steps,
+            lr=lr,
+            lora_r=lora_r,
+            lora_alpha=lora_alpha,
+            batch_size=batch_size,
+            max_length=max_length,
+            generations=generations,
+            new_tokens=new_tokens,
+            kl=kl,
         )
-        result = train(kind, data, out_dir, settings, force=force or resume, resume=resume)
-        typer.echo(json.dumps({k: v for k, v in result.items() if k != "losses"}))
+        result = train(
+            kind,
+            data,
+            out_dir,
+            settings,
+            force=force or resume,
+            resume=resume,
+            reward_model=reward_model,
+            echo=err.print,
+        )
+        typer.echo(json.dumps({k: v for k, v in result.items() if k not in {"losses", "rewards"}}))
 
-    command.__doc__ = (
-        f"{summary}\n\n    Example: convoforge train {kind} --data out/{fmt} --out models/{kind} --steps 50\n    "
-    )
+    extra = " --reward-model models/reward" if kind == "rl" else ""
+    example = f"convoforge train {kind} --data out/{fmt} --out models/{kind}{extra} --steps 50"
+    command.__doc__ = f"{summary}\n\n    Example: {example}\n    "
     train_app.command(kind)(command)
 
 
 for _kind, (_fmt, _lr, _summary) in LORA_COMMANDS.items():
     _lora_command(_kind, _fmt, _lr, _summary)
+
+
+@train_app.command("retriever")
+def train_retriever(
+    data: Path = typer.Option(..., help="An `export --format retrieval` folder (simulated sessions)."),
+    out_dir: Path = typer.Option(..., "--out", help="Where to save the tuned embedder."),
+    epochs: float = typer.Option(1.0, min=0.01, help="Passes over the (context, item) pairs."),
+    steps: int = typer.Option(-1, help="Stop after this many steps (-1: whole epochs)."),
+    batch_size: int = typer.Option(32, min=2, help="Pairs per batch (the in-batch negatives)."),
+    lr: float = typer.Option(5e-5, help="Learning rate."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+) -> None:
+    """Tune the MiniLM dual encoder on simulated (context, item) pairs with in-batch negatives (RecLLM).
+
+    Example: convoforge train retriever --data out/retrieval --out models/retriever
+    """
+    from convoforge.training.embedder import tune_embedder
+    from convoforge.training.lora import load_split
+
+    rows = load_split(data)
+    if not {"anchor", "positive"} <= set(rows.column_names):
+        raise ConvoforgeError(f"{data} has columns {rows.column_names}; retriever needs anchor and positive")
+    pairs = list(zip(rows["anchor"], rows["positive"], strict=True))
+    random.Random(0).shuffle(pairs)
+    summary = tune_embedder(pairs, out_dir, epochs=epochs, max_steps=steps, batch_size=batch_size, lr=lr, force=force)
+    typer.echo(json.dumps({"out": str(out_dir), **summary}))
+
+
+def _echo_report(report: dict) -> None:
+    typer.echo(json.dumps(report))
+
+
+@eval_app.command("sft")
+def eval_sft(
+    data: Path = typer.Option(..., help="An `export --format sft` folder (e.g. from the SPC CSV); its test split."),
+    adapter: Path = typer.Option(..., help="A `convoforge train sft` adapter."),
+    base: str = typer.Option("local:smollm2-135m", help="Local base model spec."),
+    limit: int = typer.Option(200, min=1, help="Held-out rows to score (a seeded sample)."),
+) -> None:
+    """Held-out assistant-token loss and perplexity, base vs base + adapter.
+
+    Example: convoforge eval sft --data out/spc-sft --adapter models/sft
+    """
+    from convoforge.training.evaluate import sft_report
+
+    _echo_report(sft_report(data, adapter, base, limit))
+
+
+@eval_app.command("reward")
+def eval_reward(
+    data: Path = typer.Option(..., help="An `export --format pairs` folder; its test split."),
+    reward_model: Path = typer.Option(..., help="A `convoforge train reward` folder."),
+    limit: int | None = typer.Option(None, min=1, help="Held-out pairs to score."),
+) -> None:
+    """Pairwise accuracy of the reward model on held-out preference pairs.
+
+    Example: convoforge eval reward --data out/pairs --reward-model models/reward
+    """
+    from convoforge.training.evaluate import reward_report
+
+    _echo_report(reward_report(data, reward_model, limit))
+
+
+@eval_app.command("policy")
+def eval_policy(
+    data: Path = typer.Option(..., help="An `export --format pairs` folder: held-out persona pairs as prompts."),
+    adapter: list[Path] = typer.Option(..., help="Tuned adapters to compare with the base (dpo, rl); repeatable."),
+    reward_model: Path = typer.Option(..., help="A `convoforge train reward` folder to score generations."),
+    base: str = typer.Option("local:smollm2-135m", help="Local base model spec."),
+    critic: list[str] = typer.Option(None, help="Critics judging acceptance (default: the built-in experts)."),
+    critic_model: str | None = typer.Option(None, help="Model spec of the critics (default: the base)."),
+    pairs: int = typer.Option(12, min=1, help="Held-out persona pairs."),
+    samples: int = typer.Option(2, min=1, help="Generations per pair and policy."),
+    min_turns: int = typer.Option(3, min=1, help="Fewest turns per user for a candidate to parse."),
+) -> None:
+    """Fresh generations before/after DPO or RL: mean reward-model score, critic acceptance, win share.
+
+    Example: convoforge eval policy --data out/pairs --adapter models/dpo --reward-model models/reward
+    """
+    from convoforge.critics.plugins import DEFAULT_CRITICS
+    from convoforge.training.evaluate import policy_report
+
+    policies = {"base": base, **{a.name: f"{base}+adapter={a}" for a in adapter}}
+    report = policy_report(
+        data, policies, reward_model, critic or DEFAULT_CRITICS, critic_model or base, samples, pairs, min_turns
+    )
+    _echo_report(report)
+
+
+@eval_app.command("profile")
+def eval_profile(
+    data: Path = typer.Option(..., help="An `export --format profile` folder; its held-out users."),
+    adapter: Path = typer.Option(..., help="A `convoforge train profile` adapter."),
+    base: str = typer.Option("local:smollm2-135m", help="Local base model spec."),
+    limit: int = typer.Option(60, min=1, help="Held-out users."),
+) -> None:
+    """RLPF: how well summaries predict held-out liked items (recall@50 via the retriever), and their length.
+
+    Example: convoforge eval profile --data out/profile --adapter models/profile
+    """
+    from convoforge.training.evaluate import profile_report
+
+    _echo_report(profile_report(data, adapter, base, limit))

@@ -3,20 +3,29 @@
 - sft: `messages` (one row per conversation, and one per speaker side with the profile as system)
 - pairs: `prompt` / `chosen` / `rejected` (critic winner vs a loser of the same persona pair) + margin
 - thumbs: `prompt` / `completion` / `label` (accepted = True, rejected = False), PERL's Taskmaster shape
-- retrieval: (conversation context, target item) pairs from simulated recommender sessions
+- retrieval: (conversation context, target item text) pairs from simulated recommender sessions
+- profile: (MovieLens history as the summariser's prompt, held-out liked items) for RLPF profile tuning
+
+Every export has a `train` and a `test` split, cut by a hash of the persona pair, session or user, so
+no prompt is on both sides.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+from convoforge.datasets.catalog import load_movielens, strip_header
+from convoforge.datasets.prompts import PROFILE
 from convoforge.datasets.records import read_dataset, write_dataset
 from convoforge.errors import ConvoforgeError
 
-FORMATS = ("sft", "pairs", "thumbs", "retrieval")
+FORMATS = ("sft", "pairs", "thumbs", "retrieval", "profile")
+TEST_SHARE = 0.2
 SYSTEM = "You write natural conversations between two people who each have a persona."
 
 
@@ -27,6 +36,28 @@ def conversation_prompt(profiles: dict[str, list[str]]) -> list[dict]:
         "Write their conversation, each turn on its own line starting with 'User 1:' or 'User 2:'."
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": task}]
+
+
+def held_out(key: str, share: float = TEST_SHARE) -> bool:
+    """A stable test-split decision from a hash of the key."""
+    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
+
+
+def spc_records(path: Path) -> list[dict]:
+    """Synthetic-Persona-Chat rows as accepted records (the paper's critic winners); split as the AUC split."""
+    from convoforge.critics.faithfulness_data import split_of
+    from convoforge.datasets.spc import read_spc
+
+    return [
+        {
+            "id": f"spc-{n}",
+            "pair_id": f"spc-{n}",
+            "split": split_of(row),
+            "profiles": row["profiles"],
+            "messages": [{"speaker": s, "content": t} for s, t in row["turns"]],
+        }
+        for n, row in enumerate(read_spc(path))
+    ]
 
 
 def transcript(messages: list[dict]) -> str:
@@ -51,6 +82,7 @@ def sft_rows(accepted: list[dict]) -> list[dict]:
         rows.append(
             {
                 "id": r["id"],
+                "pair_id": r["pair_id"],
                 "kind": "conversation",
                 "messages": [
                     *conversation_prompt(r["profiles"]),
@@ -70,7 +102,8 @@ def sft_rows(accepted: list[dict]) -> list[dict]:
             if turns[-1]["role"] == "user":
                 turns.pop()
             if any(t["role"] == "assistant" for t in turns):
-                rows.append({"id": f"{r['id']}-{me.replace(' ', '').lower()}", "kind": "side", "messages": turns})
+                side = f"{r['id']}-{me.replace(' ', '').lower()}"
+                rows.append({"id": side, "pair_id": r["pair_id"], "kind": "side", "messages": turns})
     return rows
 
 
@@ -88,6 +121,8 @@ def pair_rows(accepted: list[dict], rejected: list[dict]) -> list[dict]:
             rows.append(
                 {
                     "id": f"{win['id']}>{lose['id']}",
+                    "pair_id": win["pair_id"],
+                    "profiles": win["profiles"],
                     "prompt": conversation_prompt(win["profiles"]),
                     "chosen": [{"role": "assistant", "content": transcript(win["messages"])}],
                     "rejected": [{"role": "assistant", "content": transcript(lose["messages"])}],
@@ -103,6 +138,8 @@ def thumbs_rows(accepted: list[dict], rejected: list[dict]) -> list[dict]:
     return [
         {
             "id": r["id"],
+            "pair_id": r["pair_id"],
+            "profiles": r["profiles"],
             "prompt": conversation_prompt(r["profiles"]),
             "completion": [{"role": "assistant", "content": transcript(r["messages"])}],
             "label": label,
@@ -114,39 +151,123 @@ def thumbs_rows(accepted: list[dict], rejected: list[dict]) -> list[dict]:
 
 
 def retrieval_rows(sessions: list[dict]) -> list[dict]:
-    """(what the user said so far, a target item name) pairs from simulated sessions."""
+    """(what the user has said up to each turn, a target item's text) pairs from simulated sessions."""
     rows = []
     for s in sessions:
-        said = [m["content"] for m in s["messages"] if m["role"] == "user" and m["intent"] != "accept"]
-        if said:
+        said: list[str] = []
+        texts = s.get("target_texts") or s["target_names"]
+        for m in s["messages"]:
+            if m["role"] != "user" or m["intent"] in {"accept", "leave"} or not m["content"].strip():
+                continue
+            said.append(m["content"])
             rows += [
-                {"id": f"{s['id']}-{i}", "anchor": " ".join(said), "positive": name}
-                for i, name in enumerate(s["target_names"])
+                {"id": f"{s['id']}-{len(said)}-{i}", "pair_id": s["id"], "anchor": " ".join(said), "positive": text}
+                for i, text in enumerate(texts)
             ]
     return rows
 
 
-def export(data: Path, fmt: str, out: Path, force: bool = False) -> dict:
-    """Build one training set from a generated dataset and write it with a card."""
+def history_lines(entries: list[dict]) -> str:
+    """A rated history as the profile prompt lists it."""
+    return "\n".join(
+        f"- {h['title']} ({h['genres']}): {h['rating']}" + (f", tags: {', '.join(h['tags'])}" if h["tags"] else "")
+        for h in entries
+    )
+
+
+def profile_rows(ratings: Path, future: float = 0.2, min_liked: int = 3, top: int = 15) -> list[dict]:
+    """Per MovieLens user: the summariser's prompt from the earlier ratings, the later liked items held out."""
+    movies = ratings.parent / "movies.csv"
+    if not ratings.is_file() or not movies.is_file():
+        raise ConvoforgeError(f"{ratings} is not a MovieLens ratings.csv with movies.csv beside it")
+    catalog = load_movielens(movies)
+    by_user: dict[str, list[dict]] = {}
+    with open(ratings, newline="", encoding="utf-8") as f:
+        reader = strip_header(csv.DictReader(f))
+        if not reader.fieldnames or not {"userId", "movieId", "rating", "timestamp"} <= set(reader.fieldnames):
+            raise ConvoforgeError(f"{ratings} is not a MovieLens ratings.csv (userId,movieId,rating,timestamp)")
+        for r in reader:
+            if r["movieId"] in catalog.by_id:
+                by_user.setdefault(r["userId"], []).append(r)
+    rows = []
+    for user, rated in by_user.items():
+        rated.sort(key=lambda r: int(r["timestamp"]))
+        cut = int(len(rated) * (1 - future))
+        past = sorted(rated[:cut], key=lambda r: -float(r["rating"]))
+        seen = {r["movieId"] for r in past}
+        liked = list(
+            dict.fromkeys(r["movieId"] for r in rated[cut:] if float(r["rating"]) >= 4 and r["movieId"] not in seen)
+        )
+        if len(liked) < min_liked or not past:
+            continue
+        shown = list({r["movieId"]: r for r in past[:top] + past[-max(3, top // 5) :]}.values())
+        entries = [
+            {
+                "title": catalog.by_id[r["movieId"]].name,
+                "genres": catalog.by_id[r["movieId"]].fields["genre"],
+                "rating": float(r["rating"]),
+                "tags": [],
+            }
+            for r in shown
+        ]
+        rows.append(
+            {
+                "id": f"user-{user}",
+                "pair_id": f"user-{user}",
+                "prompt": [{"role": "user", "content": PROFILE.format(history=history_lines(entries))}],
+                "history": sorted(seen),
+                "held_out": liked,
+                "held_out_names": [catalog.by_id[i].name for i in liked],
+                "catalog": str(movies.resolve()),
+            }
+        )
+    return rows
+
+
+def source_rows(data: Path, fmt: str) -> list[dict]:
+    """The rows of one format from a generated dataset, a Synthetic-Persona-Chat CSV or MovieLens ratings."""
     if fmt not in FORMATS:
         raise ConvoforgeError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt == "profile":
+        return profile_rows(data)
+    if data.suffix == ".csv":
+        if fmt != "sft":
+            raise ConvoforgeError(f"a Synthetic-Persona-Chat CSV gives sft rows only, not {fmt}")
+        records = spc_records(data)
+        rows = sft_rows(records)
+        split = {r["pair_id"]: r["split"] for r in records}
+        return [{**row, "split": split[row["pair_id"]]} for row in rows]
     source = read_dataset(data)
     if fmt == "retrieval":
         if "sessions" not in source:
             raise ConvoforgeError(f"{data} has no simulated sessions (write them with `convoforge simulate`)")
-        rows = retrieval_rows(list(source["sessions"]))
-    else:
-        if "accepted" not in source or "rejected" not in source:
-            raise ConvoforgeError(f"{data} is not a persona dataset (needs splits accepted and rejected)")
-        accepted, rejected = list(source["accepted"]), list(source["rejected"])
-        rows = {
-            "sft": lambda: sft_rows(accepted),
-            "pairs": lambda: pair_rows(accepted, rejected),
-            "thumbs": lambda: thumbs_rows(accepted, rejected),
-        }[fmt]()
+        return retrieval_rows(list(source["sessions"]))
+    if "accepted" not in source or "rejected" not in source:
+        raise ConvoforgeError(f"{data} is not a persona dataset (needs splits accepted and rejected)")
+    accepted, rejected = list(source["accepted"]), list(source["rejected"])
+    return {
+        "sft": lambda: sft_rows(accepted),
+        "pairs": lambda: pair_rows(accepted, rejected),
+        "thumbs": lambda: thumbs_rows(accepted, rejected),
+    }[fmt]()
+
+
+def export(data: Path, fmt: str, out: Path, force: bool = False) -> dict:
+    """Build one training set (train and test splits) from what the graphs wrote, with a card."""
+    rows = source_rows(data, fmt)
     if not rows:
         raise ConvoforgeError(f"{data} yields no {fmt} rows (nothing accepted, or no losers to pair with)")
-    summary = {"format": fmt, "rows": len(rows), "source": str(data)}
+    for row in rows:
+        row["split"] = row.get("split") or ("test" if held_out(row["pair_id"]) else "train")
+    splits = {
+        name: [{k: v for k, v in r.items() if k != "split"} for r in rows if r["split"] == name]
+        for name in ("train", "test")
+    }
+    if not splits["train"]:
+        raise ConvoforgeError(f"{data} yields {len(rows)} {fmt} rows, all in the held-out split; export more data")
+    train = Dataset.from_list(splits["train"])
+    test = Dataset.from_list(splits["test"], features=train.features)
+    summary = {"format": fmt, "rows": len(rows), "train": len(train), "test": len(test), "source": str(data)}
     card = "\n".join(
         [
             "---",
@@ -157,11 +278,13 @@ def export(data: Path, fmt: str, out: Path, force: bool = False) -> dict:
             "",
             __doc__.split("\n\n")[1],
             "",
+            __doc__.split("\n\n")[2],
+            "",
             "```json",
             json.dumps(summary, indent=2),
             "```",
             "",
         ]
     )
-    write_dataset(DatasetDict({"train": Dataset.from_list(rows)}), card, out, force=force)
+    write_dataset(DatasetDict({"train": train, "test": test}), card, out, force=force)
     return summary

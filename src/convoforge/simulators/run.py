@@ -14,6 +14,7 @@ from typing import Any
 from datasets import Dataset, DatasetDict
 
 from convoforge.datasets.records import write_dataset
+from convoforge.errors import ConvoforgeError
 from convoforge.llm.base import ChatModel
 from convoforge.simulators.loop import build_loop
 from convoforge.simulators.user import SimulatedUser, UserControls
@@ -25,16 +26,38 @@ def shipped_profiles() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def plan_sessions(agent: Any, n: int, turns: Path | None, max_turns: int, seed: int) -> list[UserControls]:
-    """Controls for n sessions: targets from the turns file or random catalogue items."""
-    rng = random.Random(seed)
-    catalog = agent.retriever.catalog
-    if turns:
-        from convoforge.simulators.evaluate_crs import load_turns
+def target_pool(agent: Any, n: int, plan: dict, rng: random.Random) -> list[list[str]]:
+    """Targets per session: a turns file's `rec` items, or catalogue items (uniform or by popularity).
 
-        pool = [t["targets"] for t in load_turns(turns, catalog)]
+    Items in `plan["holdout"]` (an iEvaLM turns file) are never targets, so an evaluation on them stays unseen.
+    """
+    from convoforge.simulators.evaluate_crs import load_turns
+
+    catalog = agent.retriever.catalog
+    banned = (
+        {t for turn in load_turns(plan["holdout"], catalog) for t in turn["targets"]} if plan.get("holdout") else set()
+    )
+    if plan.get("turns"):
+        pool = [
+            ids for t in load_turns(plan["turns"], catalog) if (ids := [i for i in t["targets"] if i not in banned])
+        ]
     else:
-        pool = [[it.id] for it in rng.sample(catalog.items, min(len(catalog), max(n, 1)))]
+        items = [it for it in catalog.items if it.id not in banned]
+        rank = {catalog.items[i].id: r for r, i in enumerate(agent.retriever.popular)} if plan.get("popularity") else {}
+        if rank:  # Zipf-like over the popular items, a floor for the long tail
+            weights = [1.0 / (rank[it.id] + 10) if it.id in rank else 1.0 / (len(rank) + 100) for it in items]
+            pool = [[it.id] for it in rng.choices(items, weights, k=n)]
+        else:
+            pool = [[it.id] for it in rng.sample(items, min(len(items), max(n, 1)))]
+    if not pool:
+        raise ConvoforgeError("no targets left to simulate (all held out?)")
+    return pool
+
+
+def plan_sessions(agent: Any, n: int, plan: dict, max_turns: int, seed: int) -> list[UserControls]:
+    """Controls for n sessions; targets from `target_pool`."""
+    rng = random.Random(seed)
+    pool = target_pool(agent, n, plan, rng)
     profiles = shipped_profiles()
     return [
         UserControls(
@@ -54,7 +77,7 @@ async def simulate_sessions(
     llm: ChatModel | None,
     n: int,
     out: Path,
-    turns: Path | None,
+    plan: dict | Path | None,
     max_turns: int,
     seed: int,
     force: bool = False,
@@ -62,7 +85,8 @@ async def simulate_sessions(
 ) -> dict:
     """Simulate n sessions concurrently and write them (with a card) to out."""
     catalog = agent.retriever.catalog
-    plans = plan_sessions(agent, n, turns, max_turns, seed)
+    plan = plan if isinstance(plan, dict) else {"turns": plan}
+    plans = plan_sessions(agent, n, plan, max_turns, seed)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int, controls: UserControls) -> dict:
@@ -75,6 +99,7 @@ async def simulate_sessions(
                 "profile": controls.profile,
                 "targets": controls.targets,
                 "target_names": [catalog.by_id[t].name for t in controls.targets],
+                "target_texts": [catalog.by_id[t].text() for t in controls.targets],
                 "patience": controls.patience,
                 "verbosity": controls.verbosity,
                 "knowledge": controls.knowledge,
@@ -106,6 +131,7 @@ async def simulate_sessions(
         "leaks_removed": sum(m["leaks_removed"] for r in rows for m in r["messages"]),
         "simulator": "llm" if llm else "template",
         "catalog": catalog.source,
+        "targets": {k: str(v) if isinstance(v, Path) else v for k, v in plan.items() if v},
     }
     card = "\n".join(
         [

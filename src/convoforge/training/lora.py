@@ -1,10 +1,11 @@
-"""LoRA fine-tuning with TRL + PEFT on the local models: SFT, reward model, DPO (PERL-style)."""
+"""LoRA fine-tuning with TRL + PEFT on the local models: SFT, reward model, DPO, RL and RLPF (PERL-style)."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,17 +22,36 @@ tags: [convoforge, lora, {kind}, trl]
 # convoforge {kind} LoRA adapter
 
 LoRA adapter (r={lora_r}, alpha={lora_alpha}, attention projections, base frozen) trained with
-TRL's {trainer} on `{data}` for {steps} steps (lr {lr}).
+TRL's {trainer} on `{data}` ({rows} rows) for {steps} steps (lr {lr}).
 
-Training loss: first {first_loss}, last {last_loss}.
+Training loss: first {first_loss}, last {last_loss}. {reward_line}
 
 Use it: `convoforge --model local:{base_ref}+adapter=THIS_FOLDER ask "..."`.
 """
 
+# SmolLM2's own chat template with `{% generation %}` markers around assistant turns: it renders the same
+# text, and lets TRL mask everything but the assistant's tokens (assistant-only loss over every turn).
+TRAIN_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}{% generation %}"
+    "{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+KINDS = ("sft", "reward", "dpo", "rl", "profile")
+NEEDED = {
+    "sft": {"messages"},
+    "reward": {"prompt", "chosen", "rejected"},
+    "dpo": {"prompt", "chosen", "rejected"},
+    "rl": {"prompt"},
+    "profile": {"prompt", "history", "held_out", "catalog"},
+}
+
 
 @dataclass
 class LoraSettings:
-    """What every LoRA run takes."""
+    """What every LoRA run takes (generations, new tokens and kl only matter to rl and profile)."""
 
     base: str = "local:smollm2-135m"
     steps: int = 50
@@ -42,6 +62,10 @@ class LoraSettings:
     max_length: int = 512
     beta: float = 0.1
     seed: int = 0
+    generations: int = 4
+    new_tokens: int = 96
+    kl: float = 0.05
+    temperature: float = 0.9
 
 
 def base_folder(spec: str) -> tuple[str, Path]:
@@ -67,11 +91,49 @@ def lora_config(s: LoraSettings, task: str) -> Any:
     )
 
 
-def to_prompt_completion(row: dict) -> dict:
-    """Messages -> prompt (all before the last assistant turn) / completion (that turn)."""
-    messages = row["messages"]
-    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    return {"prompt": messages[:last], "completion": [messages[last]]}
+def load_tokenizer(folder: Path) -> Any:
+    """The base tokenizer with a pad token and, where it renders the same text, the marked training template."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    probe = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    if tokenizer.chat_template and tokenizer.apply_chat_template(
+        probe, tokenize=False
+    ) == tokenizer.apply_chat_template(probe, tokenize=False, chat_template=TRAIN_TEMPLATE):
+        tokenizer.chat_template = TRAIN_TEMPLATE
+    return tokenizer
+
+
+def load_split(data: Path, split: str = "train") -> Any:
+    """One split of an exported training set (`convoforge export`)."""
+    from datasets import load_from_disk
+
+    folder = data / "hf" if (data / "hf").is_dir() else data
+    try:
+        return load_from_disk(str(folder))[split]
+    except (FileNotFoundError, KeyError) as exc:
+        raise ConvoforgeError(
+            f"{data} is not an exported training set with a {split} split (`convoforge export`)"
+        ) from exc
+
+
+def load_reward_model(folder: Path) -> tuple[Any, Any]:
+    """A LoRA reward model from `train reward`, merged into its base for scoring."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    meta = folder / "convoforge_training.json"
+    if not meta.is_file() or json.loads(meta.read_text()).get("kind") != "reward":
+        raise ConvoforgeError(f"{folder} is not a reward model from `convoforge train reward`")
+    _, base = base_folder(json.loads(meta.read_text())["base"])
+    tokenizer = load_tokenizer(base)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
+    model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload().eval()
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
 
 
 def common_args(s: LoraSettings, work: Path) -> dict:
@@ -94,57 +156,116 @@ def common_args(s: LoraSettings, work: Path) -> dict:
     }
 
 
-def train(kind: str, data: Path, out: Path, s: LoraSettings, force: bool = False, resume: bool = False) -> dict:
-    """Run one of sft / reward / dpo and save the adapter (safetensors) with a model card."""
-    import torch
-    from datasets import load_from_disk
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+def rl_args(s: LoraSettings) -> dict:
+    """RLOO: k samples per prompt, leave-one-out baseline, KL to the base model (the adapter switched off)."""
+    return {
+        "per_device_train_batch_size": s.batch_size * s.generations,
+        "num_generations": s.generations,
+        "max_completion_length": s.new_tokens,
+        "beta": s.kl,
+        "temperature": s.temperature,
+        "log_completions": False,
+    }
 
+
+def progress_callback(total: int, echo: Callable[[str], None]) -> Any:
+    """A TrainerCallback that reports each logged step (loss, reward) on one line."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+            logs = logs or {}
+            shown = {k: round(v, 4) for k, v in logs.items() if k in {"loss", "reward", "kl", "learning_rate"}}
+            if shown:
+                echo(f"step {state.global_step}/{total} " + " ".join(f"{k}={v}" for k, v in shown.items()))
+
+    return Progress()
+
+
+def _reward_line(history: list[dict]) -> str:
+    rewards = [h["reward"] for h in history if "reward" in h]
+    return f"Mean reward: first step {rewards[0]:.4f}, last step {rewards[-1]:.4f}." if rewards else ""
+
+
+def train(
+    kind: str,
+    data: Path,
+    out: Path,
+    s: LoraSettings,
+    force: bool = False,
+    resume: bool = False,
+    reward_model: Path | None = None,
+    echo: Callable[[str], None] | None = None,
+    callbacks: list | None = None,
+) -> dict:
+    """Run one of sft / reward / dpo / rl / profile and save the adapter (safetensors) with a model card."""
+    import torch
+    import trl
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    if kind not in KINDS:
+        raise ConvoforgeError(f"unknown training kind {kind!r}; use one of {', '.join(KINDS)}")
     if out.exists() and not force:
         raise ConvoforgeError(f"{out} exists; pass --force to replace it")
-    folder = data / "hf" if (data / "hf").is_dir() else data
-    try:
-        dataset = load_from_disk(str(folder))["train"]
-    except (FileNotFoundError, KeyError) as exc:
-        raise ConvoforgeError(f"{data} is not an exported training set (`convoforge export`)") from exc
-    if kind not in {"sft", "reward", "dpo"}:
-        raise ConvoforgeError(f"unknown training kind {kind!r}")
-    needed = {"sft": {"messages"}, "reward": {"prompt", "chosen", "rejected"}, "dpo": {"prompt", "chosen", "rejected"}}
-    if not needed[kind] <= set(dataset.column_names):
-        raise ConvoforgeError(f"{data} has columns {dataset.column_names}; {kind} needs {sorted(needed[kind])}")
+    dataset = load_split(data)
+    if not NEEDED[kind] <= set(dataset.column_names):
+        raise ConvoforgeError(f"{data} has columns {dataset.column_names}; {kind} needs {sorted(NEEDED[kind])}")
     if len(dataset) == 0:
         raise ConvoforgeError(f"{data} is empty")
+    if kind == "rl" and reward_model is None:
+        raise ConvoforgeError("rl needs --reward-model (a folder from `convoforge train reward`)")
     torch.manual_seed(s.seed)
     base_ref, base = base_folder(s.base)
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(base)
     work = out.parent / f".{out.name}.checkpoints"
     if work.exists() and not resume:
         shutil.rmtree(work)
-    import trl
-
-    model_cls, task, config, extra = {
-        "sft": (AutoModelForCausalLM, "CAUSAL_LM", trl.SFTConfig, {"completion_only_loss": True}),
-        "reward": (AutoModelForSequenceClassification, "SEQ_CLS", trl.RewardConfig, {}),
-        "dpo": (AutoModelForCausalLM, "CAUSAL_LM", trl.DPOConfig, {"beta": s.beta}),
-    }[kind]
-    trainer_cls = {"sft": trl.SFTTrainer, "reward": trl.RewardTrainer, "dpo": trl.DPOTrainer}[kind]
+    extra: dict[str, Any] = {}
     if kind == "sft":
-        dataset = dataset.map(to_prompt_completion, remove_columns=dataset.column_names)
+        extra = {"assistant_only_loss": tokenizer.chat_template == TRAIN_TEMPLATE, "max_length": s.max_length}
+        dataset = dataset.select_columns(["messages"])
+    elif kind in {"reward", "dpo"}:
+        extra = {"max_length": s.max_length, **({"beta": s.beta} if kind == "dpo" else {})}
+        dataset = dataset.select_columns(["prompt", "chosen", "rejected"])
+    else:
+        extra = rl_args(s)
+        dataset = dataset.select_columns(sorted(NEEDED[kind]))
+    config_cls, trainer_cls, model_cls, task = {
+        "sft": (trl.SFTConfig, trl.SFTTrainer, AutoModelForCausalLM, "CAUSAL_LM"),
+        "reward": (trl.RewardConfig, trl.RewardTrainer, AutoModelForSequenceClassification, "SEQ_CLS"),
+        "dpo": (trl.DPOConfig, trl.DPOTrainer, AutoModelForCausalLM, "CAUSAL_LM"),
+        "rl": (trl.RLOOConfig, trl.RLOOTrainer, AutoModelForCausalLM, "CAUSAL_LM"),
+        "profile": (trl.RLOOConfig, trl.RLOOTrainer, AutoModelForCausalLM, "CAUSAL_LM"),
+    }[kind]
     model = model_cls.from_pretrained(base, dtype=torch.float32, **({"num_labels": 1} if kind == "reward" else {}))
     if kind == "reward":
         model.config.pad_token_id = tokenizer.pad_token_id
+    rewards: dict[str, Any] = {}
+    if kind == "rl":
+        rm, rm_tokenizer = load_reward_model(reward_model)
+        rewards = {"reward_funcs": rm, "reward_processing_classes": rm_tokenizer}
+    elif kind == "profile":
+        from convoforge.training.profile import ProfileReward
+
+        rewards = {"reward_funcs": ProfileReward(dataset[0]["catalog"])}
+    args = {**common_args(s, work), **extra}
+    if kind in {"rl", "profile"}:
+        args["per_device_train_batch_size"] = extra["per_device_train_batch_size"]
     trainer = trainer_cls(
         model=model,
-        args=config(**common_args(s, work), max_length=s.max_length, **extra),
+        args=config_cls(**args),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(s, task),
+        callbacks=([progress_callback(s.steps, echo)] if echo else []) + list(callbacks or []),
+        **rewards,
     )
+    if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
+        raise ConvoforgeError(f"no row of {data} fits in --max-length {s.max_length} tokens; raise it")
     checkpoint = resume and any(work.glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if checkpoint else None)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
     tmp = out.parent / f".{out.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.model.save_pretrained(str(tmp), safe_serialization=True)
@@ -158,10 +279,13 @@ def train(kind: str, data: Path, out: Path, s: LoraSettings, force: bool = False
         "first_loss": round(losses[0], 4) if losses else None,
         "last_loss": round(losses[-1], 4) if losses else None,
         "losses": [round(x, 4) for x in losses],
+        "rewards": [round(h["reward"], 4) for h in history if "reward" in h],
+        "reward_model": str(reward_model) if reward_model else None,
         **{k: v for k, v in asdict(s).items() if k != "base"},
     }
     (tmp / "convoforge_training.json").write_text(json.dumps(summary, indent=2))
-    (tmp / "README.md").write_text(CARD.format(**{**summary, "base_ref": base_ref, "trainer": type(trainer).__name__}))
+    card = CARD.format(**summary, base_ref=base_ref, trainer=type(trainer).__name__, reward_line=_reward_line(history))
+    (tmp / "README.md").write_text(card)
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from convoforge.datasets.spc import SPC_COLUMNS, parse_transcript, read_spc
 from convoforge.errors import ConvoforgeError
 
-SPC_COLUMNS = ("user 1 personas", "user 2 personas", "Best Generated Conversation")
-_TURN = re.compile(r"^\s*(User ?[12])\s*:\s*(.*)$", re.IGNORECASE)
+__all__ = ["SPC_COLUMNS", "Seeds", "load_seeds", "parse_transcript", "read_spc"]
 
 
 @dataclass
@@ -22,42 +20,6 @@ class Seeds:
     attributes: list[str]
     examples: list[dict]
     source: str
-
-
-def parse_transcript(text: str) -> list[tuple[str, str]]:
-    """`User 1: ...` lines into (speaker, text) turns; other lines continue the last turn."""
-    turns: list[tuple[str, str]] = []
-    for line in text.splitlines():
-        if m := _TURN.match(line):
-            speaker = "User 1" if m.group(1).replace(" ", "").lower().endswith("1") else "User 2"
-            turns.append((speaker, m.group(2).strip()))
-        elif turns and line.strip():
-            turns[-1] = (turns[-1][0], f"{turns[-1][1]} {line.strip()}")
-    return [t for t in turns if t[1]]
-
-
-def read_spc(path: Path, limit: int | None = None) -> list[dict]:
-    """Rows of a Synthetic-Persona-Chat CSV as {profiles, turns} examples."""
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not set(SPC_COLUMNS) <= set(reader.fieldnames):
-            raise ConvoforgeError(
-                f"{path} is not a Synthetic-Persona-Chat CSV (needs columns {', '.join(SPC_COLUMNS)})"
-            )
-        rows = []
-        for row in reader:
-            rows.append(
-                {
-                    "profiles": {
-                        "User 1": [a.strip() for a in row[SPC_COLUMNS[0]].splitlines() if a.strip()],
-                        "User 2": [a.strip() for a in row[SPC_COLUMNS[1]].splitlines() if a.strip()],
-                    },
-                    "turns": [list(t) for t in parse_transcript(row[SPC_COLUMNS[2]])],
-                }
-            )
-            if limit and len(rows) >= limit:
-                break
-    return rows
 
 
 def shipped_examples() -> list[dict]:

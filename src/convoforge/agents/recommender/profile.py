@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from convoforge.agents.recommender import prompts
 from convoforge.datasets.catalog import strip_header
+from convoforge.datasets.export import history_lines
+from convoforge.datasets.prompts import PROFILE
 from convoforge.errors import ConvoforgeError
 from convoforge.llm import GenParams
 from convoforge.llm.base import ChatModel
@@ -58,10 +59,6 @@ def template_profile(history: list[dict]) -> str:
 
 async def summarise_history(llm: ChatModel, history: list[dict]) -> str:
     """The LLM's summary of the history; the template profile when the answer is empty."""
-    lines = "\n".join(
-        f"- {h['title']} ({h['genres']}): {h['rating']}" + (f", tags: {', '.join(h['tags'])}" if h["tags"] else "")
-        for h in history
-    )
-    reply = await llm.achat(prompts.PROFILE.format(history=lines), GenParams(temperature=0.3, max_tokens=90))
+    reply = await llm.achat(PROFILE.format(history=history_lines(history)), GenParams(temperature=0.3, max_tokens=90))
     text = reply.text.strip()
     return text if len(text.split()) >= 6 else template_profile(history)

@@ -1,0 +1,201 @@
+"""Before/after measurements of tuned models: held-out LM loss, reward accuracy, policy quality, profiles."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import statistics
+from pathlib import Path
+from typing import Any
+
+from convoforge.errors import ConvoforgeError
+from convoforge.training.lora import base_folder, load_reward_model, load_split, load_tokenizer
+
+
+def _sample(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
+    if limit and len(rows) > limit:
+        return random.Random(seed).sample(rows, limit)
+    return rows
+
+
+def causal_model(base: str, adapter: Path | None) -> Any:
+    """The base causal LM, with a LoRA adapter on top when given."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    _, folder = base_folder(base)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    if adapter is not None:
+        if not (adapter / "adapter_config.json").is_file():
+            raise ConvoforgeError(f"{adapter} is not a LoRA adapter folder")
+        model = PeftModel.from_pretrained(model, str(adapter))
+    return model.eval()
+
+
+def lm_loss(base: str, adapter: Path | None, rows: list[dict], max_length: int = 1024) -> dict:
+    """Mean assistant-token loss and perplexity of `messages` rows (the SFT loss, on held-out data)."""
+    import torch
+
+    _, folder = base_folder(base)
+    tokenizer = load_tokenizer(folder)
+    model = causal_model(base, adapter)
+    total, tokens = 0.0, 0
+    with torch.inference_mode():
+        for row in rows:
+            enc = tokenizer.apply_chat_template(
+                row["messages"], return_dict=True, return_assistant_tokens_mask=True, tokenize=True
+            )
+            ids = torch.tensor(enc["input_ids"][:max_length])[None]
+            mask = torch.tensor(enc["assistant_masks"][:max_length])[None]
+            labels = ids.masked_fill(mask == 0, -100)
+            n = int((labels[:, 1:] != -100).sum())
+            if n == 0:
+                continue
+            out = model(input_ids=ids, labels=labels)
+            total += float(out.loss) * n
+            tokens += n
+    if not tokens:
+        raise ConvoforgeError("no assistant tokens to score")
+    loss = total / tokens
+    return {"loss": round(loss, 4), "perplexity": round(math.exp(loss), 3), "tokens": tokens, "rows": len(rows)}
+
+
+def sft_report(data: Path, adapter: Path, base: str, limit: int | None, seed: int = 0) -> dict:
+    """Held-out loss and perplexity before (base) and after (adapter) on an sft export's test split."""
+    rows = _sample(list(load_split(data, "test")), limit, seed)
+    if not rows:
+        raise ConvoforgeError(f"{data} has an empty test split")
+    before, after = lm_loss(base, None, rows), lm_loss(base, adapter, rows)
+    return {"data": str(data), "adapter": str(adapter), "before": before, "after": after}
+
+
+def reward_scores(model: Any, tokenizer: Any, conversations: list[list[dict]], max_length: int = 1024) -> list[float]:
+    """The reward model's score of each whole conversation (prompt + answer)."""
+    import torch
+
+    scores = []
+    with torch.inference_mode():
+        for messages in conversations:
+            text = tokenizer.apply_chat_template(messages, tokenize=False)
+            enc = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length, add_special_tokens=False)
+            scores.append(float(model(**enc).logits[0, 0]))
+    return scores
+
+
+def reward_report(data: Path, reward_model: Path, limit: int | None, seed: int = 0) -> dict:
+    """Pairwise accuracy of a reward model on the held-out preference pairs."""
+    rows = _sample(list(load_split(data, "test")), limit, seed)
+    if not rows:
+        raise ConvoforgeError(f"{data} has an empty test split")
+    model, tokenizer = load_reward_model(reward_model)
+    chosen = reward_scores(model, tokenizer, [r["prompt"] + r["chosen"] for r in rows])
+    rejected = reward_scores(model, tokenizer, [r["prompt"] + r["rejected"] for r in rows])
+    margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
+    return {
+        "pairs": len(rows),
+        "accuracy": round(sum(m > 0 for m in margins) / len(rows), 4),
+        "mean_margin": round(statistics.fmean(margins), 4),
+        "reward_model": str(reward_model),
+    }
+
+
+async def _judge(candidates: list[Any], critics: list[Any], critic_llm: Any) -> dict:
+    verdicts = {}
+    for critic in critics:
+        found = await critic.judge(candidates, critic_llm) if candidates else []
+        verdicts[critic.name] = {c.id: v for c, v in zip(candidates, found, strict=True)}
+    return verdicts
+
+
+def policy_report(
+    data: Path,
+    policies: dict[str, str],
+    reward_model: Path,
+    critic_refs: list[str],
+    critic_model: str,
+    samples: int = 2,
+    limit: int | None = 12,
+    min_turns: int = 3,
+    max_tokens: int = 320,
+    seed: int = 0,
+) -> dict:
+    """Fresh generations of each policy on held-out persona pairs: reward-model score and critic acceptance.
+
+    Acceptance: the candidate parses and passes every filter critic. Win share: how often the critics'
+    selection (filters, then the quality experts' majority vote) picks that policy's candidate for a pair.
+    """
+    from convoforge.agents.persona.context import PersonaContext
+    from convoforge.agents.persona.stages import GenerationJob, parse_candidate
+    from convoforge.critics.plugins import load_critics
+    from convoforge.critics.selection import select
+    from convoforge.llm import GenParams, load_chat_model
+
+    rows = list({r["pair_id"]: r for r in load_split(data, "test")}.values())
+    rows = _sample(rows, limit, seed)
+    if not rows:
+        raise ConvoforgeError(f"{data} has an empty test split")
+    ctx = PersonaContext(min_turns=min_turns)
+    critics = load_critics(critic_refs)
+    critic_llm = load_chat_model(critic_model)
+    rm, rm_tokenizer = load_reward_model(reward_model)
+    candidates, owner = [], {}
+    for name, spec in policies.items():
+        llm = load_chat_model(spec)
+        params = GenParams(temperature=0.8, max_tokens=max_tokens, n=samples, seed=seed)
+
+        async def generate_all(llm: Any = llm, params: GenParams = params) -> list[Any]:
+            return await asyncio.gather(*[llm.achat(r["prompt"], params) for r in rows])
+
+        for row, result in zip(rows, asyncio.run(generate_all()), strict=True):
+            job = GenerationJob(pair_id=row["pair_id"], iteration=0, profiles=row["profiles"])
+            for i, text in enumerate(result.texts):
+                cand = parse_candidate(text, job, i, ctx)
+                cand = cand.model_copy(update={"id": f"{name}-{cand.id}"})
+                candidates.append((cand, row))
+                owner[cand.id] = name
+    scores = reward_scores(
+        rm, rm_tokenizer, [r["prompt"] + [{"role": "assistant", "content": c.raw}] for c, r in candidates]
+    )
+    parsed = [c for c, _ in candidates if not c.parse_error]
+    verdicts = asyncio.run(_judge(parsed, critics, critic_llm))
+    filters = [c for c in critics if c.role == "filter"]
+    passed = {c.id for c in parsed if all(verdicts[f.name][c.id].passed is not False for f in filters)}
+    winners = [o.winner for o in select(parsed, verdicts, critics).values() if o.winner]
+    report: dict[str, Any] = {"pairs": len(rows), "samples_per_pair": samples, "critics": [c.name for c in critics]}
+    for name in policies:
+        mine = [(c, s) for (c, _), s in zip(candidates, scores, strict=True) if owner[c.id] == name]
+        report[name] = {
+            "spec": policies[name],
+            "candidates": len(mine),
+            "mean_reward": round(statistics.fmean(s for _, s in mine), 4),
+            "parse_rate": round(sum(not c.parse_error for c, _ in mine) / len(mine), 4),
+            "acceptance": round(sum(c.id in passed for c, _ in mine) / len(mine), 4),
+            "win_share": round(sum(owner[w] == name for w in winners) / max(len(winners), 1), 4),
+        }
+    return report
+
+
+def profile_report(
+    data: Path, adapter: Path, base: str, limit: int | None, max_tokens: int = 96, seed: int = 0
+) -> dict:
+    """RLPF measurement: prediction accuracy and length of summaries before and after, on held-out users."""
+    from convoforge.llm import GenParams, load_chat_model
+    from convoforge.training.profile import ProfileReward, completion_text, score_profiles
+
+    rows = _sample(list(load_split(data, "test")), limit, seed)
+    if not rows:
+        raise ConvoforgeError(f"{data} has an empty test split")
+    reward = ProfileReward(rows[0]["catalog"])
+    report: dict[str, Any] = {"users": len(rows)}
+    params = GenParams(temperature=0, max_tokens=max_tokens)
+    for name, spec in {"before": base, "after": f"{base}+adapter={adapter}"}.items():
+        llm = load_chat_model(spec)
+
+        async def summarise(llm: Any = llm) -> list[Any]:
+            return await asyncio.gather(*[llm.achat(r["prompt"], params) for r in rows])
+
+        summaries = [completion_text(r.text).strip() for r in asyncio.run(summarise())]
+        report[name] = {**score_profiles(reward, summaries, rows), "example": summaries[0][:300]}
+    return report

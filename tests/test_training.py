@@ -1,0 +1,226 @@
+"""RL (RLOO + LoRA reward model), RLPF profile tuning, retriever tuning, resumable runs and the eval commands."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+from safetensors.torch import load_file
+
+from convoforge.datasets.export import profile_rows, retrieval_rows
+from convoforge.errors import ConvoforgeError
+from tests.test_persona_cli import cf, scripted_personas
+
+SAMPLE = Path(__file__).parents[1] / "src/convoforge/agents/recommender/data/sample_movies.jsonl"
+TINY_RL = ["--steps", "2", "--batch-size", "1", "--generations", "2", "--new-tokens", "12", "--lr", "1e-3"]
+
+
+def movielens(folder: Path, users: int = 6) -> Path:
+    """A small MovieLens-shaped folder: ten movies, users who like the horror half later on."""
+    folder.mkdir(parents=True, exist_ok=True)
+    movies = [(i, f"Scary Film {i} (200{i})", "Horror|Thriller") for i in range(5)]
+    movies += [(i, f"Funny Film {i} (199{i})", "Comedy") for i in range(5, 10)]
+    with open(folder / "movies.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["movieId", "title", "genres"])
+        w.writerows(movies)
+    with open(folder / "ratings.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["userId", "movieId", "rating", "timestamp"])
+        for u in range(1, users + 1):
+            for t, m in enumerate([5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]):
+                w.writerow([u, m, 4.5 if m < 5 else 3.0, 1000 * u + t * (1 if t < 12 else 0) + (t >= 12) * 100])
+    return folder / "ratings.csv"
+
+
+def test_profile_rows_hold_out_the_later_liked_items(tmp_path):
+    ratings = movielens(tmp_path / "ml")
+    with open(ratings, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["userId", "movieId", "rating", "timestamp"])
+        w.writerows([[1, m, 2.0, t] for t, m in enumerate([5, 6, 7, 8])] + [[1, m, 5.0, 10 + m] for m in range(4)])
+        w.writerows([[2, 5, 4.0, 1]])  # no later likes: skipped
+    rows = profile_rows(ratings, future=0.5, min_liked=3)
+    assert [r["id"] for r in rows] == ["user-1"]
+    row = rows[0]
+    assert row["history"] == ["5", "6", "7", "8"] and sorted(row["held_out"]) == ["0", "1", "2", "3"]
+    assert "Funny Film 5" in row["prompt"][0]["content"] and "Scary" not in row["prompt"][0]["content"]
+    with pytest.raises(ConvoforgeError, match="not a MovieLens"):
+        profile_rows(tmp_path / "missing.csv")
+
+
+def test_retrieval_rows_grow_the_context_turn_by_turn():
+    session = {
+        "id": "s",
+        "target_names": ["Jaws (1975)"],
+        "target_texts": ["Jaws (1975). genre: thriller"],
+        "messages": [
+            {"role": "user", "content": "A shark film?", "intent": "ask_for_recommendations"},
+            {"role": "assistant", "content": "Try Up.", "intent": ""},
+            {"role": "user", "content": "Scarier, by Spielberg.", "intent": "give_feedback"},
+            {"role": "user", "content": "Great, thanks!", "intent": "accept"},
+        ],
+    }
+    rows = retrieval_rows([session])
+    assert [r["anchor"] for r in rows] == ["A shark film?", "A shark film? Scarier, by Spielberg."]
+    assert {r["positive"] for r in rows} == {"Jaws (1975). genre: thriller"}
+
+
+def test_profile_reward_prefers_summaries_that_find_the_held_out_items(tmp_path):
+    from convoforge.training.profile import ProfileReward
+
+    ratings = movielens(tmp_path / "ml")
+    reward = ProfileReward(ratings.parent / "movies.csv", k=3, max_words=8)
+    history, held = [["5", "6"]], [["0", "1", "2"]]
+    scary, funny = (
+        reward.recall(["scary horror thriller films"], history, held),
+        reward.recall(["comedy"], history, held),
+    )
+    assert scary[0] > funny[0]
+    long = "horror " * 16
+    assert reward(None, [long], history, held)[0] < reward(None, ["horror thriller"], history, held)[0]
+    assert reward(None, [[{"role": "assistant", "content": ""}]], history, held) == [-1.0]
+
+
+@pytest.fixture(scope="module")
+def pairs_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("rl")
+    scripted_personas(root / "personas", iterations=1, pairs=4)
+    made = cf("export", "--data", str(root / "personas"), "--format", "pairs", "--out", str(root / "pairs"))
+    assert made.returncode == 0, made.stderr[-1500:]
+    return root / "pairs"
+
+
+@pytest.fixture(scope="module")
+def reward_model(pairs_data) -> Path:
+    out = pairs_data.parent / "reward"
+    made = cf("train", "reward", "--data", str(pairs_data), "--out", str(out), "--steps", "2")
+    assert made.returncode == 0, made.stderr[-2000:]
+    return out
+
+
+@pytest.mark.slow
+def test_rl_with_the_lora_reward_model(pairs_data, reward_model, tmp_path):
+    out = tmp_path / "rl"
+    missing = cf("train", "rl", "--data", str(pairs_data), "--out", str(out), "--steps", "1")
+    assert missing.returncode == 2 and "--reward-model" in missing.stderr
+    made = cf(
+        "train", "rl", "--data", str(pairs_data), "--out", str(out), "--reward-model", str(reward_model), *TINY_RL
+    )
+    assert made.returncode == 0, made.stderr[-2500:]
+    assert "step 2/2" in made.stderr  # progress is shown
+    summary = json.loads((out / "convoforge_training.json").read_text())
+    assert summary["kind"] == "rl" and summary["steps"] == 2 and len(summary["rewards"]) == 2
+    assert summary["kl"] == 0.05 and "RLOOTrainer" in (out / "README.md").read_text()
+    lora_b = [v for k, v in load_file(str(out / "adapter_model.safetensors")).items() if "lora_B" in k]
+    assert any(float(v.abs().sum()) > 0 for v in lora_b)
+    report = cf(
+        "eval", "policy", "--data", str(pairs_data), "--adapter", str(out), "--reward-model", str(reward_model),
+        "--critic", "toxicity", "--pairs", "1", "--samples", "1", "--min-turns", "1",
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr[-2000:]
+    figures = json.loads(report.stdout)
+    assert set(figures) >= {"base", "rl"} and figures["rl"]["candidates"] == 1
+    assert 0 <= figures["base"]["acceptance"] <= 1 and isinstance(figures["rl"]["mean_reward"], float)
+
+
+@pytest.mark.slow
+def test_reward_accuracy_on_held_out_pairs(pairs_data, reward_model):
+    report = cf("eval", "reward", "--data", str(pairs_data), "--reward-model", str(reward_model))
+    if load_from_disk(str(pairs_data / "hf"))["test"].num_rows == 0:
+        assert report.returncode == 2 and "empty test split" in report.stderr
+        return
+    assert report.returncode == 0, report.stderr[-2000:]
+    figures = json.loads(report.stdout)
+    assert 0 <= figures["accuracy"] <= 1 and figures["pairs"] > 0
+
+
+@pytest.mark.slow
+def test_profile_rlpf_run_and_eval(tmp_path):
+    ratings = movielens(tmp_path / "ml", users=12)
+    data = tmp_path / "profile"
+    made = cf("export", "--data", str(ratings), "--format", "profile", "--out", str(data))
+    assert made.returncode == 0, made.stderr[-1500:]
+    out = tmp_path / "model"
+    made = cf("train", "profile", "--data", str(data), "--out", str(out), *TINY_RL)
+    assert made.returncode == 0, made.stderr[-2500:]
+    summary = json.loads((out / "convoforge_training.json").read_text())
+    assert summary["kind"] == "profile" and len(summary["rewards"]) == 2
+    report = cf("eval", "profile", "--data", str(data), "--adapter", str(out), "--limit", "2")
+    if load_from_disk(str(data / "hf"))["test"].num_rows == 0:
+        assert report.returncode == 2
+        return
+    assert report.returncode == 0, report.stderr[-2000:]
+    figures = json.loads(report.stdout)
+    assert set(figures["before"]) >= {"recall@50", "mean_words"} and figures["after"]["mean_words"] > 0
+
+
+@pytest.mark.slow
+def test_retriever_tuning_on_simulated_sessions(tmp_path):
+    sessions, data, out = tmp_path / "sessions", tmp_path / "retrieval", tmp_path / "retriever"
+    made = cf(
+        "simulate", "--catalog", str(SAMPLE), "--n", "12", "--simulator", "template", "--out", str(sessions)
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr[-1500:]
+    assert cf("export", "--data", str(sessions), "--format", "retrieval", "--out", str(data)).returncode == 0
+    made = cf("train", "retriever", "--data", str(data), "--out", str(out), "--steps", "3", "--batch-size", "4")
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert json.loads(made.stdout)["steps"] == 3 and (out / "config.json").is_file()
+    turns = Path(__file__).parent / "fixtures/turns.jsonl"
+    report = cf("eval", "crs", "--turns", str(turns), "--catalog", str(SAMPLE), "--embedder", str(out))
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert json.loads(report.stdout)["embedder"] == str(out)
+    bad = cf("eval", "crs", "--turns", str(turns), "--catalog", str(SAMPLE), "--embedder", str(tmp_path))
+    assert bad.returncode == 2 and "not a sentence-transformers folder" in bad.stderr
+
+
+@pytest.mark.slow
+def test_sft_resumes_from_its_checkpoint_and_eval_reports_before_after(tmp_path):
+    from transformers import TrainerCallback
+
+    from convoforge.training.lora import LoraSettings, train
+
+    root = tmp_path
+    scripted_personas(root / "personas", iterations=1, pairs=3)
+    assert cf("export", "--data", str(root / "personas"), "--format", "sft", "--out", str(root / "sft")).returncode == 0
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    settings = LoraSettings(steps=4, max_length=256, lr=1e-3)
+    with pytest.raises(KeyboardInterrupt):
+        train("sft", root / "sft", root / "model", settings, callbacks=[Crash()])
+    assert (root / ".model.checkpoints" / "checkpoint-2").is_dir() and not (root / "model").exists()
+    summary = train("sft", root / "sft", root / "model", settings, resume=True)
+    assert summary["steps"] == 4 and len(summary["losses"]) == 2  # steps 3 and 4 only: 1-2 came from the checkpoint
+    report = cf("eval", "sft", "--data", str(root / "sft"), "--adapter", str(root / "model"))
+    if load_from_disk(str(root / "sft" / "hf"))["test"].num_rows == 0:
+        assert report.returncode == 2
+        return
+    assert report.returncode == 0, report.stderr[-2000:]
+    figures = json.loads(report.stdout)
+    assert figures["before"]["tokens"] == figures["after"]["tokens"] > 0
+    assert figures["after"]["loss"] != figures["before"]["loss"]
+
+
+def test_training_template_renders_like_smollm2_and_masks_only_the_assistant():
+    from convoforge.llm.local import resolve_weights
+    from convoforge.training.lora import TRAIN_TEMPLATE, load_tokenizer
+
+    tokenizer = load_tokenizer(resolve_weights("smollm2-135m"))
+    assert tokenizer.chat_template == TRAIN_TEMPLATE
+    messages = [
+        {"role": "system", "content": "You are User 1."},
+        {"role": "user", "content": "Hi there"},
+        {"role": "assistant", "content": "Hello friend"},
+        {"role": "user", "content": "How are you"},
+        {"role": "assistant", "content": "Fine"},
+    ]
+    enc = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True, tokenize=True)
+    kept = tokenizer.decode([t for t, m in zip(enc["input_ids"], enc["assistant_masks"], strict=True) if m])
+    assert kept == "Hello friend<|im_end|>Fine<|im_end|>"
