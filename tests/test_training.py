@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from datasets import load_from_disk
 from safetensors.torch import load_file
 
 from convoforge.datasets.export import profile_rows, retrieval_rows
+from convoforge.datasets.records import read_dataset
 from convoforge.errors import ConvoforgeError
 from tests.test_persona_cli import cf, scripted_personas
 
@@ -19,7 +19,7 @@ TINY_RL = ["--steps", "2", "--batch-size", "1", "--generations", "2", "--new-tok
 
 
 def movielens(folder: Path, users: int = 6) -> Path:
-    """A small MovieLens-shaped folder: ten movies, users who like the horror half later on."""
+    """A small MovieLens-shaped folder: ten movies; users rate comedies first and like three horror films later."""
     folder.mkdir(parents=True, exist_ok=True)
     movies = [(i, f"Scary Film {i} (200{i})", "Horror|Thriller") for i in range(5)]
     movies += [(i, f"Funny Film {i} (199{i})", "Comedy") for i in range(5, 10)]
@@ -31,8 +31,8 @@ def movielens(folder: Path, users: int = 6) -> Path:
         w = csv.writer(f)
         w.writerow(["userId", "movieId", "rating", "timestamp"])
         for u in range(1, users + 1):
-            for t, m in enumerate([5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]):
-                w.writerow([u, m, 4.5 if m < 5 else 3.0, 1000 * u + t * (1 if t < 12 else 0) + (t >= 12) * 100])
+            for t, m in enumerate([5, 6, 7, 8, 9, 5, 6, 7, 8, 9, 5, 6, 0, 1, 2]):
+                w.writerow([u, m, 4.5 if m < 5 else 3.0, 1000 * u + t])
     return folder / "ratings.csv"
 
 
@@ -130,7 +130,7 @@ def test_rl_with_the_lora_reward_model(pairs_data, reward_model, tmp_path):
 @pytest.mark.slow
 def test_reward_accuracy_on_held_out_pairs(pairs_data, reward_model):
     report = cf("eval", "reward", "--data", str(pairs_data), "--reward-model", str(reward_model))
-    if load_from_disk(str(pairs_data / "hf"))["test"].num_rows == 0:
+    if read_dataset(pairs_data)["test"].num_rows == 0:
         assert report.returncode == 2 and "empty test split" in report.stderr
         return
     assert report.returncode == 0, report.stderr[-2000:]
@@ -138,7 +138,6 @@ def test_reward_accuracy_on_held_out_pairs(pairs_data, reward_model):
     assert 0 <= figures["accuracy"] <= 1 and figures["pairs"] > 0
 
 
-@pytest.mark.skip(reason="open bug: the fixture yields no held-out likes; see issue 5 note")
 @pytest.mark.slow
 def test_profile_rlpf_run_and_eval(tmp_path):
     ratings = movielens(tmp_path / "ml", users=12)
@@ -151,7 +150,7 @@ def test_profile_rlpf_run_and_eval(tmp_path):
     summary = json.loads((out / "convoforge_training.json").read_text())
     assert summary["kind"] == "profile" and len(summary["rewards"]) == 2
     report = cf("eval", "profile", "--data", str(data), "--adapter", str(out), "--limit", "2")
-    if load_from_disk(str(data / "hf"))["test"].num_rows == 0:
+    if read_dataset(data)["test"].num_rows == 0:
         assert report.returncode == 2
         return
     assert report.returncode == 0, report.stderr[-2000:]
@@ -178,7 +177,6 @@ def test_retriever_tuning_on_simulated_sessions(tmp_path):
     assert bad.returncode == 2 and "not a sentence-transformers folder" in bad.stderr
 
 
-@pytest.mark.skip(reason="open bug: no checkpoint-2 left after the crash; see issue 5 note")
 @pytest.mark.slow
 def test_sft_resumes_from_its_checkpoint_and_eval_reports_before_after(tmp_path):
     from transformers import TrainerCallback
@@ -198,10 +196,18 @@ def test_sft_resumes_from_its_checkpoint_and_eval_reports_before_after(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         train("sft", root / "sft", root / "model", settings, callbacks=[Crash()])
     assert (root / ".model.checkpoints" / "checkpoint-2").is_dir() and not (root / "model").exists()
-    summary = train("sft", root / "sft", root / "model", settings, resume=True)
-    assert summary["steps"] == 4 and len(summary["losses"]) == 2  # steps 3 and 4 only: 1-2 came from the checkpoint
+
+    class Count(TrainerCallback):
+        steps = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            Count.steps += 1
+
+    summary = train("sft", root / "sft", root / "model", settings, resume=True, callbacks=[Count()])
+    assert summary["steps"] == 4 and Count.steps == 2  # steps 3 and 4 only: 1-2 came from the checkpoint
+    assert len(summary["losses"]) == 4  # the checkpoint's log history comes back with it
     report = cf("eval", "sft", "--data", str(root / "sft"), "--adapter", str(root / "model"))
-    if load_from_disk(str(root / "sft" / "hf"))["test"].num_rows == 0:
+    if read_dataset(root / "sft")["test"].num_rows == 0:
         assert report.returncode == 2
         return
     assert report.returncode == 0, report.stderr[-2000:]

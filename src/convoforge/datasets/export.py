@@ -259,14 +259,13 @@ def export(data: Path, fmt: str, out: Path, force: bool = False) -> dict:
         raise ConvoforgeError(f"{data} yields no {fmt} rows (nothing accepted, or no losers to pair with)")
     for row in rows:
         row["split"] = row.get("split") or ("test" if held_out(row["pair_id"]) else "train")
-    splits = {
-        name: [{k: v for k, v in r.items() if k != "split"} for r in rows if r["split"] == name]
+    every = Dataset.from_list(rows)  # one table, so both splits share its features even when one is empty
+    train, test = (
+        every.select([i for i, r in enumerate(rows) if r["split"] == name]).remove_columns("split")
         for name in ("train", "test")
-    }
-    if not splits["train"]:
+    )
+    if not len(train):
         raise ConvoforgeError(f"{data} yields {len(rows)} {fmt} rows, all in the held-out split; export more data")
-    train = Dataset.from_list(splits["train"])
-    test = Dataset.from_list(splits["test"], features=train.features)
     summary = {"format": fmt, "rows": len(rows), "train": len(train), "test": len(test), "source": str(data)}
     card = "\n".join(
         [

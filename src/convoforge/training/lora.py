@@ -108,15 +108,12 @@ def load_tokenizer(folder: Path) -> Any:
 
 def load_split(data: Path, split: str = "train") -> Any:
     """One split of an exported training set (`convoforge export`)."""
-    from datasets import load_from_disk
+    from convoforge.datasets.records import read_dataset
 
-    folder = data / "hf" if (data / "hf").is_dir() else data
-    try:
-        return load_from_disk(str(folder))[split]
-    except (FileNotFoundError, KeyError) as exc:
-        raise ConvoforgeError(
-            f"{data} is not an exported training set with a {split} split (`convoforge export`)"
-        ) from exc
+    splits = read_dataset(data)
+    if split not in splits:
+        raise ConvoforgeError(f"{data} is not an exported training set with a {split} split (`convoforge export`)")
+    return splits[split]
 
 
 def load_reward_model(folder: Path) -> tuple[Any, Any]:
