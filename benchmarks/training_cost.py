@@ -83,8 +83,7 @@ def main() -> None:
         data = a.data
         if data is None:
             data = Path(tmp) / "sft"
-            seeds = Path(tmp) / "seeds"
-            _shipped_export(seeds, data)
+            _shipped_export(data)
         figures = {}
         for mode in ("lora", "full"):
             cmd = [sys.executable, __file__, "--mode", mode, "--data", str(data), "--steps", str(a.steps)]
@@ -111,22 +110,14 @@ def main() -> None:
     )
 
 
-def _shipped_export(seeds: Path, out: Path) -> None:
+def _shipped_export(out: Path) -> None:
     """An sft export of the seed conversations that ship with convoforge (no reference data needed)."""
     from datasets import Dataset, DatasetDict
 
     from convoforge.agents.persona.seeds import shipped_examples
-    from convoforge.datasets.export import sft_rows
+    from convoforge.datasets.export import example_record, sft_rows
 
-    records = [
-        {
-            "id": f"seed-{i}",
-            "pair_id": f"seed-{i}",
-            "profiles": ex["profiles"],
-            "messages": [{"speaker": s, "content": t} for s, t in ex["turns"]],
-        }
-        for i, ex in enumerate(shipped_examples())
-    ]
+    records = [example_record(f"seed-{i}", ex) for i, ex in enumerate(shipped_examples())]
     DatasetDict({"train": Dataset.from_list(sft_rows(records) * 8)}).save_to_disk(str(out))
 
 

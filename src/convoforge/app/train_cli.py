@@ -137,10 +137,6 @@ def train_retriever(
     typer.echo(json.dumps({"out": str(out_dir), **summary}))
 
 
-def _echo_report(report: dict) -> None:
-    typer.echo(json.dumps(report))
-
-
 @eval_app.command("sft")
 def eval_sft(
     data: Path = typer.Option(..., help="An `export --format sft` folder (e.g. from the SPC CSV); its test split."),
@@ -154,7 +150,7 @@ def eval_sft(
     """
     from convoforge.training.evaluate import sft_report
 
-    _echo_report(sft_report(data, adapter, base, limit))
+    typer.echo(json.dumps(sft_report(data, adapter, base, limit)))
 
 
 @eval_app.command("reward")
@@ -169,7 +165,7 @@ def eval_reward(
     """
     from convoforge.training.evaluate import reward_report
 
-    _echo_report(reward_report(data, reward_model, limit))
+    typer.echo(json.dumps(reward_report(data, reward_model, limit)))
 
 
 @eval_app.command("policy")
@@ -195,7 +191,7 @@ def eval_policy(
     report = policy_report(
         data, policies, reward_model, critic or DEFAULT_CRITICS, critic_model or base, samples, pairs, min_turns
     )
-    _echo_report(report)
+    typer.echo(json.dumps(report))
 
 
 @eval_app.command("profile")
@@ -211,4 +207,4 @@ def eval_profile(
     """
     from convoforge.training.evaluate import profile_report
 
-    _echo_report(profile_report(data, adapter, base, limit))
+    typer.echo(json.dumps(profile_report(data, adapter, base, limit)))

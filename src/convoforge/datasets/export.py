@@ -48,16 +48,18 @@ def spc_records(path: Path) -> list[dict]:
     from convoforge.critics.faithfulness_data import split_of
     from convoforge.datasets.spc import read_spc
 
-    return [
-        {
-            "id": f"spc-{n}",
-            "pair_id": f"spc-{n}",
-            "split": split_of(row),
-            "profiles": row["profiles"],
-            "messages": [{"speaker": s, "content": t} for s, t in row["turns"]],
-        }
-        for n, row in enumerate(read_spc(path))
-    ]
+    return [{**example_record(f"spc-{n}", row), "split": split_of(row)} for n, row in enumerate(read_spc(path))]
+
+
+def example_record(rid: str, example: dict) -> dict:
+    """A {profiles, turns} example (SPC row, shipped seed) as an accepted record the exporters read."""
+    messages = [{"speaker": s, "content": t} for s, t in example["turns"]]
+    return {"id": rid, "pair_id": rid, "profiles": example["profiles"], "messages": messages}
+
+
+def best_and_worst(rated: list[dict], top: int) -> list[dict]:
+    """The `top` best and a few worst of ratings sorted best first, each movie once (what a profile shows)."""
+    return list({r["movieId"]: r for r in rated[:top] + rated[-max(3, top // 5) :]}.values())
 
 
 def transcript(messages: list[dict]) -> str:
@@ -200,7 +202,7 @@ def profile_rows(ratings: Path, future: float = 0.2, min_liked: int = 3, top: in
         )
         if len(liked) < min_liked or not past:
             continue
-        shown = list({r["movieId"]: r for r in past[:top] + past[-max(3, top // 5) :]}.values())
+        shown = best_and_worst(past, top)
         entries = [
             {
                 "title": catalog.by_id[r["movieId"]].name,

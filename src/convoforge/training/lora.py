@@ -110,7 +110,10 @@ def load_split(data: Path, split: str = "train") -> Any:
     """One split of an exported training set (`convoforge export`)."""
     from convoforge.datasets.records import read_dataset
 
-    splits = read_dataset(data)
+    try:
+        splits = read_dataset(data)
+    except ConvoforgeError:
+        splits = {}
     if split not in splits:
         raise ConvoforgeError(f"{data} is not an exported training set with a {split} split (`convoforge export`)")
     return splits[split]
@@ -246,8 +249,6 @@ def train(
 
         rewards = {"reward_funcs": ProfileReward(dataset[0]["catalog"])}
     args = {**common_args(s, work), **extra}
-    if kind in {"rl", "profile"}:
-        args["per_device_train_batch_size"] = extra["per_device_train_batch_size"]
     trainer = trainer_cls(
         model=model,
         args=config_cls(**args),

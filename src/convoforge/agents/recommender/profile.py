@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from convoforge.datasets.catalog import strip_header
-from convoforge.datasets.export import history_lines
+from convoforge.datasets.export import best_and_worst, history_lines
 from convoforge.datasets.prompts import PROFILE
 from convoforge.errors import ConvoforgeError
 from convoforge.llm import GenParams
@@ -30,7 +30,6 @@ def movielens_history(ratings: Path, user_id: str, top: int = 15) -> list[dict]:
     if not rows:
         raise ConvoforgeError(f"MovieLens user {user_id} has no ratings in {ratings}")
     rows.sort(key=lambda r: -float(r["rating"]))
-    chosen = rows[:top] + rows[-max(3, top // 5) :]
     return [
         {
             "title": movies[r["movieId"]][0],
@@ -38,7 +37,7 @@ def movielens_history(ratings: Path, user_id: str, top: int = 15) -> list[dict]:
             "rating": float(r["rating"]),
             "tags": tags.get(r["movieId"], []),
         }
-        for r in dict((r["movieId"], r) for r in chosen).values()
+        for r in best_and_worst(rows, top)
     ]
 
 
