@@ -2,6 +2,8 @@
 
 Run: python benchmarks/training_cost.py [--data EXPORT] [--steps 6] [--max-length 256]
 Each mode runs in its own process so peak memory is its own. Prints one JSON line.
+Memory is reported twice: the whole process's peak RSS (loading included) and the peak
+RSS during training alone (the kernel's high-water mark reset once the model is loaded).
 With no --data, an sft export of the shipped seed conversations is made first.
 """
 
@@ -55,7 +57,10 @@ def run_mode(mode: str, data: Path, steps: int, max_length: int, batch_size: int
         )
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in trainer.model.parameters())
+        loaded_gb = _rss_gb("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark (Linux)
         trainer.train()
+        train_peak_gb = _rss_gb("VmHWM")
     timed = times[1:] or times
     step_tokens = (tokens[-1] - tokens[0]) / max(len(tokens) - 1, 1) if len(tokens) > 1 else 0
     return {
@@ -64,7 +69,17 @@ def run_mode(mode: str, data: Path, steps: int, max_length: int, batch_size: int
         "step_s": round(sum(timed) / len(timed), 3),
         "tokens_per_s": round(step_tokens / (sum(timed) / len(timed)), 1) if step_tokens else None,
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3),
+        "loaded_rss_gb": loaded_gb,
+        "train_peak_rss_gb": train_peak_gb,
     }
+
+
+def _rss_gb(field: str) -> float:
+    """A memory field of /proc/self/status in GB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1e6, 3)
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def main() -> None:
@@ -102,6 +117,7 @@ def main() -> None:
                 "ratio_trainable_params": round(lora["trainable_params"] / full["trainable_params"], 5),
                 "ratio_step_time": round(lora["step_s"] / full["step_s"], 3),
                 "ratio_peak_memory": round(lora["peak_rss_gb"] / full["peak_rss_gb"], 3),
+                "ratio_train_peak_memory": round(lora["train_peak_rss_gb"] / full["train_peak_rss_gb"], 3),
                 "ratio_tokens_per_s": round(lora["tokens_per_s"] / full["tokens_per_s"], 3)
                 if lora["tokens_per_s"] and full["tokens_per_s"]
                 else None,

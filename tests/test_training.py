@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from convoforge.datasets.export import profile_rows, retrieval_rows
+from convoforge.datasets.export import export, profile_rows, retrieval_rows
 from convoforge.datasets.records import read_dataset
 from convoforge.errors import ConvoforgeError
 from tests.test_persona_cli import cf, scripted_personas
@@ -50,6 +50,9 @@ def test_profile_rows_hold_out_the_later_liked_items(tmp_path):
     assert "Funny Film 5" in row["prompt"][0]["content"] and "Scary" not in row["prompt"][0]["content"]
     with pytest.raises(ConvoforgeError, match="not a MovieLens"):
         profile_rows(tmp_path / "missing.csv")
+    with pytest.raises(ConvoforgeError, match="no profile rows .no user has 3 or more later liked"):
+        export(ratings, "profile", tmp_path / "empty")  # default split: user 1 has one later like
+    assert not (tmp_path / "empty").exists()
 
 
 def test_retrieval_rows_grow_the_context_turn_by_turn():
@@ -144,6 +147,8 @@ def test_profile_rlpf_run_and_eval(tmp_path):
     data = tmp_path / "profile"
     made = cf("export", "--data", str(ratings), "--format", "profile", "--out", str(data))
     assert made.returncode == 0, made.stderr[-1500:]
+    card = (data / "README.md").read_text()
+    assert "- profile: (MovieLens history" in card and "- pairs:" not in card and '"format": "profile"' in card
     out = tmp_path / "model"
     made = cf("train", "profile", "--data", str(data), "--out", str(out), *TINY_RL)
     assert made.returncode == 0, made.stderr[-2500:]

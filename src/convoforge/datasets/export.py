@@ -26,6 +26,13 @@ from convoforge.errors import ConvoforgeError
 
 FORMATS = ("sft", "pairs", "thumbs", "retrieval", "profile")
 TEST_SHARE = 0.2
+EMPTY = {
+    "sft": "no accepted conversations",
+    "pairs": "no accepted conversation has a parseable, different loser of the same persona pair",
+    "thumbs": "no parseable conversations",
+    "retrieval": "no session has a user turn with something said",
+    "profile": "no user has 3 or more later liked items not rated before",
+}
 SYSTEM = "You write natural conversations between two people who each have a persona."
 
 
@@ -258,7 +265,7 @@ def export(data: Path, fmt: str, out: Path, force: bool = False) -> dict:
     """Build one training set (train and test splits) from what the graphs wrote, with a card."""
     rows = source_rows(data, fmt)
     if not rows:
-        raise ConvoforgeError(f"{data} yields no {fmt} rows (nothing accepted, or no losers to pair with)")
+        raise ConvoforgeError(f"{data} yields no {fmt} rows ({EMPTY[fmt]})")
     for row in rows:
         row["split"] = row.get("split") or ("test" if held_out(row["pair_id"]) else "train")
     every = Dataset.from_list(rows)  # one table, so both splits share its features even when one is empty
@@ -277,7 +284,7 @@ def export(data: Path, fmt: str, out: Path, force: bool = False) -> dict:
             "",
             f"# convoforge {fmt} export",
             "",
-            __doc__.split("\n\n")[1],
+            next(line for line in __doc__.splitlines() if line.startswith(f"- {fmt}:")),
             "",
             __doc__.split("\n\n")[2],
             "",
