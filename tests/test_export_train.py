@@ -64,6 +64,16 @@ def test_export_cli_round_trips_and_rejects_bad_input(persona_data, tmp_path):
         assert result.returncode == 0, result.stderr[-1500:]
         data = load_from_disk(str(out / "hf"))["train"]
         assert columns <= set(data.column_names) and len(data) > 0 and (out / "README.md").is_file()
+    both = tmp_path / "both"  # two runs: pair ids restart per run, so each run's ids get a prefix
+    result = cf(
+        "export", "--data", str(persona_data), "--data", str(persona_data), "--format", "pairs", "--out", str(both)
+    )
+    assert result.returncode == 0, result.stderr[-1500:]
+    one, two = (json.loads((d / "README.md").read_text().split("```json")[1].split("```")[0]) for d in (tmp_path / "pairs", both))
+    assert two["rows"] == 2 * one["rows"]
+    rows = [r for split in load_from_disk(str(both / "hf")).values() for r in split]
+    assert {r["pair_id"].split("-")[0] for r in rows} == {"run0", "run1"}
+    assert len({r["id"] for r in rows}) == len(rows)
     bad = cf("export", "--data", str(persona_data), "--format", "retrieval", "--out", str(tmp_path / "r"))
     assert bad.returncode == 2 and "no simulated sessions" in bad.stderr
     bad = cf("export", "--data", str(tmp_path / "nothing"), "--format", "sft", "--out", str(tmp_path / "x"))

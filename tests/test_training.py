@@ -50,7 +50,7 @@ def test_profile_rows_hold_out_the_later_liked_items(tmp_path):
     assert "Funny Film 5" in row["prompt"][0]["content"] and "Scary" not in row["prompt"][0]["content"]
     with pytest.raises(ConvoforgeError, match="not a MovieLens"):
         profile_rows(tmp_path / "missing.csv")
-    with pytest.raises(ConvoforgeError, match="no profile rows .no user has 3 or more later liked"):
+    with pytest.raises(ConvoforgeError, match=r"no profile rows \(no user has 3 or more later liked"):
         export(ratings, "profile", tmp_path / "empty")  # default split: user 1 has one later like
     assert not (tmp_path / "empty").exists()
 

@@ -200,14 +200,18 @@ def eval_personas(
 
 @app.command("export")
 def export_command(
-    data: Path = typer.Option(..., help="A dataset from `generate personas` (or `simulate` for retrieval)."),
-    fmt: str = typer.Option(..., "--format", help="sft, pairs, thumbs or retrieval."),
+    data: list[Path] = typer.Option(
+        ...,
+        help="A `generate personas` dataset (an SPC CSV for sft, `simulate` sessions for retrieval, MovieLens "
+        "ratings.csv for profile); repeat to combine runs.",
+    ),
+    fmt: str = typer.Option(..., "--format", help="sft, pairs, thumbs, retrieval or profile."),
     out_dir: Path = typer.Option(..., "--out", help="Output folder (HF dataset + card)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
 ) -> None:
     """Turn generated data into a training set in TRL's formats, with a dataset card.
 
-    Example: convoforge export --data out/personas --format pairs --out out/pairs
+    Example: convoforge export --data out/personas --data out/personas-2 --format pairs --out out/pairs
     """
     from convoforge.datasets.export import export
 

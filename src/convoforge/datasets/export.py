@@ -261,9 +261,17 @@ def source_rows(data: Path, fmt: str) -> list[dict]:
     }[fmt]()
 
 
-def export(data: Path, fmt: str, out: Path, force: bool = False) -> dict:
-    """Build one training set (train and test splits) from what the graphs wrote, with a card."""
-    rows = source_rows(data, fmt)
+def export(data: Path | list[Path], fmt: str, out: Path, force: bool = False) -> dict:
+    """Build one training set (train and test splits) from what the graphs wrote, with a card.
+
+    Several sources (e.g. generation runs, whose pair ids restart at `it0-p0`) get `run{i}-` id prefixes.
+    """
+    sources = [data] if isinstance(data, Path) else list(data)
+    rows = []
+    for i, source in enumerate(sources):
+        prefix = f"run{i}-" if len(sources) > 1 else ""
+        rows += [{**r, "id": prefix + r["id"], "pair_id": prefix + r["pair_id"]} for r in source_rows(source, fmt)]
+    data = sources[0] if len(sources) == 1 else ", ".join(map(str, sources))
     if not rows:
         raise ConvoforgeError(f"{data} yields no {fmt} rows ({EMPTY[fmt]})")
     for row in rows:
