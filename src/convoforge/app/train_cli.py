@@ -170,7 +170,7 @@ def eval_reward(
 
 @eval_app.command("policy")
 def eval_policy(
-    data: Path = typer.Option(..., help="An `export --format pairs` folder: held-out persona pairs as prompts."),
+    data: Path = typer.Option(..., help="A pairs or thumbs export: its held-out persona pairs are the prompts."),
     adapter: list[Path] = typer.Option(..., help="Tuned adapters to compare with the base (dpo, rl); repeatable."),
     reward_model: Path = typer.Option(..., help="A `convoforge train reward` folder to score generations."),
     base: str = typer.Option("local:smollm2-135m", help="Local base model spec."),
