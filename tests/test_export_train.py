@@ -69,7 +69,10 @@ def test_export_cli_round_trips_and_rejects_bad_input(persona_data, tmp_path):
         "export", "--data", str(persona_data), "--data", str(persona_data), "--format", "pairs", "--out", str(both)
     )
     assert result.returncode == 0, result.stderr[-1500:]
-    one, two = (json.loads((d / "README.md").read_text().split("```json")[1].split("```")[0]) for d in (tmp_path / "pairs", both))
+    one, two = (
+        json.loads((d / "README.md").read_text().split("```json")[1].split("```")[0])
+        for d in (tmp_path / "pairs", both)
+    )
     assert two["rows"] == 2 * one["rows"]
     rows = [r for split in load_from_disk(str(both / "hf")).values() for r in split]
     assert {r["pair_id"].split("-")[0] for r in rows} == {"run0", "run1"}

@@ -8,7 +8,8 @@ import pytest
 
 from convoforge.agents.persona import stages
 from convoforge.agents.persona.context import PersonaContext
-from convoforge.agents.persona.seeds import load_seeds, parse_transcript, read_spc
+from convoforge.agents.persona.seeds import load_seeds
+from convoforge.datasets.spc import parse_transcript, read_spc
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.scripted import ScriptedChatModel
 

@@ -164,9 +164,9 @@ def eval_personas(
     Example: convoforge eval personas --data out/personas --reference spc/Synthetic-Persona-Chat_valid.csv
     """
     from convoforge.agents.persona.evaluate import evaluate
-    from convoforge.agents.persona.seeds import read_spc
     from convoforge.critics.faithfulness_data import split_of
     from convoforge.datasets.records import read_dataset
+    from convoforge.datasets.spc import read_spc
     from convoforge.llm.embeddings import load_embedder
 
     dataset = read_dataset(data)

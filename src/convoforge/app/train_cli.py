@@ -27,8 +27,8 @@ def train_faithfulness(
 
     Example: convoforge train faithfulness --data spc/Synthetic-Persona-Chat_valid.csv --out models/faith
     """
-    from convoforge.agents.persona.seeds import read_spc
     from convoforge.critics.faithfulness_data import attribute_pairs, split_of
+    from convoforge.datasets.spc import read_spc
     from convoforge.training.embedder import tune_embedder
 
     if not data.is_file():

@@ -105,6 +105,14 @@ class Critic:
         return Verdict.invalid(self.name, repr(out)[:500], f"unusable answer of type {type(out).__name__}")
 
 
+async def verdicts_by_id(critic: Critic, candidates: list[Candidate], llm: ChatModel) -> dict[str, Verdict]:
+    """A critic's verdicts keyed by candidate id; a wrong number of verdicts makes them all invalid."""
+    found = await critic.judge(candidates, llm) if candidates else []
+    if len(found) != len(candidates):
+        found = [Verdict.invalid(critic.name, "", "critic returned a wrong number of verdicts")] * len(candidates)
+    return {c.id: v for c, v in zip(candidates, found, strict=True)}
+
+
 async def llm_filter_verdict(
     critic: str,
     llm: ChatModel,

@@ -77,7 +77,7 @@ async def simulate_sessions(
     llm: ChatModel | None,
     n: int,
     out: Path,
-    plan: dict | Path | None,
+    plan: dict,
     max_turns: int,
     seed: int,
     force: bool = False,
@@ -85,7 +85,6 @@ async def simulate_sessions(
 ) -> dict:
     """Simulate n sessions concurrently and write them (with a card) to out."""
     catalog = agent.retriever.catalog
-    plan = plan if isinstance(plan, dict) else {"turns": plan}
     plans = plan_sessions(agent, n, plan, max_turns, seed)
     gate = asyncio.Semaphore(concurrency)
 

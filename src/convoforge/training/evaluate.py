@@ -19,6 +19,26 @@ def _sample(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
     return rows
 
 
+def _test_rows(data: Path, limit: int | None, seed: int, per_pair: bool = False) -> list[dict]:
+    """A seeded sample of an export's test split (one row per persona pair when per_pair); never empty."""
+    rows = list(load_split(data, "test"))
+    if per_pair:
+        rows = list({r["pair_id"]: r for r in rows}.values())
+    rows = _sample(rows, limit, seed)
+    if not rows:
+        raise ConvoforgeError(f"{data} has an empty test split")
+    return rows
+
+
+def _complete_all(llm: Any, prompts: list[Any], params: Any) -> list[Any]:
+    """All prompts at once, so the local backend batches them."""
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(*[llm.achat(p, params) for p in prompts])
+
+    return asyncio.run(run())
+
+
 def causal_model(base: str, adapter: Path | None) -> Any:
     """The base causal LM, with a LoRA adapter on top when given."""
     import torch
@@ -64,9 +84,7 @@ def lm_loss(base: str, adapter: Path | None, rows: list[dict], max_length: int =
 
 def sft_report(data: Path, adapter: Path, base: str, limit: int | None, seed: int = 0) -> dict:
     """Held-out loss and perplexity before (base) and after (adapter) on an sft export's test split."""
-    rows = _sample(list(load_split(data, "test")), limit, seed)
-    if not rows:
-        raise ConvoforgeError(f"{data} has an empty test split")
+    rows = _test_rows(data, limit, seed)
     before, after = lm_loss(base, None, rows), lm_loss(base, adapter, rows)
     return {"data": str(data), "adapter": str(adapter), "before": before, "after": after}
 
@@ -86,9 +104,7 @@ def reward_scores(model: Any, tokenizer: Any, conversations: list[list[dict]], m
 
 def reward_report(data: Path, reward_model: Path, limit: int | None, seed: int = 0) -> dict:
     """Pairwise accuracy of a reward model on the held-out preference pairs."""
-    rows = _sample(list(load_split(data, "test")), limit, seed)
-    if not rows:
-        raise ConvoforgeError(f"{data} has an empty test split")
+    rows = _test_rows(data, limit, seed)
     model, tokenizer = load_reward_model(reward_model)
     chosen = reward_scores(model, tokenizer, [r["prompt"] + r["chosen"] for r in rows])
     rejected = reward_scores(model, tokenizer, [r["prompt"] + r["rejected"] for r in rows])
@@ -102,11 +118,9 @@ def reward_report(data: Path, reward_model: Path, limit: int | None, seed: int =
 
 
 async def _judge(candidates: list[Any], critics: list[Any], critic_llm: Any) -> dict:
-    verdicts = {}
-    for critic in critics:
-        found = await critic.judge(candidates, critic_llm) if candidates else []
-        verdicts[critic.name] = {c.id: v for c, v in zip(candidates, found, strict=True)}
-    return verdicts
+    from convoforge.critics.base import verdicts_by_id
+
+    return {critic.name: await verdicts_by_id(critic, candidates, critic_llm) for critic in critics}
 
 
 def policy_report(
@@ -132,10 +146,7 @@ def policy_report(
     from convoforge.critics.selection import select
     from convoforge.llm import GenParams, load_chat_model
 
-    rows = list({r["pair_id"]: r for r in load_split(data, "test")}.values())
-    rows = _sample(rows, limit, seed)
-    if not rows:
-        raise ConvoforgeError(f"{data} has an empty test split")
+    rows = _test_rows(data, limit, seed, per_pair=True)
     ctx = PersonaContext(min_turns=min_turns)
     critics = load_critics(critic_refs)
     critic_llm = load_chat_model(critic_model)
@@ -144,11 +155,7 @@ def policy_report(
     for name, spec in policies.items():
         llm = load_chat_model(spec)
         params = GenParams(temperature=0.8, max_tokens=max_tokens, n=samples, seed=seed)
-
-        async def generate_all(llm: Any = llm, params: GenParams = params) -> list[Any]:
-            return await asyncio.gather(*[llm.achat(r["prompt"], params) for r in rows])
-
-        for row, result in zip(rows, asyncio.run(generate_all()), strict=True):
+        for row, result in zip(rows, _complete_all(llm, [r["prompt"] for r in rows], params), strict=True):
             job = GenerationJob(pair_id=row["pair_id"], iteration=0, profiles=row["profiles"])
             for i, text in enumerate(result.texts):
                 cand = parse_candidate(text, job, i, ctx)
@@ -182,20 +189,14 @@ def profile_report(
 ) -> dict:
     """RLPF measurement: prediction accuracy and length of summaries before and after, on held-out users."""
     from convoforge.llm import GenParams, load_chat_model
-    from convoforge.training.profile import ProfileReward, completion_text, score_profiles
+    from convoforge.training.profile import ProfileReward, score_profiles
 
-    rows = _sample(list(load_split(data, "test")), limit, seed)
-    if not rows:
-        raise ConvoforgeError(f"{data} has an empty test split")
+    rows = _test_rows(data, limit, seed)
     reward = ProfileReward(rows[0]["catalog"])
     report: dict[str, Any] = {"users": len(rows)}
     params = GenParams(temperature=0, max_tokens=max_tokens)
     for name, spec in {"before": base, "after": f"{base}+adapter={adapter}"}.items():
         llm = load_chat_model(spec)
-
-        async def summarise(llm: Any = llm) -> list[Any]:
-            return await asyncio.gather(*[llm.achat(r["prompt"], params) for r in rows])
-
-        summaries = [completion_text(r.text).strip() for r in asyncio.run(summarise())]
+        summaries = [r.text.strip() for r in _complete_all(llm, [r["prompt"] for r in rows], params)]
         report[name] = {**score_profiles(reward, summaries, rows), "example": summaries[0][:300]}
     return report

@@ -125,10 +125,11 @@ def load_reward_model(folder: Path) -> tuple[Any, Any]:
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    meta = folder / "convoforge_training.json"
-    if not meta.is_file() or json.loads(meta.read_text()).get("kind") != "reward":
+    meta_file = folder / "convoforge_training.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    if meta.get("kind") != "reward":
         raise ConvoforgeError(f"{folder} is not a reward model from `convoforge train reward`")
-    _, base = base_folder(json.loads(meta.read_text())["base"])
+    _, base = base_folder(meta["base"])
     tokenizer = load_tokenizer(base)
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
     model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload().eval()
@@ -220,16 +221,13 @@ def train(
     work = out.parent / f".{out.name}.checkpoints"
     if work.exists() and not resume:
         shutil.rmtree(work)
-    extra: dict[str, Any] = {}
+    dataset = dataset.select_columns(sorted(NEEDED[kind]))
     if kind == "sft":
         extra = {"assistant_only_loss": tokenizer.chat_template == TRAIN_TEMPLATE, "max_length": s.max_length}
-        dataset = dataset.select_columns(["messages"])
     elif kind in {"reward", "dpo"}:
         extra = {"max_length": s.max_length, **({"beta": s.beta} if kind == "dpo" else {})}
-        dataset = dataset.select_columns(["prompt", "chosen", "rejected"])
     else:
         extra = rl_args(s)
-        dataset = dataset.select_columns(sorted(NEEDED[kind]))
     config_cls, trainer_cls, model_cls, task = {
         "sft": (trl.SFTConfig, trl.SFTTrainer, AutoModelForCausalLM, "CAUSAL_LM"),
         "reward": (trl.RewardConfig, trl.RewardTrainer, AutoModelForSequenceClassification, "SEQ_CLS"),

@@ -47,11 +47,14 @@ class ProfileReward:
         """RLPF's length term: summaries past max_words lose reward in proportion."""
         return self.length_weight * max(0, len(summary.split()) - self.max_words) / self.max_words
 
+    def rewards(self, texts: list[str], recalls: list[float]) -> list[float]:
+        """Recall minus the length term; an empty summary gets -1."""
+        return [r - self.length_penalty(t) if t else -1.0 for r, t in zip(recalls, texts, strict=True)]
+
     def __call__(self, prompts: list, completions: list, history: list, held_out: list, **_: Any) -> list[float]:
         """TRL reward-function signature: one float per completion."""
         texts = [completion_text(c).strip() for c in completions]
-        recalls = self.recall(texts, history, held_out)
-        return [r - self.length_penalty(t) if t else -1.0 for r, t in zip(recalls, texts, strict=True)]
+        return self.rewards(texts, self.recall(texts, history, held_out))
 
 
 def score_profiles(reward: ProfileReward, summaries: list[str], rows: list[dict]) -> dict:
@@ -62,7 +65,5 @@ def score_profiles(reward: ProfileReward, summaries: list[str], rows: list[dict]
         f"recall@{reward.k}": round(statistics.fmean(recalls), 4),
         "mean_words": round(statistics.fmean(words), 1),
         "over_length": round(sum(w > reward.max_words for w in words) / len(words), 4),
-        "reward": round(
-            statistics.fmean(reward(None, summaries, [r["history"] for r in rows], [r["held_out"] for r in rows])), 4
-        ),
+        "reward": round(statistics.fmean(reward.rewards(summaries, recalls)), 4),
     }

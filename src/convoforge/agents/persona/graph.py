@@ -15,7 +15,7 @@ from langgraph.types import Send
 from convoforge.agents.persona import stages
 from convoforge.agents.persona.context import PersonaContext
 from convoforge.agents.persona.state import GenerateInput, PersonaState
-from convoforge.critics.base import Candidate, Critic, Verdict
+from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
 from convoforge.critics.selection import select
 from convoforge.llm import GenParams
 from convoforge.llm.base import ChatModel
@@ -109,10 +109,8 @@ def build_graph(
     def critic_node(critic: Critic):
         async def judge(state: PersonaState) -> dict:
             cands = [Candidate(**c) for c in state["candidates"] if not c["parse_error"]]
-            verdicts = await critic.judge(cands, critic_llm) if cands else []
-            if len(verdicts) != len(cands):
-                verdicts = [Verdict.invalid(critic.name, "", "critic returned a wrong number of verdicts")] * len(cands)
-            return {"verdicts": {critic.name: {c.id: v.model_dump() for c, v in zip(cands, verdicts, strict=True)}}}
+            verdicts = await verdicts_by_id(critic, cands, critic_llm)
+            return {"verdicts": {critic.name: {cid: v.model_dump() for cid, v in verdicts.items()}}}
 
         return judge
 

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from convoforge.datasets.spc import SPC_COLUMNS, parse_transcript, read_spc
+from convoforge.datasets.spc import read_spc
 from convoforge.errors import ConvoforgeError
-
-__all__ = ["SPC_COLUMNS", "Seeds", "load_seeds", "parse_transcript", "read_spc"]
 
 
 @dataclass

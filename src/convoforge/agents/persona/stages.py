@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from convoforge.agents.persona import prompts
 from convoforge.agents.persona.context import PersonaContext
-from convoforge.agents.persona.seeds import parse_transcript
 from convoforge.critics.base import Candidate, Turn
+from convoforge.datasets.spc import parse_transcript
 from convoforge.llm import GenParams, astructured
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import Embedder
