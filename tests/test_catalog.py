@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from convoforge.datasets.catalog import load_catalog, normalise
+from convoforge.datasets.catalog import load_catalog, movielens_likes, normalise
 from convoforge.errors import ConvoforgeError
 from tests.conftest import ROOT
 
@@ -64,3 +64,29 @@ def test_redial_and_movielens_load(data_dir):
     assert len(redial) == 6583 and redial.find("The Shining (1980)") is not None
     movielens = load_catalog(data_dir / "movielens" / "movies.csv")
     assert len(movielens) > 7000  # this copy of ml-latest-small lists 7,998 of its 9,125 movies
+
+
+def write_movielens(folder, ratings: list[tuple[int, int, float]]):
+    """A tiny MovieLens folder (movies.csv, ratings.csv): films of the sample catalogue and one that is not in it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "movies.csv").write_text(
+        'movieId,title,genres\n1,"Shining, The (1980)",Horror\n2,Alien (1979),Horror|Sci-Fi\n'
+        "3,Get Out (2017),Horror\n4,Not In The Catalogue (1999),Drama\n5,Toy Story (1995),Animation\n"
+    )
+    lines = ["userId,movieId,rating,timestamp"] + [f"{u},{m},{r},{i}" for i, (u, m, r) in enumerate(ratings)]
+    (folder / "ratings.csv").write_text("\n".join(lines) + "\n")
+    return folder / "ratings.csv"
+
+
+def test_movielens_likes_match_titles_and_keep_only_liked(tmp_path):
+    ratings = write_movielens(tmp_path, [(1, 1, 5.0), (1, 2, 4.0), (1, 4, 5.0), (1, 5, 2.0), (2, 3, 4.5), (2, 3, 5.0)])
+    catalog = load_catalog(SAMPLE)
+    likes = movielens_likes(ratings, catalog)
+    names = {user: [catalog.by_id[i].name for i in ids] for user, ids in likes.items()}
+    assert names == {"1": ["The Shining (1980)", "Alien (1979)"], "2": ["Get Out (2017)"]}
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(ConvoforgeError, match=r"not a MovieLens ratings\.csv"):
+        movielens_likes(tmp_path / "bad.csv", catalog)
+    with pytest.raises(ConvoforgeError, match=r"movies\.csv beside it"):
+        movielens_likes(tmp_path / "bad" / "ratings.csv", catalog)

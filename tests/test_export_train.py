@@ -86,17 +86,20 @@ def test_export_cli_round_trips_and_rejects_bad_input(persona_data, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "fmt"), [("sft", "sft"), ("reward", "pairs"), ("dpo", "pairs")])
-def test_tiny_lora_runs(persona_data, tmp_path, kind, fmt):
+@pytest.mark.parametrize(
+    ("kind", "fmt", "extra"),
+    [("sft", "sft", []), ("reward", "pairs", []), ("dpo", "pairs", []), ("dpo", "pairs", ["--sft-weight", "1"])],
+)
+def test_tiny_lora_runs(persona_data, tmp_path, kind, fmt, extra):
     data = tmp_path / fmt
     assert cf("export", "--data", str(persona_data), "--format", fmt, "--out", str(data)).returncode == 0
     out = tmp_path / f"model-{kind}"
-    result = cf(
-        "train", kind, "--data", str(data), "--out", str(out), "--steps", "4", "--lr", "1e-3", "--batch-size", "2"
-    )
+    args = ["--steps", "4", "--lr", "1e-3", "--batch-size", "2", *extra]
+    result = cf("train", kind, "--data", str(data), "--out", str(out), *args)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "convoforge_training.json").read_text())
     assert summary["steps"] == 4 and (out / "adapter_model.safetensors").is_file()
+    assert summary["sft_weight"] == (1.0 if extra else 0.0)
     assert summary["last_loss"] < summary["first_loss"] or kind == "reward"
     from safetensors.torch import load_file
 
@@ -120,3 +123,10 @@ def test_train_rejects_wrong_data(tmp_path):
 def test_identical_candidates_make_no_pair():
     twin = {**LOSE, "messages": WIN["messages"], "id": "t"}
     assert pair_rows([WIN], [twin]) == []
+
+
+def test_a_tied_vote_makes_no_pair_but_a_dropped_loser_does():
+    unscored = {**WIN, "verdicts": []}  # no quality expert gave a valid score: the winner was the first alive
+    tie = {**LOSE, "verdicts": [], "reason": "lost the vote (0 vs 0 votes)"}
+    dropped = {**LOSE, "id": "d", "verdicts": [], "reason": "dropped by faithfulness"}
+    assert [r["rejected_reason"] for r in pair_rows([unscored], [tie, dropped])] == ["dropped by faithfulness"]

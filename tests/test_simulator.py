@@ -11,7 +11,7 @@ from convoforge.datasets.records import read_dataset
 from convoforge.llm.scripted import ScriptedChatModel
 from convoforge.simulators import SimulatedUser, UserControls, choose_intent, leaks, remove_leaks
 from convoforge.simulators.loop import build_loop
-from tests.test_catalog import SAMPLE
+from tests.test_catalog import SAMPLE, write_movielens
 from tests.test_persona_cli import cf
 
 
@@ -113,3 +113,26 @@ def test_simulate_cli_writes_labelled_sessions(tmp_path):
                 assert not any(leaks(m["content"], t) for t in row["target_names"])
     again = cf("simulate", "--n", "1", "--out", str(out))
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+@pytest.mark.slow
+def test_simulated_users_from_rating_histories_name_films_they_liked(tmp_path):
+    liked = {1: [1, 2, 3], 2: [2, 5]}  # MovieLens ids: Shining, Alien, Get Out; Alien, Toy Story
+    ratings = write_movielens(tmp_path / "ml", [(u, m, 5.0) for u, ms in liked.items() for m in ms] + [(2, 1, 1.0)])
+    out = tmp_path / "sessions"
+    args = ["simulate", "--n", "6", "--simulator", "template", "--catalog", str(SAMPLE), "--max-turns", "3"]
+    result = cf(*args, "--histories", str(ratings), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    titles = {1: "The Shining (1980)", 2: "Alien (1979)", 3: "Get Out (2017)", 5: "Toy Story (1995)"}
+    histories = [{titles[m] for m in ms} for ms in liked.values()]
+    for row in read_dataset(out)["sessions"]:
+        films = set(row["target_names"]) | set(row["liked_names"])
+        assert row["liked_names"] and any(films <= h for h in histories)  # one real user's liked films
+        assert not set(row["target_names"]) & set(row["liked_names"])
+        first = row["messages"][0]
+        assert first["intent"] == "ask_for_recommendations" and row["liked_names"][0] in first["content"]
+        for m in row["messages"]:
+            if m["role"] == "user" and m["intent"] != "accept":
+                assert not any(leaks(m["content"], t) for t in row["target_names"])
+    both = cf(*args, "--histories", str(ratings), "--turns", str(SAMPLE), "--out", str(tmp_path / "x"))
+    assert both.returncode == 2 and "pass one" in both.stderr

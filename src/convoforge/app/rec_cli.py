@@ -90,6 +90,9 @@ def simulate(
     turns: Path | None = typer.Option(None, help="iEvaLM turns file: take targets from its `rec` items."),
     holdout: Path | None = typer.Option(None, help="iEvaLM turns file whose targets are never simulated."),
     popularity: Path | None = typer.Option(None, help="MovieLens ratings.csv: draw targets by popularity."),
+    histories: Path | None = typer.Option(
+        None, help="MovieLens ratings.csv: each user is a real rater; the goal is a film they liked, others they name."
+    ),
     embedder: Path | None = embedder_option(),
     max_turns: int = typer.Option(5, min=1, help="Most agent turns per session."),
     simulator: str = typer.Option("llm", help="llm (the model writes the user's turns) or template."),
@@ -108,7 +111,9 @@ def simulate(
     if out_dir.exists() and not force:
         raise ConvoforgeError(f"{out_dir} exists; pass --force to replace it")
     agent, model = _agent(catalog, popularity, agent_llm, embedder=embedder)
-    plan = {"turns": turns, "holdout": holdout, "popularity": popularity is not None}
+    if histories and turns:
+        raise ConvoforgeError("--histories and --turns both choose the targets; pass one")
+    plan = {"turns": turns, "holdout": holdout, "popularity": popularity is not None, "histories": histories}
     summary = asyncio.run(
         simulate_sessions(agent, model if simulator == "llm" else None, n, out_dir, plan, max_turns, seed, force)
     )

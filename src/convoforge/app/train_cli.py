@@ -72,6 +72,9 @@ def _lora_command(kind: str, fmt: str, default_lr: float, summary: str) -> None:
         generations: int = typer.Option(4, min=2, help="rl, profile: samples per prompt (RLOO's k)."),
         new_tokens: int = typer.Option(96, min=4, help="rl, profile: most tokens per sample."),
         kl: float = typer.Option(0.05, min=0.0, help="rl, profile: KL coefficient to the base model."),
+        sft_weight: float = typer.Option(
+            0.0, min=0.0, help="dpo: weight of the chosen answers' NLL added to the DPO loss (RPO); 0: plain DPO."
+        ),
         resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
         force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     ) -> None:
@@ -88,6 +91,7 @@ def _lora_command(kind: str, fmt: str, default_lr: float, summary: str) -> None:
             generations=generations,
             new_tokens=new_tokens,
             kl=kl,
+            sft_weight=sft_weight,
         )
         result = train(
             kind,

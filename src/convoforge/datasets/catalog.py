@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +15,7 @@ from convoforge.errors import ConvoforgeError
 
 _YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
 _YEAR_MENTION = re.compile(r"\((\d{4})\)")
+_ARTICLE = re.compile(r"^(.*), (The|A|An)( \(\d{4}\))?$")
 
 
 @dataclass(eq=False)
@@ -188,3 +190,40 @@ def load_catalog(path: str | Path) -> Catalog:
     if path.suffix == ".json":
         return load_id2info(path)
     raise ConvoforgeError(f"{path}: unknown catalogue format (use .json id->record, MovieLens .csv or .jsonl)")
+
+
+def movielens_ratings(ratings: Path, catalog: Catalog) -> Iterator[tuple[str, str, float]]:
+    """(MovieLens user, catalogue item id, rating) in file order, films matched by normalised `Title (Year)`.
+
+    MovieLens writes "Shining, The (1980)"; the article moves to the front before matching.
+    """
+    movies = ratings.parent / "movies.csv"
+    if not ratings.is_file() or not movies.is_file():
+        raise ConvoforgeError(f"{ratings} is not a MovieLens ratings.csv with movies.csv beside it")
+    ids_by_name: dict[str, list[str]] = {}
+    for it in catalog.items:
+        ids_by_name.setdefault(normalise(it.name), []).append(it.id)
+    item_of: dict[str, list[str]] = {}
+    with open(movies, newline="", encoding="utf-8") as f:
+        for row in strip_header(csv.DictReader(f)):
+            title = row["title"].strip()
+            if m := _ARTICLE.match(title):
+                title = f"{m.group(2)} {m.group(1)}{m.group(3) or ''}"
+            if ids := ids_by_name.get(normalise(title)):
+                item_of[row["movieId"]] = ids
+    with open(ratings, newline="", encoding="utf-8") as f:
+        reader = strip_header(csv.DictReader(f))
+        if not reader.fieldnames or not {"userId", "movieId", "rating"} <= set(reader.fieldnames):
+            raise ConvoforgeError(f"{ratings} is not a MovieLens ratings.csv (userId,movieId,rating,timestamp)")
+        for row in reader:
+            for item_id in item_of.get(row["movieId"], []):
+                yield row["userId"], item_id, float(row["rating"])
+
+
+def movielens_likes(ratings: Path, catalog: Catalog, min_rating: float = 4.0) -> dict[str, list[str]]:
+    """Per MovieLens user, the catalogue items they rated at least min_rating, once each."""
+    likes: dict[str, list[str]] = {}
+    for user, item_id, rating in movielens_ratings(ratings, catalog):
+        if rating >= min_rating and item_id not in likes.setdefault(user, []):
+            likes[user].append(item_id)
+    return likes

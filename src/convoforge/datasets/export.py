@@ -117,7 +117,7 @@ def sft_rows(accepted: list[dict]) -> list[dict]:
 
 
 def pair_rows(accepted: list[dict], rejected: list[dict]) -> list[dict]:
-    """Winner vs each parseable loser of the same pair, with the experts' margin."""
+    """Winner vs each loser of the same pair with something to say, and the experts' margin; ties are skipped."""
     losers: dict[str, list[dict]] = {}
     for r in rejected:
         if r["messages"]:
@@ -127,6 +127,9 @@ def pair_rows(accepted: list[dict], rejected: list[dict]) -> list[dict]:
         for lose in losers.get(win["pair_id"], []):
             if transcript(lose["messages"]) == transcript(win["messages"]):
                 continue  # identical texts carry no preference
+            margin = round(quality(win) - quality(lose), 4)
+            if lose["reason"].startswith("lost the vote") and margin <= 0:
+                continue  # passed every filter and no expert preferred the winner: a tie, not a preference
             rows.append(
                 {
                     "id": f"{win['id']}>{lose['id']}",
@@ -135,7 +138,7 @@ def pair_rows(accepted: list[dict], rejected: list[dict]) -> list[dict]:
                     "prompt": conversation_prompt(win["profiles"]),
                     "chosen": [{"role": "assistant", "content": transcript(win["messages"])}],
                     "rejected": [{"role": "assistant", "content": transcript(lose["messages"])}],
-                    "margin": round(quality(win) - quality(lose), 4),
+                    "margin": margin,
                     "rejected_reason": lose["reason"],
                 }
             )

@@ -4,6 +4,7 @@ USER = (
     "You are role-playing a person who is chatting with a movie recommender.\n"
     "Who you are: {profile}\n"
     "The movie you secretly want (NEVER say its title): {target}\n"
+    "Movies you liked before (you may name these): {liked}\n"
     "How you talk: {verbosity}. Your film knowledge: {knowledge}.\n"
     "Conversation so far:\n{conversation}\n\n"
     "Your goal for this message: {intent}\n"
@@ -29,4 +30,21 @@ TEMPLATES = {
     "express_dissatisfaction": "None of those are what I want. I'm looking for a {genre} film{people}.",
     "accept": "Yes! {first} is exactly what I wanted, thank you!",
     "leave": "Thanks anyway, I'll look for something myself. Bye!",
+}
+
+# A user grounded in a real rating history names films they liked, as ReDial seekers do ("like The Babadook (2014)").
+TEMPLATES_LIKED = {
+    "ask_for_recommendations": [
+        "Hi! I'm looking for a good {genre} movie like {liked}.",
+        "Hello, I really liked {liked}. Can you suggest a {genre} movie?",
+        "Hi, any {genre} movies you'd recommend? I loved {liked}.",
+    ],
+    "give_feedback": [
+        "Hmm, not quite. I also enjoyed {liked}, something in that vein?",
+        "I haven't seen that one. Do you know anything like {liked}?",
+    ],
+    "express_dissatisfaction": [
+        "None of those are what I want. More of a {genre} film like {liked}.",
+        "Not really my taste. I'm after something like {liked}.",
+    ],
 }

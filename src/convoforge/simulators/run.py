@@ -13,6 +13,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
+from convoforge.datasets.catalog import Catalog, movielens_likes
 from convoforge.datasets.records import write_dataset
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.base import ChatModel
@@ -26,17 +27,21 @@ def shipped_profiles() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def target_pool(agent: Any, n: int, plan: dict, rng: random.Random) -> list[list[str]]:
-    """Targets per session: a turns file's `rec` items, or catalogue items (uniform or by popularity).
+def holdout_items(plan: dict, catalog: Catalog) -> set[str]:
+    """Target ids of `plan["holdout"]` (an iEvaLM turns file): never simulated, so evaluating on them stays fair."""
+    from convoforge.simulators.evaluate_crs import load_turns
 
-    Items in `plan["holdout"]` (an iEvaLM turns file) are never targets, so an evaluation on them stays unseen.
-    """
+    if not plan.get("holdout"):
+        return set()
+    return {t for turn in load_turns(plan["holdout"], catalog) for t in turn["targets"]}
+
+
+def target_pool(agent: Any, n: int, plan: dict, rng: random.Random) -> list[list[str]]:
+    """Targets per session: a turns file's `rec` items, or catalogue items (uniform or by popularity)."""
     from convoforge.simulators.evaluate_crs import load_turns
 
     catalog = agent.retriever.catalog
-    banned = (
-        {t for turn in load_turns(plan["holdout"], catalog) for t in turn["targets"]} if plan.get("holdout") else set()
-    )
+    banned = holdout_items(plan, catalog)
     if plan.get("turns"):
         pool = [
             ids for t in load_turns(plan["turns"], catalog) if (ids := [i for i in t["targets"] if i not in banned])
@@ -54,15 +59,36 @@ def target_pool(agent: Any, n: int, plan: dict, rng: random.Random) -> list[list
     return pool
 
 
+def history_pool(
+    ratings: Path, catalog: Catalog, banned: set[str], n: int, rng: random.Random, mention: int = 3
+) -> list[tuple[list[str], list[str]]]:
+    """(target, liked) per session from real MovieLens users: one liked film is the goal, others they may name."""
+    likes = movielens_likes(ratings, catalog)
+    users = [ids for ids in likes.values() if len(ids) >= 2 and any(i not in banned for i in ids)]
+    if not users:
+        raise ConvoforgeError(f"{ratings}: no user likes two catalogue films with one not held out")
+    pool = []
+    for ids in rng.choices(users, k=n):
+        target = rng.choice([i for i in ids if i not in banned])
+        others = [i for i in ids if i != target]
+        pool.append(([target], rng.sample(others, min(mention, len(others)))))
+    return pool
+
+
 def plan_sessions(agent: Any, n: int, plan: dict, max_turns: int, seed: int) -> list[UserControls]:
-    """Controls for n sessions; targets from `target_pool`."""
+    """Controls for n sessions: targets from a rating history (`plan["histories"]`) or from `target_pool`."""
     rng = random.Random(seed)
-    pool = target_pool(agent, n, plan, rng)
+    if plan.get("histories"):
+        catalog = agent.retriever.catalog
+        pool = history_pool(Path(plan["histories"]), catalog, holdout_items(plan, catalog), n, rng)
+    else:
+        pool = [(targets, []) for targets in target_pool(agent, n, plan, rng)]
     profiles = shipped_profiles()
     return [
         UserControls(
             profile=rng.choice(profiles),
-            targets=pool[i % len(pool)],
+            targets=pool[i % len(pool)][0],
+            liked=pool[i % len(pool)][1],
             patience=rng.randint(2, max_turns),
             verbosity=rng.choice(["terse", "normal", "chatty"]),
             knowledge=rng.choice(["novice", "expert"]),
@@ -90,7 +116,8 @@ async def simulate_sessions(
 
     async def one(i: int, controls: UserControls) -> dict:
         async with gate:
-            user = SimulatedUser(controls, [catalog.by_id[t] for t in controls.targets], llm)
+            liked = [catalog.by_id[t] for t in controls.liked]
+            user = SimulatedUser(controls, [catalog.by_id[t] for t in controls.targets], llm, liked)
             loop = build_loop(user, agent, max_turns=max_turns)
             state = await loop.ainvoke({"session_id": f"sim-{seed}-{i}"}, {"recursion_limit": 4 * max_turns + 10})
             return {
@@ -99,6 +126,7 @@ async def simulate_sessions(
                 "targets": controls.targets,
                 "target_names": [catalog.by_id[t].name for t in controls.targets],
                 "target_texts": [catalog.by_id[t].text() for t in controls.targets],
+                "liked_names": [it.name for it in liked],
                 "patience": controls.patience,
                 "verbosity": controls.verbosity,
                 "knowledge": controls.knowledge,

@@ -23,6 +23,7 @@ class UserControls(BaseModel):
 
     profile: str = "a film fan who likes a good story"
     targets: list[str] = Field(default_factory=list, description="target item ids")
+    liked: list[str] = Field(default_factory=list, description="item ids the user liked before and may name")
     patience: int = 5
     verbosity: Literal["terse", "normal", "chatty"] = "normal"
     knowledge: Literal["novice", "expert"] = "novice"
@@ -48,8 +49,18 @@ def describe(item: Item, knowledge: str) -> str:
     return "; ".join(p for p in parts if not p.endswith(": "))
 
 
-def template_utterance(intent: Intent, target: Item, first_rec: str, knowledge: str) -> str:
-    """IEvaLM's attribute mode: the answer comes from the target's metadata."""
+def template_utterance(
+    intent: Intent, target: Item, first_rec: str, knowledge: str, liked: str = "", variant: int = 0
+) -> str:
+    """IEvaLM's attribute mode: the answer comes from the target's metadata.
+
+    A user with a rating history (`liked`, a film they liked) names that film and the target's genre instead of
+    quoting the target's plot, as ReDial seekers do; `variant` picks one of the phrasings.
+    """
+    genre = (target.fields.get("genre") or "good").split(",")[0].strip()
+    if liked and intent in prompts.TEMPLATES_LIKED:
+        options = prompts.TEMPLATES_LIKED[intent]
+        return options[variant % len(options)].format(genre=genre, liked=liked)
     plot = (target.fields.get("plot") or "with a good story").split(".")[0].strip()
     plot = plot[0].lower() + plot[1:] if plot else "with a good story"
     people = ""
@@ -58,7 +69,7 @@ def template_utterance(intent: Intent, target: Item, first_rec: str, knowledge: 
     elif target.fields.get("star"):
         people = f" with {target.fields['star'].split(',')[0]}"
     return prompts.TEMPLATES[intent].format(
-        genre=(target.fields.get("genre") or "good").split(",")[0].strip(),
+        genre=genre,
         plot=plot,
         plot_cap=plot.capitalize() + ".",
         people=people,
@@ -69,8 +80,10 @@ def template_utterance(intent: Intent, target: Item, first_rec: str, knowledge: 
 class SimulatedUser:
     """Writes the user's turns with an LLM (or templates), never naming a target title."""
 
-    def __init__(self, controls: UserControls, targets: list[Item], llm: ChatModel | None = None) -> None:
-        self.controls, self.targets, self.llm = controls, targets, llm
+    def __init__(
+        self, controls: UserControls, targets: list[Item], llm: ChatModel | None = None, liked: list[Item] | None = None
+    ) -> None:
+        self.controls, self.targets, self.llm, self.liked = controls, targets, llm, liked or []
         self.rng = random.Random(controls.seed)
 
     async def utter(self, turn: int, messages: list[dict], recommended: list[str], rec_names: list[str]) -> dict:
@@ -84,6 +97,7 @@ class SimulatedUser:
             prompt = prompts.USER.format(
                 profile=self.controls.profile,
                 target=describe(target, self.controls.knowledge),
+                liked=", ".join(it.name for it in self.liked) or "(none given)",
                 verbosity=prompts.VERBOSITY[self.controls.verbosity],
                 knowledge=prompts.KNOWLEDGE[self.controls.knowledge],
                 conversation="\n".join(f"{m['role']}: {m['content']}" for m in messages[-6:]) or "(none yet)",
@@ -94,7 +108,10 @@ class SimulatedUser:
         titles = [t.name for t in self.targets]
         text, dropped = remove_leaks(text, titles)
         if not text:
-            text, source = template_utterance(intent, target, first, self.controls.knowledge), "template"
+            liked = self.liked[turn % len(self.liked)].name if self.liked else ""
+            variant = self.rng.randrange(6) if liked else 0
+            text = template_utterance(intent, target, first, self.controls.knowledge, liked, variant)
+            source = "template"
             text, more = remove_leaks(text, titles) if intent != "accept" else (text, 0)
             dropped += more
             text = text or "I'd like something different, please."

@@ -177,6 +177,7 @@ def policy_report(
             "spec": policies[name],
             "candidates": len(mine),
             "mean_reward": round(statistics.fmean(s for _, s in mine), 4),
+            "reward_se": round(statistics.stdev(s for _, s in mine) / len(mine) ** 0.5, 4) if len(mine) > 1 else None,
             "parse_rate": round(sum(not c.parse_error for c, _ in mine) / len(mine), 4),
             "acceptance": round(sum(c.id in passed for c, _ in mine) / len(mine), 4),
             "win_share": round(sum(owner[w] == name for w in winners) / max(len(winners), 1), 4),

@@ -61,6 +61,7 @@ class LoraSettings:
     batch_size: int = 2
     max_length: int = 512
     beta: float = 0.1
+    sft_weight: float = 0.0
     seed: int = 0
     generations: int = 4
     new_tokens: int = 96
@@ -157,6 +158,13 @@ def common_args(s: LoraSettings, work: Path) -> dict:
     }
 
 
+def dpo_args(s: LoraSettings) -> dict:
+    """DPO's sigmoid loss; with sft_weight > 0 also the chosen answers' NLL (RPO), which keeps their likelihood up."""
+    if s.sft_weight <= 0:
+        return {"beta": s.beta}
+    return {"beta": s.beta, "loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, s.sft_weight]}
+
+
 def rl_args(s: LoraSettings) -> dict:
     """RLOO: k samples per prompt, leave-one-out baseline, KL to the base model (the adapter switched off)."""
     return {
@@ -225,7 +233,7 @@ def train(
     if kind == "sft":
         extra = {"assistant_only_loss": tokenizer.chat_template == TRAIN_TEMPLATE, "max_length": s.max_length}
     elif kind in {"reward", "dpo"}:
-        extra = {"max_length": s.max_length, **({"beta": s.beta} if kind == "dpo" else {})}
+        extra = {"max_length": s.max_length, **(dpo_args(s) if kind == "dpo" else {})}
     else:
         extra = rl_args(s)
     config_cls, trainer_cls, model_cls, task = {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +9,9 @@ from pathlib import Path
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from convoforge.datasets.catalog import Catalog, Item, normalise, strip_header
+from convoforge.datasets.catalog import Catalog, Item, movielens_ratings
 from convoforge.datasets.index import VectorIndex, item_vectors
 from convoforge.llm.embeddings import Embedder
-
-_ARTICLE = re.compile(r"^(.*), (The|A|An)( \(\d{4}\))?$")
 
 
 @dataclass
@@ -127,22 +123,5 @@ def rrf(lists: list[list[int]], weights: list[float], k: int, scores: bool = Fal
 
 def movielens_popularity(ratings: Path, catalog: Catalog) -> dict[str, float]:
     """log(1 + number of MovieLens ratings) per catalogue item, matched by `Title (Year)`."""
-    movies = ratings.parent / "movies.csv"
-    names: dict[str, str] = {}
-    with open(movies, newline="", encoding="utf-8") as f:
-        for row in strip_header(csv.DictReader(f)):
-            title = row["title"].strip()
-            m = _ARTICLE.match(title)
-            if m:  # "Shining, The (1980)" -> "The Shining (1980)"
-                title = f"{m.group(2)} {m.group(1)}{m.group(3) or ''}"
-            names[row["movieId"]] = normalise(title)
-    counts: Counter[str] = Counter()
-    with open(ratings, newline="", encoding="utf-8") as f:
-        for row in strip_header(csv.DictReader(f)):
-            counts[names.get(row["movieId"], "")] += 1
-    out = {}
-    for item in catalog.items:
-        n = counts.get(normalise(item.name), 0)
-        if n:
-            out[item.id] = float(np.log1p(n))
-    return out
+    counts = Counter(item_id for _, item_id, _ in movielens_ratings(ratings, catalog))
+    return {item_id: float(np.log1p(n)) for item_id, n in counts.items()}
