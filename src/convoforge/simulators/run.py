@@ -13,7 +13,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
-from convoforge.datasets.catalog import Catalog, movielens_likes
+from convoforge.datasets.catalog import Catalog, Item, movielens_likes
 from convoforge.datasets.records import write_dataset
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.base import ChatModel
@@ -59,10 +59,19 @@ def target_pool(agent: Any, n: int, plan: dict, rng: random.Random) -> list[list
     return pool
 
 
+def genres_of(item: Item) -> set[str]:
+    """The item's genres, lower case (empty when the catalogue has none)."""
+    return {g.strip().lower() for g in item.fields.get("genre", "").split(",") if g.strip()}
+
+
 def history_pool(
     ratings: Path, catalog: Catalog, banned: set[str], n: int, rng: random.Random, mention: int = 3
 ) -> list[tuple[list[str], list[str]]]:
-    """(target, liked) per session from real MovieLens users: one liked film is the goal, others they may name."""
+    """(target, liked) per session from real MovieLens users: one liked film is the goal, others they may name.
+
+    The films named are the user's other likes closest in genre to the goal (ties broken at random), as a
+    ReDial seeker asks for "a horror movie like The Babadook".
+    """
     likes = movielens_likes(ratings, catalog)
     users = [ids for ids in likes.values() if len(ids) >= 2 and any(i not in banned for i in ids)]
     if not users:
@@ -70,8 +79,14 @@ def history_pool(
     pool = []
     for ids in rng.choices(users, k=n):
         target = rng.choice([i for i in ids if i not in banned])
-        others = [i for i in ids if i != target]
-        pool.append(([target], rng.sample(others, min(mention, len(others)))))
+        goal = genres_of(catalog.by_id[target])
+
+        def closeness(i: str, goal: set[str] = goal) -> float:
+            other = genres_of(catalog.by_id[i])
+            return len(goal & other) / max(len(goal | other), 1)
+
+        others = sorted((i for i in ids if i != target), key=lambda i: (-closeness(i), rng.random()))
+        pool.append(([target], others[:mention]))
     return pool
 
 
