@@ -24,10 +24,10 @@ VERBOSITY = {"terse": "very short messages", "normal": "ordinary chat messages",
 KNOWLEDGE = {"novice": "you know few film names or directors", "expert": "you know directors, actors and genres"}
 
 TEMPLATES = {
-    "ask_for_recommendations": "Can you recommend me a {genre} movie? I'd like something {plot}",
-    "give_feedback": "Hmm, not quite. I want a {genre} movie{people}. {plot_cap}",
-    "ask_for_explanation": "Why would {first} suit me? I'm really after a {genre} movie.",
-    "express_dissatisfaction": "None of those are what I want. I'm looking for a {genre} film{people}.",
+    "ask_for_recommendations": "Can you recommend me {a_genre} movie? I'd like something {plot}",
+    "give_feedback": "Hmm, not quite. I want {a_genre} movie{people}. {plot_cap}",
+    "ask_for_explanation": "Why would {first} suit me? I'm really after {a_genre} movie.",
+    "express_dissatisfaction": "None of those are what I want. I'm looking for {a_genre} film{people}.",
     "accept": "Yes! {first} is exactly what I wanted, thank you!",
     "leave": "Thanks anyway, I'll look for something myself. Bye!",
 }
@@ -36,7 +36,7 @@ TEMPLATES = {
 TEMPLATES_LIKED = {
     "ask_for_recommendations": [
         "Hi! I'm looking for a good {genre} movie like {liked}.",
-        "Hello, I really liked {liked}. Can you suggest a {genre} movie?",
+        "Hello, I really liked {liked}. Can you suggest {a_genre} movie?",
         "Hi, any {genre} movies you'd recommend? I loved {liked}.",
     ],
     "give_feedback": [
@@ -44,7 +44,7 @@ TEMPLATES_LIKED = {
         "I haven't seen that one. Do you know anything like {liked}?",
     ],
     "express_dissatisfaction": [
-        "None of those are what I want. More of a {genre} film like {liked}.",
+        "None of those are what I want. More of {a_genre} film like {liked}.",
         "Not really my taste. I'm after something like {liked}.",
     ],
 }

@@ -58,9 +58,10 @@ def template_utterance(
     quoting the target's plot, as ReDial seekers do; `variant` picks one of the phrasings.
     """
     genre = (target.fields.get("genre") or "good").split(",")[0].strip()
+    a_genre = ("an " if genre[:1].lower() in "aeiou" else "a ") + genre
     if liked and intent in prompts.TEMPLATES_LIKED:
         options = prompts.TEMPLATES_LIKED[intent]
-        return options[variant % len(options)].format(genre=genre, liked=liked)
+        return options[variant % len(options)].format(genre=genre, a_genre=a_genre, liked=liked)
     plot = (target.fields.get("plot") or "with a good story").split(".")[0].strip()
     plot = plot[0].lower() + plot[1:] if plot else "with a good story"
     people = ""
@@ -70,6 +71,7 @@ def template_utterance(
         people = f" with {target.fields['star'].split(',')[0]}"
     return prompts.TEMPLATES[intent].format(
         genre=genre,
+        a_genre=a_genre,
         plot=plot,
         plot_cap=plot.capitalize() + ".",
         people=people,
