@@ -45,6 +45,14 @@ async def test_n_samples_stop_and_seed(local_model):
     assert a.text == b.text
 
 
+async def test_a_seeded_sample_does_not_depend_on_its_batch_mates(local_model):
+    params = GenParams(seed=11, max_tokens=12, temperature=1.0, n=2)
+    alone = await local_model.achat("Invent a name for a cat.", params)
+    others = [local_model.achat(f"Name a city, number {i}.", GenParams(max_tokens=12 + i)) for i in range(3)]
+    crowded, *_ = await asyncio.gather(local_model.achat("Invent a name for a cat.", params), *others)
+    assert crowded.texts == alone.texts and alone.texts[0] != alone.texts[1]  # each sample its own seed
+
+
 async def test_streaming_yields_pieces(local_model):
     pieces = [p async for p in local_model.astream("Tell me about cats.", max_tokens=20, temperature=0)]
     assert len(pieces) > 1

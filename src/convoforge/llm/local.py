@@ -96,13 +96,15 @@ def resolve_weights(ref: str) -> Path:
 class _RowSampling:
     """Per-row temperature, top-k, top-p and greedy decoding inside one batch."""
 
-    def __init__(self, rows: list[GenParams]) -> None:
+    def __init__(self, rows: list[GenParams], seeds: list[int | None] | None = None) -> None:
         import torch
 
         self.temps = torch.tensor([max(p.temperature, 1e-5) for p in rows]).unsqueeze(1)
         self.greedy = torch.tensor([p.greedy for p in rows])
         self.top_k = [p.top_k for p in rows]
         self.top_p = [p.top_p for p in rows]
+        # A seeded row draws from its own generator, so its sample does not depend on its batch-mates.
+        self.generators = [None if s is None else torch.Generator().manual_seed(s) for s in seeds or [None] * len(rows)]
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -124,6 +126,9 @@ class _RowSampling:
                 cum = sorted_scores.softmax(-1).cumsum(-1)
                 drop = cum - sorted_scores.softmax(-1) > p
                 row = row.masked_fill(drop.scatter(0, idx, drop), neg)
+            if self.generators[i] is not None:
+                token = torch.multinomial(row.float().softmax(-1), 1, generator=self.generators[i])
+                row = torch.full_like(row, neg).index_fill(0, token, 0.0)  # generate()'s own draw must pick it
             scores[i] = row
         return scores
 
@@ -226,9 +231,7 @@ class LocalChatModel(ChatModel):
         prompts = [job.prompt_ids for job in jobs for _ in range(job.params.n)]
         batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
         prompt_len = batch["input_ids"].shape[1]
-        seeds = [p.seed for p in rows if p.seed is not None]
-        if seeds:
-            torch.manual_seed(seeds[0])
+        seeds = [None if job.params.seed is None else job.params.seed + j for job in jobs for j in range(job.params.n)]
         with torch.inference_mode():
             out = self.model.generate(
                 **batch,
@@ -237,7 +240,7 @@ class LocalChatModel(ChatModel):
                 top_k=0,
                 top_p=1.0,
                 max_new_tokens=max(p.max_tokens for p in rows),
-                logits_processor=LogitsProcessorList([_RowSampling(rows)]),
+                logits_processor=LogitsProcessorList([_RowSampling(rows, seeds)]),
                 stopping_criteria=StoppingCriteriaList([_RowStopping(rows, prompt_len, self.tokenizer)]),
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.eos_ids,
