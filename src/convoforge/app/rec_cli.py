@@ -110,9 +110,9 @@ def simulate(
         raise ConvoforgeError(f"--simulator must be llm or template, not {simulator!r}")
     if out_dir.exists() and not force:
         raise ConvoforgeError(f"{out_dir} exists; pass --force to replace it")
-    agent, model = _agent(catalog, popularity, agent_llm, embedder=embedder)
     if histories and turns:
         raise ConvoforgeError("--histories and --turns both choose the targets; pass one")
+    agent, model = _agent(catalog, popularity, agent_llm, embedder=embedder)
     plan = {"turns": turns, "holdout": holdout, "popularity": popularity is not None, "histories": histories}
     summary = asyncio.run(
         simulate_sessions(agent, model if simulator == "llm" else None, n, out_dir, plan, max_turns, seed, force)

@@ -222,8 +222,8 @@ def movielens_ratings(ratings: Path, catalog: Catalog) -> Iterator[tuple[str, st
 
 def movielens_likes(ratings: Path, catalog: Catalog, min_rating: float = 4.0) -> dict[str, list[str]]:
     """Per MovieLens user, the catalogue items they rated at least min_rating, once each."""
-    likes: dict[str, list[str]] = {}
+    likes: dict[str, dict[str, None]] = {}  # dicts keep first-seen order and drop repeats
     for user, item_id, rating in movielens_ratings(ratings, catalog):
-        if rating >= min_rating and item_id not in likes.setdefault(user, []):
-            likes[user].append(item_id)
-    return likes
+        if rating >= min_rating:
+            likes.setdefault(user, {})[item_id] = None
+    return {user: list(ids) for user, ids in likes.items()}

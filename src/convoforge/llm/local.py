@@ -96,7 +96,7 @@ def resolve_weights(ref: str) -> Path:
 class _RowSampling:
     """Per-row temperature, top-k, top-p and greedy decoding inside one batch."""
 
-    def __init__(self, rows: list[GenParams], seeds: list[int | None] | None = None) -> None:
+    def __init__(self, rows: list[GenParams], seeds: list[int | None]) -> None:
         import torch
 
         self.temps = torch.tensor([max(p.temperature, 1e-5) for p in rows]).unsqueeze(1)
@@ -104,7 +104,7 @@ class _RowSampling:
         self.top_k = [p.top_k for p in rows]
         self.top_p = [p.top_p for p in rows]
         # A seeded row draws from its own generator, so its sample does not depend on its batch-mates.
-        self.generators = [None if s is None else torch.Generator().manual_seed(s) for s in seeds or [None] * len(rows)]
+        self.generators = [None if s is None else torch.Generator().manual_seed(s) for s in seeds]
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
