@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -11,6 +12,7 @@ from convoforge.datasets.records import read_dataset
 from convoforge.llm.scripted import ScriptedChatModel
 from convoforge.simulators import SimulatedUser, UserControls, choose_intent, leaks, remove_leaks
 from convoforge.simulators.loop import build_loop
+from convoforge.simulators.related import Relatedness
 from tests.test_catalog import SAMPLE, write_movielens
 from tests.test_persona_cli import cf
 
@@ -136,3 +138,48 @@ def test_simulated_users_from_rating_histories_name_films_they_liked(tmp_path):
                 assert not any(leaks(m["content"], t) for t in row["target_names"])
     both = cf(*args, "--histories", str(ratings), "--turns", str(SAMPLE), "--out", str(tmp_path / "x"))
     assert both.returncode == 2 and "pass one" in both.stderr
+
+
+def test_related_films_share_franchise_cast_director_or_genre_and_era(tmp_path):
+    films = [
+        ("a", "Iron Man (2008)", "action, sci-fi", "Robert Downey Jr.", "Jon Favreau"),
+        ("b", "Iron Man 2 (2010)", "action, sci-fi", "Robert Downey Jr.", "Jon Favreau"),
+        ("c", "Chef (2014)", "comedy", "Jon Favreau", "Jon Favreau"),
+        ("d", "Sherlock Holmes (2009)", "mystery", "Robert Downey Jr.", "Guy Ritchie"),
+        ("e", "Toy Story (1995)", "animation", "Tom Hanks", "John Lasseter"),
+        ("f", "Man of Steel (2013)", "action, sci-fi", "Henry Cavill", "Zack Snyder"),
+    ]
+    path = tmp_path / "films.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"id": i, "title": t, "genre": g.split(", "), "star": [s], "director": [d]}) + "\n"
+            for i, t, g, s, d in films
+        )
+    )
+    index = Relatedness.of(load_catalog(path))
+    ranked = index.related("a", 5, random.Random(0), top=5)
+    assert ranked[0] == "b" and ranked[-1] == "e" and "a" not in ranked  # the sequel first, the cartoon last
+    assert ranked.index("d") < ranked.index("f")  # a shared star a year apart beats the same genres five years apart
+    assert set(index.related("a", 2, random.Random(1), top=2)) == {"b", "d"}  # drawn from the top two
+    shining = Relatedness.of(load_catalog(SAMPLE))
+    assert load_catalog(SAMPLE).by_id[shining.related("m01", 1, random.Random(0), top=1)[0]].name == "Alien (1979)"
+
+
+@pytest.mark.slow
+def test_simulated_users_name_films_related_to_their_goal(tmp_path):
+    out = tmp_path / "sessions"
+    args = ["simulate", "--n", "6", "--simulator", "template", "--catalog", str(SAMPLE), "--max-turns", "3"]
+    result = cf(*args, "--name-related", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    catalog = load_catalog(SAMPLE)
+    index = Relatedness.of(catalog)
+    for row in read_dataset(out)["sessions"]:
+        assert len(row["liked_names"]) == 2 and not set(row["target_names"]) & set(row["liked_names"])
+        best = index.scores(catalog.index_of[row["targets"][0]])
+        ranks = sorted(best, reverse=True)
+        assert all(best[catalog.index_of[catalog.find(n).id]] >= ranks[7] for n in row["liked_names"])  # top 8
+        first = row["messages"][0]
+        assert first["intent"] == "ask_for_recommendations" and row["liked_names"][0] in first["content"]
+    ratings = write_movielens(tmp_path / "ml", [(1, 1, 5.0), (1, 2, 5.0)])
+    clash = cf(*args, "--name-related", "2", "--histories", str(ratings), "--out", str(tmp_path / "x"))
+    assert clash.returncode == 2 and "--name-related" in clash.stderr

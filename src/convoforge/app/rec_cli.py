@@ -93,6 +93,9 @@ def simulate(
     histories: Path | None = typer.Option(
         None, help="MovieLens ratings.csv: each user is a real rater; the goal is a film they liked, others they name."
     ),
+    name_related: int = typer.Option(
+        0, min=0, help="Each user names this many catalogue films related to the goal (franchise, cast, genre, era)."
+    ),
     embedder: Path | None = embedder_option(),
     max_turns: int = typer.Option(5, min=1, help="Most agent turns per session."),
     simulator: str = typer.Option("llm", help="llm (the model writes the user's turns) or template."),
@@ -112,8 +115,16 @@ def simulate(
         raise ConvoforgeError(f"{out_dir} exists; pass --force to replace it")
     if histories and turns:
         raise ConvoforgeError("--histories and --turns both choose the targets; pass one")
+    if histories and name_related:
+        raise ConvoforgeError("--histories users name their own liked films; --name-related is for catalogue goals")
     agent, model = _agent(catalog, popularity, agent_llm, embedder=embedder)
-    plan = {"turns": turns, "holdout": holdout, "popularity": popularity is not None, "histories": histories}
+    plan = {
+        "turns": turns,
+        "holdout": holdout,
+        "popularity": popularity is not None,
+        "histories": histories,
+        "related": name_related,
+    }
     summary = asyncio.run(
         simulate_sessions(agent, model if simulator == "llm" else None, n, out_dir, plan, max_turns, seed, force)
     )

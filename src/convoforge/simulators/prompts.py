@@ -38,6 +38,7 @@ TEMPLATES_LIKED = {
         "Hi! I'm looking for a good {genre} movie like {liked}.",
         "Hello, I really liked {liked}. Can you suggest {a_genre} movie?",
         "Hi, any {genre} movies you'd recommend? I loved {liked}.",
+        "I want to watch {a_genre} movie with {star}. I liked {liked}.",
     ],
     "give_feedback": [
         "Hmm, not quite. I also enjoyed {liked}, something in that vein?",

@@ -18,6 +18,7 @@ from convoforge.datasets.records import write_dataset
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.base import ChatModel
 from convoforge.simulators.loop import build_loop
+from convoforge.simulators.related import Relatedness
 from convoforge.simulators.user import SimulatedUser, UserControls
 
 
@@ -91,11 +92,17 @@ def history_pool(
 
 
 def plan_sessions(agent: Any, n: int, plan: dict, max_turns: int, seed: int) -> list[UserControls]:
-    """Controls for n sessions: targets from a rating history (`plan["histories"]`) or from `target_pool`."""
+    """Controls for n sessions: targets from a rating history (`plan["histories"]`) or from `target_pool`.
+
+    With `plan["related"]` = k, a `target_pool` user names k catalogue films related to the goal.
+    """
     rng = random.Random(seed)
+    catalog = agent.retriever.catalog
     if plan.get("histories"):
-        catalog = agent.retriever.catalog
         pool = history_pool(Path(plan["histories"]), catalog, holdout_items(plan, catalog), n, rng)
+    elif plan.get("related"):
+        index, k = Relatedness.of(catalog), plan["related"]
+        pool = [(targets, index.related(targets[0], k, rng)) for targets in target_pool(agent, n, plan, rng)]
     else:
         pool = [(targets, []) for targets in target_pool(agent, n, plan, rng)]
     profiles = shipped_profiles()

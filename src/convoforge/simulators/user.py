@@ -54,14 +54,16 @@ def template_utterance(
 ) -> str:
     """IEvaLM's attribute mode: the answer comes from the target's metadata.
 
-    A user with a rating history (`liked`, a film they liked) names that film and the target's genre instead of
-    quoting the target's plot, as ReDial seekers do; `variant` picks one of the phrasings.
+    A user who liked a film (`liked`, from a rating history or related to the goal) names that film and the
+    target's genre or lead actor instead of quoting the target's plot, as ReDial seekers do; `variant` picks
+    one of the phrasings.
     """
     genre = (target.fields.get("genre") or "good").split(",")[0].strip()
     a_genre = ("an " if genre[:1].lower() in "aeiou" else "a ") + genre
+    star = target.fields.get("star", "").split(",")[0].strip()
     if liked and intent in prompts.TEMPLATES_LIKED:
-        options = prompts.TEMPLATES_LIKED[intent]
-        return options[variant % len(options)].format(genre=genre, a_genre=a_genre, liked=liked)
+        options = [t for t in prompts.TEMPLATES_LIKED[intent] if star or "{star}" not in t]
+        return options[variant % len(options)].format(genre=genre, a_genre=a_genre, liked=liked, star=star)
     plot = (target.fields.get("plot") or "with a good story").split(".")[0].strip()
     plot = plot[0].lower() + plot[1:] if plot else "with a good story"
     people = ""
@@ -111,7 +113,7 @@ class SimulatedUser:
         text, dropped = remove_leaks(text, titles)
         if not text:
             liked = self.liked[turn % len(self.liked)].name if self.liked else ""
-            variant = self.rng.randrange(6) if liked else 0
+            variant = self.rng.randrange(12) if liked else 0
             text = template_utterance(intent, target, first, self.controls.knowledge, liked, variant)
             source = "template"
             text, more = remove_leaks(text, titles) if intent != "accept" else (text, 0)
