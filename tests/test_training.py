@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from safetensors.torch import load_file
 
@@ -237,3 +238,19 @@ def test_training_template_renders_like_smollm2_and_masks_only_the_assistant():
     enc = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True, tokenize=True)
     kept = tokenizer.decode([t for t, m in zip(enc["input_ids"], enc["assistant_masks"], strict=True) if m])
     assert kept == "Hello friend<|im_end|>Fine<|im_end|>"
+
+
+@pytest.mark.slow
+def test_query_only_tuning_keeps_item_vectors_and_moves_queries(tmp_path):
+    from convoforge.llm.embeddings import Embedder
+    from convoforge.training.embedder import tune_embedder
+
+    genres = ("horror", "comedy")
+    pairs = [(f"a dark {g} film for tonight, {i}", f"{g} movie {i}: a plot") for g in genres for i in range(8)]
+    summary = tune_embedder(pairs, tmp_path / "q", batch_size=4, max_steps=4, lr=1e-3, query_only=True)
+    assert summary["steps"] == 4 and summary["towers"] == "query tuned, items frozen"
+    base, tuned = Embedder(cache=False), Embedder(str(tmp_path / "q"), cache=False)
+    items, queries = [p for _, p in pairs[:4]], [a for a, _ in pairs[:4]]
+    assert np.allclose(tuned.embed(items), base.embed(items), atol=1e-5)  # the item tower is the frozen base
+    assert not np.allclose(tuned.embed_query(queries), base.embed_query(queries), atol=1e-3)
+    assert np.allclose(base.embed_query(queries), base.embed(queries), atol=1e-6)  # one tower: same vectors

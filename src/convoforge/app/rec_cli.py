@@ -34,7 +34,7 @@ def _agent(catalog: Path | None, popularity: Path | None, use_llm: bool, store=N
     from convoforge.agents.recommender.agent import RecommenderAgent, build_retriever
     from convoforge.llm import load_chat_model
 
-    if embedder is not None and not (embedder / "config.json").is_file():
+    if embedder is not None and not any((embedder / f).is_file() for f in ("modules.json", "config.json")):
         raise ConvoforgeError(f"{embedder} is not a sentence-transformers folder")
     retriever = build_retriever(catalog or default_catalog(), popularity, str(embedder) if embedder else None)
     llm = load_chat_model(settings.model, base_url=settings.base_url)

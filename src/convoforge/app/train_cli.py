@@ -123,6 +123,9 @@ def train_retriever(
     steps: int = typer.Option(-1, help="Stop after this many steps (-1: whole epochs)."),
     batch_size: int = typer.Option(32, min=2, help="Pairs per batch (the in-batch negatives)."),
     lr: float = typer.Option(5e-5, help="Learning rate."),
+    query_only: bool = typer.Option(
+        False, "--query-only", help="Tune a query tower only; item vectors stay the base model's (frozen)."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
 ) -> None:
     """Tune the MiniLM dual encoder on simulated (context, item) pairs with in-batch negatives (RecLLM).
@@ -137,7 +140,9 @@ def train_retriever(
         raise ConvoforgeError(f"{data} has columns {rows.column_names}; retriever needs anchor and positive")
     pairs = list(zip(rows["anchor"], rows["positive"], strict=True))
     random.Random(0).shuffle(pairs)
-    summary = tune_embedder(pairs, out_dir, epochs=epochs, max_steps=steps, batch_size=batch_size, lr=lr, force=force)
+    summary = tune_embedder(
+        pairs, out_dir, epochs=epochs, max_steps=steps, batch_size=batch_size, lr=lr, query_only=query_only, force=force
+    )
     typer.echo(json.dumps({"out": str(out_dir), **summary}))
 
 

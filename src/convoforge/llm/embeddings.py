@@ -28,8 +28,8 @@ def embedded_embedder_dir() -> Path:
 def _fingerprint(folder: Path) -> str:
     """A key that changes when the weights change (a re-tuned embedder at the same path)."""
     parts = [
-        f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}"
-        for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+        f"{f.relative_to(folder)}:{f.stat().st_size}:{int(f.stat().st_mtime)}"
+        for f in sorted(folder.rglob("*.safetensors")) + sorted(folder.rglob("*.bin"))
     ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
@@ -82,24 +82,32 @@ class Embedder:
         self.batch_size = batch_size
         self.cache = EmbeddingCache(cache_root() / "embeddings.sqlite") if cache else None
 
-    def _key(self, text: str) -> str:
-        return hashlib.sha1(f"{self.key}\0{text}".encode()).hexdigest()
+    def _key(self, text: str, query: bool = False) -> str:
+        role = "\0query" if query else ""
+        return hashlib.sha1(f"{self.key}{role}\0{text}".encode()).hexdigest()
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text."""
+        """Unit-length float32 vectors, one row per text (items, documents, anything compared alike)."""
+        return self._embed(texts, query=False)
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        """Vectors of search queries: the query tower of a model tuned with its item tower frozen."""
+        return self._embed(texts, query=True)
+
+    def _embed(self, texts: list[str], query: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        keys = [self._key(t) for t in texts]
+        keys = [self._key(t, query) for t in texts]
         found = self.cache.get(list(set(keys))) if self.cache else {}
         missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
         if missing:
-            vectors = self.model.encode(
+            vectors = (self.model.encode_query if query else self.model.encode)(
                 missing,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
             ).astype(np.float32)
-            fresh = {self._key(t): v for t, v in zip(missing, vectors, strict=True)}
+            fresh = {self._key(t, query): v for t, v in zip(missing, vectors, strict=True)}
             if self.cache:
                 self.cache.put(fresh)
             found.update(fresh)

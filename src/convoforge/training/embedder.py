@@ -22,16 +22,24 @@ def tune_embedder(
     max_steps: int = -1,
     max_seq_length: int = 128,
     symmetric: bool = False,
+    query_only: bool = False,
     seed: int = 0,
     force: bool = False,
 ) -> dict:
     """Train on (anchor, positive) pairs; other positives in the batch are the negatives.
 
-    With symmetric=True the loss also ranks anchors for each positive (both directions).
+    With symmetric=True the loss also ranks anchors for each positive (both directions). With query_only=True
+    the anchors go through a tuned copy (the query tower) and the positives through the base model, frozen: item
+    vectors, and so the item index and item-to-item search, stay as they were.
     """
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, losses
-    from sentence_transformers.training_args import BatchSamplers, SentenceTransformerTrainingArguments
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer import losses
+    from sentence_transformers.sentence_transformer.modules import Router
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
 
     out = Path(out)
     if len(pairs) < batch_size:
@@ -41,6 +49,12 @@ def tune_embedder(
     folder = embedded_embedder_dir() if base == EMBEDDED_EMBEDDER else Path(base)
     model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
     model.max_seq_length = max_seq_length
+    routes = {}
+    if query_only:
+        items = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        items.requires_grad_(False)
+        tower = Router.for_query_document(query_modules=list(model.children()), document_modules=list(items.children()))
+        model, routes = SentenceTransformer(modules=[tower], device="cpu"), {"anchor": "query", "positive": "document"}
     data = Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
     work = Path(tempfile.mkdtemp(prefix="convoforge-embedder-"))
     args = SentenceTransformerTrainingArguments(
@@ -58,6 +72,7 @@ def tune_embedder(
         report_to="none",
         logging_steps=10,
         disable_tqdm=True,
+        router_mapping=routes,
     )
     loss = (losses.MultipleNegativesSymmetricRankingLoss if symmetric else losses.MultipleNegativesRankingLoss)(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
@@ -69,6 +84,7 @@ def tune_embedder(
     summary = {
         "base": base,
         "loss": "symmetric in-batch negatives" if symmetric else "in-batch negatives",
+        "towers": "query tuned, items frozen" if query_only else "shared",
         "pairs": len(pairs),
         "steps": result.global_step,
         "train_loss": round(result.training_loss, 4),

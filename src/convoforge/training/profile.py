@@ -33,7 +33,7 @@ class ProfileReward:
 
     def recall(self, summaries: list[str], histories: list[list[str]], held_out: list[list[str]]) -> list[float]:
         """Share of each user's held-out items in the top k (already-rated items excluded)."""
-        vectors = self.embedder.embed([s or "-" for s in summaries])
+        vectors = self.embedder.embed_query([s or "-" for s in summaries])
         depth = self.k + max(len(h) for h in histories)
         _, rows = self.index.search(np.asarray(vectors), depth)
         out = []

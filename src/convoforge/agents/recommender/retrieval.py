@@ -47,7 +47,7 @@ class Retriever:
         texts = [t for t in texts if t.strip()]
         if not texts:
             return []
-        query = self.embedder.embed(texts).mean(axis=0)
+        query = self.embedder.embed_query(texts).mean(axis=0)
         return self._search(query, k)
 
     def by_items(self, items: list[Item], k: int) -> list[int]:
@@ -60,7 +60,7 @@ class Retriever:
         concepts = [c for c in concepts if c.strip()][:8]
         if not concepts:
             return []
-        vecs = self.embedder.embed(concepts)
+        vecs = self.embedder.embed_query(concepts)
         _, ids = self.index.search(vecs, k)
         return rrf([row[row >= 0].tolist() for row in ids], [1.0] * len(ids), 60)[:k]
 
