@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from convoforge.simulators.evaluate_crs import recall
+from convoforge.simulators.evaluate_crs import hits, paired
 from tests.conftest import ROOT
 from tests.test_catalog import SAMPLE
 from tests.test_persona_cli import cf
@@ -15,7 +15,16 @@ TURNS = ROOT / "tests" / "fixtures" / "turns.jsonl"
 
 
 def test_recall_counts_each_target():
-    assert recall(["a", "b", "c"], ["b", "z"], [1, 3]) == {1: 0.0, 3: 0.5}
+    assert hits(["a", "b", "c"], ["b", "z"], [1, 3]) == [{1: False, 3: True}, {1: False, 3: False}]
+
+
+def test_paired_mcnemar_counts_discordant_examples():
+    ours = [{10: True}] * 8 + [{10: False}] + [{10: True}] * 5 + [{10: False}] * 3
+    theirs = [{10: False}] * 8 + [{10: True}] + [{10: True}] * 5 + [{10: False}] * 3
+    test = paired(ours, theirs, [10])["recall@10"]
+    assert (test["only_this"], test["only_versus"]) == (8, 1)
+    assert test["p"] == round(2 * (1 + 9) / 2**9, 4)  # exact two-sided binomial on 9 discordant examples
+    assert paired(theirs, theirs, [10])["recall@10"] == {"only_this": 0, "only_versus": 0, "p": 1.0}
 
 
 @pytest.mark.slow

@@ -176,9 +176,12 @@ def test_retriever_tuning_on_simulated_sessions(tmp_path):
     assert made.returncode == 0, made.stderr[-2000:]
     assert json.loads(made.stdout.strip().splitlines()[-1])["steps"] == 3 and (out / "config.json").is_file()
     turns = Path(__file__).parent / "fixtures/turns.jsonl"
-    report = cf("eval", "crs", "--turns", str(turns), "--catalog", str(SAMPLE), "--embedder", str(out))
+    args = ["eval", "crs", "--turns", str(turns), "--catalog", str(SAMPLE), "--k", "1,3"]
+    report = cf(*args, "--embedder", str(out), "--versus", "base")
     assert report.returncode == 0, report.stderr[-2000:]
-    assert json.loads(report.stdout)["embedder"] == str(out)
+    figures, base = json.loads(report.stdout), json.loads(cf(*args).stdout)
+    assert figures["embedder"] == str(out) and figures["versus"]["embedder"] == "all-MiniLM-L6-v2"
+    assert figures["versus"]["recall@3"] == base["recall@3"] and set(figures["paired"]) == {"recall@1", "recall@3"}
     bad = cf("eval", "crs", "--turns", str(turns), "--catalog", str(SAMPLE), "--embedder", str(tmp_path))
     assert bad.returncode == 2 and "not a sentence-transformers folder" in bad.stderr
 

@@ -142,12 +142,15 @@ def eval_crs(
     simulator: str = typer.Option("template", help="interactive: llm or template (attribute mode)."),
     rounds: int = typer.Option(5, min=1, help="interactive: most rounds."),
     embedder: Path | None = embedder_option(),
+    versus: str | None = typer.Option(
+        None, help="Also run this embedder folder (or `base`, MiniLM) on the same turns; add a paired McNemar test."
+    ),
 ) -> None:
     """Recall@k of the recommender on iEvaLM turns, original or with a simulated user.
 
     Example: convoforge eval crs --turns redial/valid_turns.jsonl --catalog redial/id2info.json --mode original
     """
-    from convoforge.simulators.evaluate_crs import evaluate, load_turns
+    from convoforge.simulators.evaluate_crs import evaluate, load_turns, paired
 
     if mode not in {"original", "interactive"}:
         raise ConvoforgeError(f"--mode must be original or interactive, not {mode!r}")
@@ -155,13 +158,21 @@ def eval_crs(
         ks = sorted({int(x) for x in k.split(",")})
     except ValueError as exc:
         raise ConvoforgeError(f"--k must be integers like 1,10,50, not {k!r}") from exc
+    other = None if versus in (None, "base") else Path(versus)
     agent, model = _agent(catalog, popularity, use_llm=False, embedder=embedder)
+    rival = _agent(catalog, popularity, use_llm=False, embedder=other)[0] if versus else None
     records = load_turns(turns, agent.retriever.catalog, limit)
     if not records:
         raise ConvoforgeError(f"no turn in {turns} has a target in the catalogue")
     llm = model if (mode == "interactive" and simulator == "llm") else None
-    report = asyncio.run(evaluate(agent, agent.retriever.catalog, records, ks, mode, llm, rounds))
+    report = asyncio.run(evaluate(agent, agent.retriever.catalog, records, ks, mode, llm, rounds, keep_hits=True))
     report["embedder"] = str(embedder) if embedder else "all-MiniLM-L6-v2"
+    ours = report.pop("hits")
+    if rival is not None:
+        theirs = asyncio.run(evaluate(rival, rival.retriever.catalog, records, ks, mode, llm, rounds, keep_hits=True))
+        label = str(other) if other else "all-MiniLM-L6-v2"
+        report["versus"] = {"embedder": label, **{f"recall@{k}": theirs[f"recall@{k}"] for k in ks}}
+        report["paired"] = paired(ours, theirs["hits"], ks)
     typer.echo(json.dumps(report))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,21 @@ def load_turns(path: Path, catalog: Catalog, limit: int | None = None) -> list[d
     return turns
 
 
-def recall(ranked: list[str], targets: list[str], ks: list[int]) -> dict[int, float]:
-    """Per-target recall (each target a separate example, as iEvaLM counts): share found in top k."""
-    return {k: sum(t in ranked[:k] for t in targets) / len(targets) for k in ks}
+def hits(ranked: list[str], targets: list[str], ks: list[int]) -> list[dict[int, bool]]:
+    """For each target (one example), whether it is in the top k."""
+    return [{k: t in ranked[:k] for k in ks} for t in targets]
+
+
+def paired(ours: list[dict[int, bool]], theirs: list[dict[int, bool]], ks: list[int]) -> dict[str, dict]:
+    """Exact McNemar test per k on the same examples: found by one system only, and the two-sided p."""
+    out = {}
+    for k in ks:
+        better = sum(a[k] and not b[k] for a, b in zip(ours, theirs, strict=True))
+        worse = sum(b[k] and not a[k] for a, b in zip(ours, theirs, strict=True))
+        n = better + worse
+        tail = sum(math.comb(n, i) for i in range(min(better, worse) + 1)) / 2**n if n else 1.0
+        out[f"recall@{k}"] = {"only_this": better, "only_versus": worse, "p": round(min(1.0, 2 * tail), 4)}
+    return out
 
 
 async def evaluate(
@@ -43,16 +56,20 @@ async def evaluate(
     llm: ChatModel | None = None,
     rounds: int = 5,
     concurrency: int = 8,
+    keep_hits: bool = False,
 ) -> dict:
-    """Recall@k averaged over (turn, target) examples; interactive adds the simulator rounds."""
+    """Recall@k averaged over (turn, target) examples; interactive adds the simulator rounds.
+
+    keep_hits=True adds `hits`, each example's found-in-top-k flags in turn order (for `paired`).
+    """
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(i: int, turn: dict) -> tuple[dict[int, float], int, int]:
+    async def one(i: int, turn: dict) -> tuple[list[dict[int, bool]], int]:
         async with gate:
             context = [u for u in turn["context"] if u]
             ranked = await agent.recommend(context, k=max(ks))
             if mode == "original":
-                return recall(ranked, turn["targets"], ks), len(turn["targets"]), 0
+                return hits(ranked, turn["targets"], ks), 0
             targets = [catalog.by_id[t] for t in turn["targets"]]
             user = SimulatedUser(UserControls(targets=turn["targets"], patience=rounds, seed=i), targets, llm)
             history, shown, used = list(context), set(), 0
@@ -66,17 +83,19 @@ async def evaluate(
                 shown |= set(ranked[:3])
                 ranked = await agent.recommend(history, k=max(ks), exclude=shown)
                 used = r + 1
-            return recall(ranked, turn["targets"], ks), len(turn["targets"]), used
+            return hits(ranked, turn["targets"], ks), used
 
     results = await asyncio.gather(*[one(i, t) for i, t in enumerate(turns)])
-    examples = sum(n for _, n, _ in results)
+    found = [h for per_target, _ in results for h in per_target]
     report: dict[str, Any] = {
         "mode": mode,
         "turns": len(turns),
-        "examples": examples,
-        **{f"recall@{k}": round(sum(r[k] * n for r, n, _ in results) / examples, 4) for k in ks},
+        "examples": len(found),
+        **{f"recall@{k}": round(sum(h[k] for h in found) / len(found), 4) for k in ks},
     }
     if mode == "interactive":
-        report["avg_rounds"] = round(statistics.fmean(u for _, _, u in results), 3)
+        report["avg_rounds"] = round(statistics.fmean(u for _, u in results), 3)
         report["simulator"] = "llm" if llm else "template (attribute mode)"
+    if keep_hits:
+        report["hits"] = found
     return report
