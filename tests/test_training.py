@@ -184,6 +184,8 @@ def test_retriever_tuning_on_simulated_sessions(tmp_path):
     assert figures["versus"]["recall@3"] == base["recall@3"] and set(figures["paired"]) == {"recall@1", "recall@3"}
     bad = cf("eval", "crs", "--turns", str(turns), "--catalog", str(SAMPLE), "--embedder", str(tmp_path))
     assert bad.returncode == 2 and "not a sentence-transformers folder" in bad.stderr
+    bad = cf(*args, "--versus", str(tmp_path))
+    assert bad.returncode == 2 and "not a sentence-transformers folder" in bad.stderr
 
 
 @pytest.mark.slow

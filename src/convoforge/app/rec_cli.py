@@ -30,12 +30,17 @@ def embedder_option() -> Path | None:
     return typer.Option(None, help="A tuned embedder folder (`convoforge train retriever`); default: MiniLM.")
 
 
+def _check_embedder(embedder: Path | None) -> None:
+    """A one-line error for a folder that holds no sentence-transformers model."""
+    if embedder is not None and not any((embedder / f).is_file() for f in ("modules.json", "config.json")):
+        raise ConvoforgeError(f"{embedder} is not a sentence-transformers folder")
+
+
 def _agent(catalog: Path | None, popularity: Path | None, use_llm: bool, store=None, embedder: Path | None = None):
     from convoforge.agents.recommender.agent import RecommenderAgent, build_retriever
     from convoforge.llm import load_chat_model
 
-    if embedder is not None and not any((embedder / f).is_file() for f in ("modules.json", "config.json")):
-        raise ConvoforgeError(f"{embedder} is not a sentence-transformers folder")
+    _check_embedder(embedder)
     retriever = build_retriever(catalog or default_catalog(), popularity, str(embedder) if embedder else None)
     llm = load_chat_model(settings.model, base_url=settings.base_url)
     return RecommenderAgent(llm, retriever, store=store, use_llm=use_llm), llm
@@ -159,6 +164,7 @@ def eval_crs(
     except ValueError as exc:
         raise ConvoforgeError(f"--k must be integers like 1,10,50, not {k!r}") from exc
     other = None if versus in (None, "base") else Path(versus)
+    _check_embedder(other)
     agent, model = _agent(catalog, popularity, use_llm=False, embedder=embedder)
     rival = _agent(catalog, popularity, use_llm=False, embedder=other)[0] if versus else None
     records = load_turns(turns, agent.retriever.catalog, limit)
