@@ -28,7 +28,7 @@ def run_mode(mode: str, data: Path, steps: int, max_length: int, batch_size: int
     from convoforge.training.lora import LoraSettings, base_folder, common_args, load_split, load_tokenizer, lora_config
 
     s = LoraSettings(steps=steps, batch_size=batch_size, max_length=max_length, lr=1e-4)
-    _, base = base_folder(s.base)
+    _, base, _ = base_folder(s.base)
     tokenizer = load_tokenizer(base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     times: list[float] = []

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from datasets import load_from_disk
 
 from convoforge.datasets.export import pair_rows, sft_rows, thumbs_rows
+from convoforge.errors import ModelSpecError
 from convoforge.llm import load_chat_model
 from tests.test_persona_cli import cf, scripted_personas
 
@@ -113,6 +115,50 @@ def test_tiny_lora_runs(persona_data, tmp_path, kind, fmt, extra):
         assert tuned != base
     again = cf("train", kind, "--data", str(data), "--out", str(out), "--steps", "1")
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+@pytest.mark.slow
+def test_dpo_after_sft_trains_on_top_of_the_sft_adapter_and_loads_as_one_chain(persona_data, tmp_path):
+    from convoforge.llm.local import adapter_chain
+
+    for fmt in ("sft", "pairs"):
+        assert cf("export", "--data", str(persona_data), "--format", fmt, "--out", str(tmp_path / fmt)).returncode == 0
+    sft, dpo = tmp_path / "sft-model", tmp_path / "dpo-model"
+    args = ["--steps", "3", "--lr", "1e-3", "--batch-size", "2"]
+    assert cf("train", "sft", "--data", str(tmp_path / "sft"), "--out", str(sft), *args).returncode == 0
+    on_sft = ["--base", f"local:smollm2-135m+adapter={sft}"]
+    result = cf("train", "dpo", "--data", str(tmp_path / "pairs"), "--out", str(dpo), *args, *on_sft)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((dpo / "convoforge_training.json").read_text())["base"] == on_sft[1]
+    assert adapter_chain(str(dpo)) == [sft.resolve(), dpo.resolve()]
+    prompt = "Write a conversation between two friends."
+    alone = load_chat_model(f"local:smollm2-135m+adapter={sft}").chat(prompt, max_tokens=24, temperature=0).text
+    both = load_chat_model(f"local:smollm2-135m+adapter={dpo}").chat(prompt, max_tokens=24, temperature=0).text
+    assert both != alone  # the DPO adapter is applied after the SFT one it was trained on
+    missing = ["--base", f"local:smollm2-135m+adapter={tmp_path / 'none'}"]
+    bad = cf("train", "dpo", "--data", str(tmp_path / "pairs"), "--out", str(tmp_path / "x"), *args, *missing)
+    assert bad.returncode == 2 and "no PEFT adapter" in bad.stderr
+
+
+def test_adapter_chain_follows_training_records_and_refuses_loops(tmp_path):
+    from convoforge.llm.local import adapter_chain
+
+    def adapter(name: str, base: str) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text("{}")
+        (folder / "convoforge_training.json").write_text(json.dumps({"base": base}))
+        return folder
+
+    a = adapter("a", "local:smollm2-135m")
+    b = adapter("b", f"local:smollm2-135m+adapter={a}")
+    assert adapter_chain(str(b)) == [a.resolve(), b.resolve()]
+    (a / "convoforge_training.json").write_text(json.dumps({"base": f"local:smollm2-135m+adapter={b}"}))
+    with pytest.raises(ModelSpecError, match="loop"):
+        adapter_chain(str(b))
+    orphan = adapter("c", f"local:smollm2-135m+adapter={tmp_path / 'gone'}")
+    with pytest.raises(ModelSpecError, match="no PEFT adapter"):
+        adapter_chain(str(orphan))
 
 
 def test_train_rejects_wrong_data(tmp_path):

@@ -42,10 +42,10 @@ def test_missing_local_weights_are_clear(tmp_path):
 
 
 def test_missing_adapter_is_clear():
-    from convoforge.llm.local import _with_adapter
+    from convoforge.llm.local import with_adapter
 
     with pytest.raises(ModelSpecError, match="no PEFT adapter"):
-        _with_adapter(object(), "/nonexistent/adapter")
+        with_adapter(object(), "/nonexistent/adapter")
 
 
 def test_scripted_from_files_and_functions(tmp_path):

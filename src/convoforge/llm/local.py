@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -177,7 +178,7 @@ class LocalChatModel(ChatModel):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(self.weights, dtype=torch.float32)
         if adapter:
-            model = _with_adapter(model, adapter)
+            model = with_adapter(model, adapter)
         self.model = model.to(device).eval()
         self.device = device
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
@@ -280,14 +281,29 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted(ids)
 
 
-def _with_adapter(model: Any, adapter: str) -> Any:
-    """Apply a PEFT LoRA adapter folder and merge it for fast inference."""
+def adapter_chain(adapter: str) -> list[Path]:
+    """The adapter folder and those it was trained on top of (from its training record), base-most first."""
+    chain: list[Path] = []
+    path: Path | None = Path(adapter).expanduser()
+    while path is not None:
+        if not (path / "adapter_config.json").is_file():
+            raise ModelSpecError(f"no PEFT adapter at {path} (adapter_config.json missing)")
+        if path.resolve() in chain or len(chain) >= 8:
+            raise ModelSpecError(f"adapter {adapter} sits on a loop or a chain of more than 8 adapters")
+        chain.insert(0, path.resolve())
+        record = path / "convoforge_training.json"
+        parent = json.loads(record.read_text()).get("base", "") if record.is_file() else ""
+        path = Path(parent.split("+adapter=", 1)[1]).expanduser() if "+adapter=" in parent else None
+    return chain
+
+
+def with_adapter(model: Any, adapter: str) -> Any:
+    """Apply a PEFT LoRA adapter folder, after the adapters it was trained on, each merged for fast inference."""
     from peft import PeftModel
 
-    path = Path(adapter).expanduser()
-    if not (path / "adapter_config.json").is_file():
-        raise ModelSpecError(f"no PEFT adapter at {path} (adapter_config.json missing)")
-    return PeftModel.from_pretrained(model, path).merge_and_unload()
+    for path in adapter_chain(adapter):
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    return model
 
 
 _LOADED: dict[tuple[str, str | None], LocalChatModel] = {}

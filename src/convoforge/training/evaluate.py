@@ -42,15 +42,18 @@ def _complete_all(llm: Any, prompts: list[Any], params: Any) -> list[Any]:
 def causal_model(base: str, adapter: Path | None) -> Any:
     """The base causal LM, with a LoRA adapter on top when given."""
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    _, folder = base_folder(base)
+    from convoforge.llm.local import with_adapter
+
+    _, folder, base_adapter = base_folder(base)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    if base_adapter:
+        model = with_adapter(model, base_adapter)
     if adapter is not None:
         if not (adapter / "adapter_config.json").is_file():
             raise ConvoforgeError(f"{adapter} is not a LoRA adapter folder")
-        model = PeftModel.from_pretrained(model, str(adapter))
+        model = with_adapter(model, str(adapter))
     return model.eval()
 
 
@@ -58,7 +61,7 @@ def lm_loss(base: str, adapter: Path | None, rows: list[dict], max_length: int =
     """Mean assistant-token loss and perplexity of `messages` rows (the SFT loss, on held-out data)."""
     import torch
 
-    _, folder = base_folder(base)
+    _, folder, _ = base_folder(base)
     tokenizer = load_tokenizer(folder)
     model = causal_model(base, adapter)
     total, tokens = 0.0, 0

@@ -69,14 +69,17 @@ class LoraSettings:
     temperature: float = 0.9
 
 
-def base_folder(spec: str) -> tuple[str, Path]:
-    """The transformers folder behind a local spec (adapters train on the converted weights)."""
-    from convoforge.llm.local import resolve_weights
+def base_folder(spec: str) -> tuple[str, Path, str | None]:
+    """The transformers folder behind a local spec (adapters train on the converted weights) and its adapter."""
+    from convoforge.llm.local import adapter_chain, resolve_weights
 
     backend, ref, options = parse_spec(spec)
-    if backend != "local" or options:
-        raise ConvoforgeError(f"--base must be a local model without an adapter, not {spec!r}")
-    return ref, resolve_weights(ref)
+    if backend != "local":
+        raise ConvoforgeError(f"--base must be a local model (local:NAME[+adapter=DIR]), not {spec!r}")
+    adapter = options.get("adapter")
+    if adapter:
+        adapter_chain(adapter)  # a clear error for a missing adapter before any loading
+    return ref, resolve_weights(ref), adapter
 
 
 def lora_config(s: LoraSettings, task: str) -> Any:
@@ -126,13 +129,17 @@ def load_reward_model(folder: Path) -> tuple[Any, Any]:
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
+    from convoforge.llm.local import with_adapter
+
     meta_file = folder / "convoforge_training.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     if meta.get("kind") != "reward":
         raise ConvoforgeError(f"{folder} is not a reward model from `convoforge train reward`")
-    _, base = base_folder(meta["base"])
+    _, base, base_adapter = base_folder(meta["base"])
     tokenizer = load_tokenizer(base)
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
+    if base_adapter:
+        model = with_adapter(model, base_adapter)
     model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload().eval()
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
@@ -212,6 +219,8 @@ def train(
     import trl
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    from convoforge.llm.local import with_adapter
+
     if kind not in KINDS:
         raise ConvoforgeError(f"unknown training kind {kind!r}; use one of {', '.join(KINDS)}")
     if out.exists() and not force:
@@ -224,7 +233,7 @@ def train(
     if kind == "rl" and reward_model is None:
         raise ConvoforgeError("rl needs --reward-model (a folder from `convoforge train reward`)")
     torch.manual_seed(s.seed)
-    base_ref, base = base_folder(s.base)
+    base_ref, base, base_adapter = base_folder(s.base)
     tokenizer = load_tokenizer(base)
     work = out.parent / f".{out.name}.checkpoints"
     if work.exists() and not resume:
@@ -244,6 +253,8 @@ def train(
         "profile": (trl.RLOOConfig, trl.RLOOTrainer, AutoModelForCausalLM, "CAUSAL_LM"),
     }[kind]
     model = model_cls.from_pretrained(base, dtype=torch.float32, **({"num_labels": 1} if kind == "reward" else {}))
+    if base_adapter:  # e.g. DPO after SFT: the SFT adapter merged in is the policy's start and the reference
+        model = with_adapter(model, base_adapter)
     if kind == "reward":
         model.config.pad_token_id = tokenizer.pad_token_id
     rewards: dict[str, Any] = {}
