@@ -11,6 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 from convoforge.datasets.export import export, profile_rows, retrieval_rows
+from convoforge.datasets.metrics import fisher_exact
 from convoforge.datasets.records import read_dataset
 from convoforge.errors import ConvoforgeError
 from tests.test_persona_cli import cf, scripted_personas
@@ -129,6 +130,14 @@ def test_rl_with_the_lora_reward_model(pairs_data, reward_model, tmp_path):
     figures = json.loads(report.stdout)
     assert set(figures) >= {"base", "rl"} and figures["rl"]["candidates"] == 1
     assert 0 <= figures["base"]["acceptance"] <= 1 and isinstance(figures["rl"]["mean_reward"], float)
+    assert set(figures["rl"]["vs_base_p"]) == {"parse_rate", "acceptance"} and "vs_base_p" not in figures["base"]
+    assert all(0 <= p <= 1 for p in figures["rl"]["vs_base_p"].values())
+
+
+def test_fisher_exact_matches_known_tables():
+    assert fisher_exact(3, 4, 1, 4) == 0.4857  # Fisher's tea tasting: 3 of 4 against 1 of 4
+    assert fisher_exact(16, 51, 6, 51) == 0.0288
+    assert fisher_exact(0, 10, 0, 10) == 1.0 and fisher_exact(5, 5, 0, 5) == 0.0079
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
-"""Text statistics of generated conversations: turns, distinct-n, repetition."""
+"""Text statistics of generated conversations (turns, distinct-n, repetition) and a two-proportion test."""
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections import Counter
@@ -51,3 +52,15 @@ def conversation_stats(conversations: list[list[dict]]) -> dict:
         "distinct_2": round(distinct_n(flat, 2), 4),
         "repetition": round(repetition(utts), 4),
     }
+
+
+def fisher_exact(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
+    """Two-sided Fisher exact p that two rates (hits_a of n_a, hits_b of n_b) are the same."""
+    hits, n = hits_a + hits_b, n_a + n_b
+
+    def prob(k: int) -> float:
+        return math.comb(n_a, k) * math.comb(n_b, hits - k) / math.comb(n, hits)
+
+    seen = prob(hits_a)
+    tables = range(max(0, hits - n_b), min(hits, n_a) + 1)
+    return round(min(1.0, sum(p for k in tables if (p := prob(k)) <= seen * (1 + 1e-9))), 4)

@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from convoforge.datasets.metrics import fisher_exact
 from convoforge.errors import ConvoforgeError
 from convoforge.training.lora import base_folder, load_reward_model, load_split, load_tokenizer
 
@@ -184,6 +185,13 @@ def policy_report(
             "parse_rate": round(sum(not c.parse_error for c, _ in mine) / len(mine), 4),
             "acceptance": round(sum(c.id in passed for c, _ in mine) / len(mine), 4),
             "win_share": round(sum(owner[w] == name for w in winners) / max(len(winners), 1), 4),
+        }
+    base = [c for c, _ in candidates if owner[c.id] == "base"]
+    for name in policies.keys() - {"base"}:
+        mine = [c for c, _ in candidates if owner[c.id] == name]
+        report[name]["vs_base_p"] = {  # two-sided Fisher exact on the rates, samples taken as independent
+            rate: fisher_exact(sum(map(ok, mine)), len(mine), sum(map(ok, base)), len(base))
+            for rate, ok in (("parse_rate", lambda c: not c.parse_error), ("acceptance", lambda c: c.id in passed))
         }
     return report
 
