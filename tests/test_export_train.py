@@ -126,7 +126,7 @@ def test_dpo_after_sft_trains_on_top_of_the_sft_adapter_and_loads_as_one_chain(p
     sft, dpo = tmp_path / "sft-model", tmp_path / "dpo-model"
     args = ["--steps", "3", "--lr", "1e-3", "--batch-size", "2"]
     assert cf("train", "sft", "--data", str(tmp_path / "sft"), "--out", str(sft), *args).returncode == 0
-    on_sft = ["--base", f"local:smollm2-135m+adapter={sft}"]
+    on_sft = ["--base", f"local:smollm2-135m+adapter={sft.resolve()}"]
     result = cf("train", "dpo", "--data", str(tmp_path / "pairs"), "--out", str(dpo), *args, *on_sft)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((dpo / "convoforge_training.json").read_text())["base"] == on_sft[1]

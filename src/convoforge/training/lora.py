@@ -234,6 +234,8 @@ def train(
         raise ConvoforgeError("rl needs --reward-model (a folder from `convoforge train reward`)")
     torch.manual_seed(s.seed)
     base_ref, base, base_adapter = base_folder(s.base)
+    # the record names the adapter underneath by its absolute path, so the chain loads from any folder
+    base_spec = f"local:{base_ref}+adapter={Path(base_adapter).expanduser().resolve()}" if base_adapter else s.base
     tokenizer = load_tokenizer(base)
     work = out.parent / f".{out.name}.checkpoints"
     if work.exists() and not resume:
@@ -287,7 +289,7 @@ def train(
     tokenizer.save_pretrained(str(tmp))
     summary = {
         "kind": kind,
-        "base": s.base,
+        "base": base_spec,
         "data": str(data),
         "rows": len(dataset),
         "steps": trainer.state.global_step,
