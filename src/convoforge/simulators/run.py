@@ -13,12 +13,12 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
-from convoforge.datasets.catalog import Catalog, Item, movielens_likes
+from convoforge.datasets.catalog import Catalog, movielens_likes
 from convoforge.datasets.records import write_dataset
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.base import ChatModel
 from convoforge.simulators.loop import build_loop
-from convoforge.simulators.related import Relatedness
+from convoforge.simulators.related import Relatedness, names_in
 from convoforge.simulators.user import SimulatedUser, UserControls
 
 
@@ -60,11 +60,6 @@ def target_pool(agent: Any, n: int, plan: dict, rng: random.Random) -> list[list
     return pool
 
 
-def genres_of(item: Item) -> set[str]:
-    """The item's genres, lower case (empty when the catalogue has none)."""
-    return {g.strip().lower() for g in item.fields.get("genre", "").split(",") if g.strip()}
-
-
 def history_pool(
     ratings: Path, catalog: Catalog, banned: set[str], n: int, rng: random.Random, mention: int = 3
 ) -> list[tuple[list[str], list[str]]]:
@@ -80,10 +75,10 @@ def history_pool(
     pool = []
     for ids in rng.choices(users, k=n):
         target = rng.choice([i for i in ids if i not in banned])
-        goal = genres_of(catalog.by_id[target])
+        goal = names_in(catalog.by_id[target], "genre")
 
         def closeness(i: str, goal: set[str] = goal) -> float:
-            other = genres_of(catalog.by_id[i])
+            other = names_in(catalog.by_id[i], "genre")
             return len(goal & other) / max(len(goal | other), 1)
 
         others = sorted((i for i in ids if i != target), key=lambda i: (-closeness(i), rng.random()))
