@@ -166,7 +166,15 @@ def eval_crs(
     other = None if versus in (None, "base") else Path(versus)
     _check_embedder(other)
     agent, model = _agent(catalog, popularity, use_llm=False, embedder=embedder)
-    rival = _agent(catalog, popularity, use_llm=False, embedder=other)[0] if versus else None
+    rival = None
+    if versus:  # same catalogue and prior, already loaded; only the embedder differs
+        from convoforge.agents.recommender.agent import RecommenderAgent
+        from convoforge.agents.recommender.retrieval import Retriever
+        from convoforge.llm.embeddings import load_embedder
+
+        base = agent.retriever
+        vectors = load_embedder(str(other)) if other else load_embedder()
+        rival = RecommenderAgent(model, Retriever(base.catalog, vectors, base.popularity), use_llm=False)
     records = load_turns(turns, agent.retriever.catalog, limit)
     if not records:
         raise ConvoforgeError(f"no turn in {turns} has a target in the catalogue")
@@ -175,7 +183,7 @@ def eval_crs(
     report["embedder"] = str(embedder) if embedder else "all-MiniLM-L6-v2"
     ours = report.pop("hits")
     if rival is not None:
-        theirs = asyncio.run(evaluate(rival, rival.retriever.catalog, records, ks, mode, llm, rounds, keep_hits=True))
+        theirs = asyncio.run(evaluate(rival, agent.retriever.catalog, records, ks, mode, llm, rounds, keep_hits=True))
         label = str(other) if other else "all-MiniLM-L6-v2"
         report["versus"] = {"embedder": label, **{f"recall@{k}": theirs[f"recall@{k}"] for k in ks}}
         report["paired"] = paired(ours, theirs["hits"], ks)

@@ -79,7 +79,8 @@ class Critic:
 
     def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict | Any:
         """Judge one candidate; may be async; may return a Verdict, a float or a bool."""
-        raise NotImplementedError  # an abstract hook: subclasses override judge_one or judge
+        # The abstract hook of the plugin point: every critic overrides judge_one or judge.
+        raise NotImplementedError(f"{type(self).__name__} overrides neither judge_one nor judge")
 
     async def judge(self, candidates: list[Candidate], llm: ChatModel) -> list[Verdict]:
         """Judge all candidates concurrently; a crash becomes an invalid verdict."""

@@ -1,4 +1,4 @@
-"""Text statistics of generated conversations (turns, distinct-n, repetition) and a two-proportion test."""
+"""Text statistics of generated conversations (turns, distinct-n, repetition) and two exact tests of rates."""
 
 from __future__ import annotations
 
@@ -64,3 +64,10 @@ def fisher_exact(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
     seen = prob(hits_a)
     tables = range(max(0, hits - n_b), min(hits, n_a) + 1)
     return round(min(1.0, sum(p for k in tables if (p := prob(k)) <= seen * (1 + 1e-9))), 4)
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p on paired examples: only_a found by A alone, only_b by B alone."""
+    n = only_a + only_b
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n if n else 1.0
+    return round(min(1.0, 2 * tail), 4)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import statistics
 from pathlib import Path
 from typing import Any
 
 from convoforge.datasets.catalog import Catalog, read_jsonl
+from convoforge.datasets.metrics import mcnemar_exact
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.base import ChatModel
 from convoforge.simulators.user import SimulatedUser, UserControls
@@ -41,9 +41,7 @@ def paired(ours: list[dict[int, bool]], theirs: list[dict[int, bool]], ks: list[
     for k in ks:
         better = sum(a[k] and not b[k] for a, b in zip(ours, theirs, strict=True))
         worse = sum(b[k] and not a[k] for a, b in zip(ours, theirs, strict=True))
-        n = better + worse
-        tail = sum(math.comb(n, i) for i in range(min(better, worse) + 1)) / 2**n if n else 1.0
-        out[f"recall@{k}"] = {"only_this": better, "only_versus": worse, "p": round(min(1.0, 2 * tail), 4)}
+        out[f"recall@{k}"] = {"only_this": better, "only_versus": worse, "p": mcnemar_exact(better, worse)}
     return out
 
 

@@ -31,7 +31,7 @@ class Retriever:
     """Everything the recommender needs to find items; built once per catalogue."""
 
     def __init__(self, catalog: Catalog, embedder: Embedder, popularity: dict[str, float] | None = None) -> None:
-        self.catalog, self.embedder = catalog, embedder
+        self.catalog, self.embedder, self.popularity = catalog, embedder, popularity
         self.vectors = item_vectors(embedder, [it.text() for it in catalog.items], catalog.fingerprint)
         self.index = VectorIndex(self.vectors)
         self.names = [it.name for it in catalog.items]
