@@ -140,6 +140,39 @@ def test_dpo_after_sft_trains_on_top_of_the_sft_adapter_and_loads_as_one_chain(p
     assert bad.returncode == 2 and "no PEFT adapter" in bad.stderr
 
 
+@pytest.mark.slow
+def test_generate_samples_judges_the_policy_on_train_pairs_into_on_policy_pairs(persona_data, tmp_path):
+    from convoforge.datasets.records import read_dataset
+
+    thumbs = tmp_path / "thumbs"
+    assert cf("export", "--data", str(persona_data), "--format", "thumbs", "--out", str(thumbs)).returncode == 0
+    train_pairs = set(load_from_disk(str(thumbs / "hf"))["train"]["pair_id"])
+    good = "\n".join(f"User {1 + i % 2}: turn {i}, I like tea and I have a dog." for i in range(6))
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps([good, "User 1: Hi.\nUser 2: Hey."]))  # each request: one good, one too short
+    out = tmp_path / "samples"
+    args = ["--model", f"scripted:{replies}", "generate", "samples", "--data", str(thumbs), "--out", str(out)]
+    args += ["--samples", "2", "--critic", "toxicity", "--min-turns", "3"]
+    made = cf(*args)
+    assert made.returncode == 0, made.stderr[-1500:]
+    summary = json.loads(made.stdout)
+    assert summary["pairs"] == len(train_pairs) and summary["candidates"] == 2 * len(train_pairs)
+    assert summary["parse_rate"] == summary["acceptance"] == 0.5
+    assert summary["pairs_with_winner_and_loser"] == len(train_pairs)
+    samples = read_dataset(out)
+    assert {r["pair_id"] for r in samples["accepted"]} == train_pairs  # the export's pair ids, so its split holds
+    assert all(r["reason"].startswith("unparseable: too short") for r in samples["rejected"])
+    assert "toxicity" in (out / "README.md").read_text()
+    pairs = tmp_path / "pairs"
+    assert cf("export", "--data", str(out), "--format", "pairs", "--out", str(pairs)).returncode == 0
+    rows = read_dataset(pairs)["train"]  # all train: the sampled pairs were the export's train pairs
+    assert len(rows) == len(train_pairs) and all(r["chosen"][0]["content"] == good for r in rows)
+    again = cf(*args)
+    assert again.returncode == 2 and "exists" in again.stderr
+    run = cf(*args[:5], str(persona_data), "--out", str(tmp_path / "x"))  # a persona run, not an export
+    assert run.returncode == 2 and "not an exported training set" in run.stderr
+
+
 def test_adapter_chain_follows_training_records_and_refuses_loops(tmp_path):
     from convoforge.llm.local import adapter_chain
 

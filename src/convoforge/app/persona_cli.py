@@ -1,4 +1,4 @@
-"""CLI commands of the persona generator: generate personas, critics list, eval personas."""
+"""CLI commands of the persona generator: generate personas|samples, critics list, eval personas, export."""
 
 from __future__ import annotations
 
@@ -135,6 +135,48 @@ def generate_personas(
         f"{summary['accepted']} accepted, {summary['rejected']} rejected; {summary['new_attributes']} new attributes, "
         f"{summary['queries']} queries, {summary['profiles']} profiles; metrics {json.dumps(summary['metrics'])}"
     )
+
+
+@generate_app.command("samples")
+def generate_samples(
+    data: Path = typer.Option(..., help="A pairs or thumbs export: the persona pairs of its --split are the prompts."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder (a persona dataset: accepted and rejected)."),
+    samples: int = typer.Option(4, min=2, help="Conversations per persona pair (a winner needs losers)."),
+    split: str = typer.Option("train", help="Which split's persona pairs to sample (train keeps test unseen)."),
+    pairs: int | None = typer.Option(None, min=1, help="At most this many persona pairs (a seeded sample)."),
+    critic_model: str | None = typer.Option(None, help="Model spec for the critics (default: --model)."),
+    critic: list[str] = typer.Option(None, help="Critic name or module:Name; repeat. Default: the built-in mixture."),
+    min_turns: int = typer.Option(3, min=1, help="Fewest turns per user for a candidate to parse."),
+    max_tokens: int = typer.Option(320, min=16, help="Token budget of one generated conversation."),
+    random_seed: int = typer.Option(0, "--random-seed", help="Seed of the pair sample and of each generation."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out (only once the new one is complete)."),
+) -> None:
+    """Sample the --model policy on known persona pairs and judge each conversation with the critics.
+
+    Its winners and losers are on-policy preference pairs: `export --format pairs`, then `train dpo` on top
+    of the same policy (`--base local:NAME+adapter=DIR`) is one round of iterative DPO.
+
+    Example: convoforge --model local:smollm2-135m+adapter=models/sft generate samples --data out/pairs
+    --samples 6 --out out/samples
+    """
+    from convoforge.training.sampling import sample_run
+
+    summary = sample_run(
+        data,
+        settings.model,
+        out_dir,
+        list(critic or DEFAULT_CRITICS),
+        critic_model or settings.model,
+        samples=samples,
+        split=split,
+        limit=pairs,
+        min_turns=min_turns,
+        max_tokens=max_tokens,
+        seed=random_seed,
+        force=force,
+        base_url=settings.base_url,
+    )
+    typer.echo(json.dumps(summary))
 
 
 @critics_app.command("list")

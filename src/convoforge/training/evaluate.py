@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-import random
 import statistics
 from pathlib import Path
 from typing import Any
 
 from convoforge.datasets.metrics import fisher_exact
 from convoforge.errors import ConvoforgeError
-from convoforge.training.lora import base_folder, load_reward_model, load_split, load_tokenizer
-
-
-def _sample(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
-    if limit and len(rows) > limit:
-        return random.Random(seed).sample(rows, limit)
-    return rows
-
-
-def _test_rows(data: Path, limit: int | None, seed: int, per_pair: bool = False) -> list[dict]:
-    """A seeded sample of an export's test split (one row per persona pair when per_pair); never empty."""
-    rows = list(load_split(data, "test"))
-    if per_pair:
-        rows = list({r["pair_id"]: r for r in rows}.values())
-    rows = _sample(rows, limit, seed)
-    if not rows:
-        raise ConvoforgeError(f"{data} has an empty test split")
-    return rows
-
-
-def _complete_all(llm: Any, prompts: list[Any], params: Any) -> list[Any]:
-    """All prompts at once, so the local backend batches them."""
-
-    async def run() -> list[Any]:
-        return await asyncio.gather(*[llm.achat(p, params) for p in prompts])
-
-    return asyncio.run(run())
+from convoforge.training.lora import base_folder, load_reward_model, load_tokenizer
+from convoforge.training.sampling import complete_all, generate, judge, passes, split_rows
 
 
 def causal_model(base: str, adapter: Path | None) -> Any:
@@ -88,7 +61,7 @@ def lm_loss(base: str, adapter: Path | None, rows: list[dict], max_length: int =
 
 def sft_report(data: Path, adapter: Path, base: str, limit: int | None, seed: int = 0) -> dict:
     """Held-out loss and perplexity before (base) and after (adapter) on an sft export's test split."""
-    rows = _test_rows(data, limit, seed)
+    rows = split_rows(data, "test", limit, seed)
     before, after = lm_loss(base, None, rows), lm_loss(base, adapter, rows)
     return {"data": str(data), "adapter": str(adapter), "before": before, "after": after}
 
@@ -108,7 +81,7 @@ def reward_scores(model: Any, tokenizer: Any, conversations: list[list[dict]], m
 
 def reward_report(data: Path, reward_model: Path, limit: int | None, seed: int = 0) -> dict:
     """Pairwise accuracy of a reward model on the held-out preference pairs."""
-    rows = _test_rows(data, limit, seed)
+    rows = split_rows(data, "test", limit, seed)
     model, tokenizer = load_reward_model(reward_model)
     chosen = reward_scores(model, tokenizer, [r["prompt"] + r["chosen"] for r in rows])
     rejected = reward_scores(model, tokenizer, [r["prompt"] + r["rejected"] for r in rows])
@@ -119,12 +92,6 @@ def reward_report(data: Path, reward_model: Path, limit: int | None, seed: int =
         "mean_margin": round(statistics.fmean(margins), 4),
         "reward_model": str(reward_model),
     }
-
-
-async def _judge(candidates: list[Any], critics: list[Any], critic_llm: Any) -> dict:
-    from convoforge.critics.base import verdicts_by_id
-
-    return {critic.name: await verdicts_by_id(critic, candidates, critic_llm) for critic in critics}
 
 
 def policy_report(
@@ -145,38 +112,30 @@ def policy_report(
     selection (filters, then the quality experts' majority vote) picks that policy's candidate for a pair.
     """
     from convoforge.agents.persona.context import PersonaContext
-    from convoforge.agents.persona.stages import GenerationJob, parse_candidate
     from convoforge.critics.plugins import load_critics
     from convoforge.critics.selection import select
-    from convoforge.llm import GenParams, load_chat_model
+    from convoforge.llm import load_chat_model
 
-    rows = _test_rows(data, limit, seed, per_pair=True)
+    rows = split_rows(data, "test", limit, seed, per_pair=True)
     ctx = PersonaContext(min_turns=min_turns)
     critics = load_critics(critic_refs)
     critic_llm = load_chat_model(critic_model)
     rm, rm_tokenizer = load_reward_model(reward_model)
     candidates, owner = [], {}
     for name, spec in policies.items():
-        llm = load_chat_model(spec)
-        params = GenParams(temperature=0.8, max_tokens=max_tokens, n=samples, seed=seed)
-        for row, result in zip(rows, _complete_all(llm, [r["prompt"] for r in rows], params), strict=True):
-            job = GenerationJob(pair_id=row["pair_id"], iteration=0, profiles=row["profiles"])
-            for i, text in enumerate(result.texts):
-                cand = parse_candidate(text, job, i, ctx)
-                cand = cand.model_copy(update={"id": f"{name}-{cand.id}"})
-                candidates.append((cand, row))
-                owner[cand.id] = name
+        for cand in generate(rows, spec, samples, ctx, max_tokens, seed, tag=f"{name}-"):
+            candidates.append(cand)
+            owner[cand.id] = name
+    prompt = {r["pair_id"]: r["prompt"] for r in rows}
     scores = reward_scores(
-        rm, rm_tokenizer, [r["prompt"] + [{"role": "assistant", "content": c.raw}] for c, r in candidates]
+        rm, rm_tokenizer, [prompt[c.pair_id] + [{"role": "assistant", "content": c.raw}] for c in candidates]
     )
-    parsed = [c for c, _ in candidates if not c.parse_error]
-    verdicts = asyncio.run(_judge(parsed, critics, critic_llm))
-    filters = [c for c in critics if c.role == "filter"]
-    passed = {c.id for c in parsed if all(verdicts[f.name][c.id].passed is not False for f in filters)}
-    winners = [o.winner for o in select(parsed, verdicts, critics).values() if o.winner]
+    verdicts = judge(candidates, critics, critic_llm)
+    passed = {c.id for c in candidates if passes(c, verdicts, critics)}
+    winners = [o.winner for o in select(candidates, verdicts, critics).values() if o.winner]
     report: dict[str, Any] = {"pairs": len(rows), "samples_per_pair": samples, "critics": [c.name for c in critics]}
     for name in policies:
-        mine = [(c, s) for (c, _), s in zip(candidates, scores, strict=True) if owner[c.id] == name]
+        mine = [(c, s) for c, s in zip(candidates, scores, strict=True) if owner[c.id] == name]
         report[name] = {
             "spec": policies[name],
             "candidates": len(mine),
@@ -186,9 +145,9 @@ def policy_report(
             "acceptance": round(sum(c.id in passed for c, _ in mine) / len(mine), 4),
             "win_share": round(sum(owner[w] == name for w in winners) / max(len(winners), 1), 4),
         }
-    base = [c for c, _ in candidates if owner[c.id] == "base"]
+    base = [c for c in candidates if owner[c.id] == "base"]
     for name in policies.keys() - {"base"}:
-        mine = [c for c, _ in candidates if owner[c.id] == name]
+        mine = [c for c in candidates if owner[c.id] == name]
         report[name]["vs_base_p"] = {  # two-sided Fisher exact on the rates, samples taken as independent
             rate: fisher_exact(sum(map(ok, mine)), len(mine), sum(map(ok, base)), len(base))
             for rate, ok in (("parse_rate", lambda c: not c.parse_error), ("acceptance", lambda c: c.id in passed))
@@ -203,12 +162,12 @@ def profile_report(
     from convoforge.llm import GenParams, load_chat_model
     from convoforge.training.profile import ProfileReward, score_profiles
 
-    rows = _test_rows(data, limit, seed)
+    rows = split_rows(data, "test", limit, seed)
     reward = ProfileReward(rows[0]["catalog"])
     report: dict[str, Any] = {"users": len(rows)}
     params = GenParams(temperature=0, max_tokens=max_tokens)
     for name, spec in {"before": base, "after": f"{base}+adapter={adapter}"}.items():
         llm = load_chat_model(spec)
-        summaries = [r.text.strip() for r in _complete_all(llm, [r["prompt"] for r in rows], params)]
+        summaries = [r.text.strip() for r in complete_all(llm, [r["prompt"] for r in rows], params)]
         report[name] = {**score_profiles(reward, summaries, rows), "example": summaries[0][:300]}
     return report

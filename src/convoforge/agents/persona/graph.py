@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import statistics
-from collections import Counter
 from itertools import pairwise
 from typing import Any
 
@@ -16,7 +14,6 @@ from convoforge.agents.persona import stages
 from convoforge.agents.persona.context import PersonaContext
 from convoforge.agents.persona.state import GenerateInput, PersonaState
 from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
-from convoforge.critics.selection import select
 from convoforge.llm import GenParams
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import Embedder, load_embedder
@@ -118,15 +115,7 @@ def build_graph(
         it = state["iteration"]
         cands = [Candidate(**c) for c in state["candidates"]]
         verdicts = {n: {cid: Verdict(**v) for cid, v in vs.items()} for n, vs in state.get("verdicts", {}).items()}
-        outcomes = select(cands, verdicts, critics)
-        accepted, rejected = [], []
-        for cand in cands:
-            outcome = outcomes[cand.pair_id]
-            record = _record(cand, verdicts, critics, outcome.votes.get(cand.id, 0))
-            if cand.id == outcome.winner:
-                accepted.append(record)
-            else:
-                rejected.append({**record, "reason": outcome.reasons.get(cand.id, "")})
+        accepted, rejected = stages.sort_candidates(cands, verdicts, critics)
         pool = state["pool"] + [
             {
                 "profiles": r["profiles"],
@@ -139,7 +128,7 @@ def build_graph(
             "rejected": rejected,
             "pool": pool,
             "iteration": it + 1,
-            "stats": [_stats(it, cands, accepted, rejected, verdicts, critics, len(state["pool"]))],
+            "stats": [stages.iteration_stats(it, cands, accepted, rejected, verdicts, critics, len(state["pool"]))],
         }
 
     def more(state: PersonaState, runtime: Runtime[PersonaContext]) -> str:
@@ -178,51 +167,3 @@ def build_graph(
         graph.add_edge(node, "select")
     graph.add_conditional_edges("select", more, ["start_iteration", END])
     return graph.compile(checkpointer=checkpointer)
-
-
-def _record(cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critics: list[Critic], votes: int) -> dict:
-    """One dataset row; every critic appears, `not judged` where the candidate was unparseable."""
-    rows = []
-    for critic in critics:
-        v = verdicts.get(critic.name, {}).get(cand.id) or Verdict.invalid(critic.name, "", "not judged")
-        rows.append(v.model_dump())
-    return {
-        "id": cand.id,
-        "pair_id": cand.pair_id,
-        "iteration": cand.iteration,
-        "profiles": cand.profiles,
-        "messages": [{"speaker": t.speaker, "content": t.content} for t in cand.turns],
-        "verdicts": rows,
-        "votes": votes,
-        "raw": cand.raw,
-        "reason": "",
-    }
-
-
-def _stats(
-    it: int,
-    cands: list[Candidate],
-    accepted: list[dict],
-    rejected: list[dict],
-    verdicts: dict[str, dict[str, Verdict]],
-    critics: list[Critic],
-    pool_size: int,
-) -> dict:
-    reasons = Counter(r["reason"].split(" (")[0].split(":")[0] for r in rejected)
-    means = {}
-    for critic in critics:
-        scores = [v.score for v in verdicts.get(critic.name, {}).values() if v.valid and v.score is not None]
-        invalid = sum(not v.valid for v in verdicts.get(critic.name, {}).values())
-        means[critic.name] = {
-            "mean": round(statistics.fmean(scores), 4) if scores else None,
-            "invalid": invalid,
-        }
-    return {
-        "iteration": it,
-        "candidates": len(cands),
-        "accepted": len(accepted),
-        "rejected": len(rejected),
-        "rejection_reasons": dict(reasons),
-        "critics": means,
-        "few_shot_pool": pool_size,
-    }

@@ -1,10 +1,12 @@
-"""The pipeline's stages as plain async functions: expansion, profiles, pairing, generation."""
+"""The pipeline's stages as plain functions: expansion, profiles, pairing, generation, selection records."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import re
+import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +14,8 @@ from pydantic import BaseModel
 
 from convoforge.agents.persona import prompts
 from convoforge.agents.persona.context import PersonaContext
-from convoforge.critics.base import Candidate, Turn
+from convoforge.critics.base import Candidate, Critic, Turn, Verdict
+from convoforge.critics.selection import select
 from convoforge.datasets.spc import parse_transcript
 from convoforge.llm import GenParams, astructured
 from convoforge.llm.base import ChatModel
@@ -263,3 +266,68 @@ def parse_candidate(raw: str, job: GenerationJob, index: int, ctx: PersonaContex
         raw=raw,
         parse_error=error,
     )
+
+
+def sort_candidates(
+    cands: list[Candidate], verdicts: dict[str, dict[str, Verdict]], critics: list[Critic]
+) -> tuple[list[dict], list[dict]]:
+    """Each pair's winner as an accepted record; every other candidate rejected, with the reason it lost."""
+    outcomes = select(cands, verdicts, critics)
+    accepted, rejected = [], []
+    for cand in cands:
+        outcome = outcomes[cand.pair_id]
+        record = make_record(cand, verdicts, critics, outcome.votes.get(cand.id, 0))
+        if cand.id == outcome.winner:
+            accepted.append(record)
+        else:
+            rejected.append({**record, "reason": outcome.reasons.get(cand.id, "")})
+    return accepted, rejected
+
+
+def make_record(cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critics: list[Critic], votes: int) -> dict:
+    """One dataset row; every critic appears, `not judged` where the candidate was unparseable."""
+    rows = []
+    for critic in critics:
+        v = verdicts.get(critic.name, {}).get(cand.id) or Verdict.invalid(critic.name, "", "not judged")
+        rows.append(v.model_dump())
+    return {
+        "id": cand.id,
+        "pair_id": cand.pair_id,
+        "iteration": cand.iteration,
+        "profiles": cand.profiles,
+        "messages": [{"speaker": t.speaker, "content": t.content} for t in cand.turns],
+        "verdicts": rows,
+        "votes": votes,
+        "raw": cand.raw,
+        "reason": "",
+    }
+
+
+def iteration_stats(
+    it: int,
+    cands: list[Candidate],
+    accepted: list[dict],
+    rejected: list[dict],
+    verdicts: dict[str, dict[str, Verdict]],
+    critics: list[Critic],
+    pool_size: int,
+) -> dict:
+    """One iteration's counts, rejection reasons and mean critic scores (the card's per-iteration row)."""
+    reasons = Counter(r["reason"].split(" (")[0].split(":")[0] for r in rejected)
+    means = {}
+    for critic in critics:
+        scores = [v.score for v in verdicts.get(critic.name, {}).values() if v.valid and v.score is not None]
+        invalid = sum(not v.valid for v in verdicts.get(critic.name, {}).values())
+        means[critic.name] = {
+            "mean": round(statistics.fmean(scores), 4) if scores else None,
+            "invalid": invalid,
+        }
+    return {
+        "iteration": it,
+        "candidates": len(cands),
+        "accepted": len(accepted),
+        "rejected": len(rejected),
+        "rejection_reasons": dict(reasons),
+        "critics": means,
+        "few_shot_pool": pool_size,
+    }

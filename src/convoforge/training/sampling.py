@@ -1,0 +1,146 @@
+"""Fresh generations of a policy on persona pairs, judged by the critics.
+
+`eval policy` measures policies with them. `generate samples` writes them as a persona dataset, so the
+policy's own winners and losers become on-policy preference pairs (`export --format pairs`) for the next
+DPO round: the Generator-Critic loop closed through training instead of few-shot examples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+from convoforge.agents.persona.context import PersonaContext
+from convoforge.agents.persona.stages import GenerationJob, iteration_stats, parse_candidate, sort_candidates
+from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
+from convoforge.errors import ConvoforgeError
+from convoforge.llm import GenParams, load_chat_model
+
+TEMPERATURE = 0.8
+
+
+def split_rows(data: Path, split: str, limit: int | None, seed: int, per_pair: bool = False) -> list[dict]:
+    """A seeded sample of one split of an export (one row per persona pair when per_pair); never empty."""
+    from convoforge.training.lora import load_split
+
+    rows = list(load_split(data, split))
+    if per_pair:
+        rows = list({r["pair_id"]: r for r in rows}.values())
+    if limit and len(rows) > limit:
+        rows = random.Random(seed).sample(rows, limit)
+    if not rows:
+        raise ConvoforgeError(f"{data} has an empty {split} split")
+    return rows
+
+
+def complete_all(llm: Any, prompts: list[Any], params: GenParams) -> list[Any]:
+    """All prompts at once, so the local backend batches them."""
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(*[llm.achat(p, params) for p in prompts])
+
+    return asyncio.run(run())
+
+
+def generate(
+    rows: list[dict],
+    spec: str,
+    samples: int,
+    ctx: PersonaContext,
+    max_tokens: int,
+    seed: int,
+    tag: str = "",
+    base_url: str | None = None,
+) -> list[Candidate]:
+    """`samples` conversations per persona-pair row from the policy `spec`, parsed; ids prefixed with `tag`."""
+    llm = load_chat_model(spec, base_url=base_url)
+    params = GenParams(temperature=TEMPERATURE, max_tokens=max_tokens, n=samples, seed=seed)
+    candidates = []
+    for row, result in zip(rows, complete_all(llm, [r["prompt"] for r in rows], params), strict=True):
+        job = GenerationJob(pair_id=row["pair_id"], iteration=0, profiles=row["profiles"])
+        for i, text in enumerate(result.texts):
+            cand = parse_candidate(text, job, i, ctx)
+            candidates.append(cand.model_copy(update={"id": tag + cand.id}))
+    return candidates
+
+
+def judge(candidates: list[Candidate], critics: list[Critic], critic_llm: Any) -> dict[str, dict[str, Verdict]]:
+    """Every critic's verdict on every parseable candidate."""
+    parsed = [c for c in candidates if not c.parse_error]
+
+    async def run() -> dict:
+        return {critic.name: await verdicts_by_id(critic, parsed, critic_llm) for critic in critics}
+
+    return asyncio.run(run())
+
+
+def passes(cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critics: list[Critic]) -> bool:
+    """Parses and no filter critic drops it: what acceptance counts."""
+    filters = [c for c in critics if c.role == "filter"]
+    return not cand.parse_error and all(verdicts[f.name][cand.id].passed is not False for f in filters)
+
+
+def sample_run(
+    data: Path,
+    model: str,
+    out: Path,
+    critic_refs: list[str],
+    critic_model: str,
+    samples: int = 4,
+    split: str = "train",
+    limit: int | None = None,
+    min_turns: int = 3,
+    max_tokens: int = 320,
+    seed: int = 0,
+    force: bool = False,
+    base_url: str | None = None,
+) -> dict:
+    """Sample the policy on an export's persona pairs, judge, and write accepted/rejected as a persona dataset."""
+    from convoforge.critics.plugins import load_critics
+    from convoforge.datasets.card import persona_card
+    from convoforge.datasets.metrics import conversation_stats
+    from convoforge.datasets.records import to_dataset_dict, write_dataset
+
+    if out.exists() and not force:
+        raise ConvoforgeError(f"{out} exists; pass --force to replace it (it is kept until the new one is done)")
+    rows = split_rows(data, split, limit, seed, per_pair=True)
+    if not {"prompt", "profiles", "pair_id"} <= set(rows[0]):
+        raise ConvoforgeError(f"{data} has no persona pairs (export a persona run with --format pairs or thumbs)")
+    critics = load_critics(critic_refs)
+    critic_llm = load_chat_model(critic_model, base_url=base_url)
+    ctx = PersonaContext(min_turns=min_turns)
+    candidates = generate(rows, model, samples, ctx, max_tokens, seed, base_url=base_url)
+    verdicts = judge(candidates, critics, critic_llm)
+    accepted, rejected = sort_candidates(candidates, verdicts, critics)
+    stats = iteration_stats(0, candidates, accepted, rejected, verdicts, critics, 0)
+    settings = {"samples": samples, "split": split, "min_turns": min_turns, "max_tokens": max_tokens, "seed": seed}
+    settings |= {"temperature": TEMPERATURE}
+    source = f"persona pairs of the {split} split of {data}"
+    card = persona_card(
+        accepted=len(accepted),
+        rejected=len(rejected),
+        models={"generator": model, "critic": critic_model},
+        critics=[{"name": c.name, "role": c.role, "description": c.description} for c in critics],
+        settings=settings,
+        stats=[stats],
+        metrics=conversation_stats([r["messages"] for r in accepted]),
+        seed_source=source,
+        log_counts={},
+    )
+    extra = {"generator_model": model, "critic_model": critic_model, "seed_source": source}
+    write_dataset(to_dataset_dict(accepted, rejected, extra), card, out, force=force)
+    passed = sum(passes(c, verdicts, critics) for c in candidates)
+    losers = {r["pair_id"] for r in rejected if r["messages"]}
+    return {
+        "out": str(out),
+        "pairs": len(rows),
+        "candidates": len(candidates),
+        "parse_rate": round(sum(not c.parse_error for c in candidates) / len(candidates), 4),
+        "acceptance": round(passed / len(candidates), 4),
+        "accepted": len(accepted),
+        "rejected": len(rejected),
+        "pairs_with_winner_and_loser": len(losers & {a["pair_id"] for a in accepted}),
+        "rejection_reasons": stats["rejection_reasons"],
+    }
