@@ -123,7 +123,8 @@ def policy_report(
     rm, rm_tokenizer = load_reward_model(reward_model)
     candidates, owner = [], {}
     for name, spec in policies.items():
-        for cand in generate(rows, spec, samples, ctx, max_tokens, seed, tag=f"{name}-"):
+        llm = critic_llm if spec == critic_model else load_chat_model(spec)
+        for cand in generate(rows, llm, samples, ctx, max_tokens, seed, tag=f"{name}-"):
             candidates.append(cand)
             owner[cand.id] = name
     prompt = {r["pair_id"]: r["prompt"] for r in rows}

@@ -45,17 +45,9 @@ def complete_all(llm: Any, prompts: list[Any], params: GenParams) -> list[Any]:
 
 
 def generate(
-    rows: list[dict],
-    spec: str,
-    samples: int,
-    ctx: PersonaContext,
-    max_tokens: int,
-    seed: int,
-    tag: str = "",
-    base_url: str | None = None,
+    rows: list[dict], llm: Any, samples: int, ctx: PersonaContext, max_tokens: int, seed: int, tag: str = ""
 ) -> list[Candidate]:
-    """`samples` conversations per persona-pair row from the policy `spec`, parsed; ids prefixed with `tag`."""
-    llm = load_chat_model(spec, base_url=base_url)
+    """`samples` conversations per persona-pair row from the policy `llm`, parsed; ids prefixed with `tag`."""
     params = GenParams(temperature=TEMPERATURE, max_tokens=max_tokens, n=samples, seed=seed)
     candidates = []
     for row, result in zip(rows, complete_all(llm, [r["prompt"] for r in rows], params), strict=True):
@@ -109,9 +101,10 @@ def sample_run(
     if not {"prompt", "profiles", "pair_id"} <= set(rows[0]):
         raise ConvoforgeError(f"{data} has no persona pairs (export a persona run with --format pairs or thumbs)")
     critics = load_critics(critic_refs)
-    critic_llm = load_chat_model(critic_model, base_url=base_url)
+    llm = load_chat_model(model, base_url=base_url)
+    critic_llm = llm if critic_model == model else load_chat_model(critic_model, base_url=base_url)
     ctx = PersonaContext(min_turns=min_turns)
-    candidates = generate(rows, model, samples, ctx, max_tokens, seed, base_url=base_url)
+    candidates = generate(rows, llm, samples, ctx, max_tokens, seed)
     verdicts = judge(candidates, critics, critic_llm)
     accepted, rejected = sort_candidates(candidates, verdicts, critics)
     stats = iteration_stats(0, candidates, accepted, rejected, verdicts, critics, 0)
