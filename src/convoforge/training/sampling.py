@@ -17,14 +17,13 @@ from convoforge.agents.persona.stages import GenerationJob, iteration_stats, par
 from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
 from convoforge.errors import ConvoforgeError
 from convoforge.llm import GenParams, load_chat_model
+from convoforge.training.lora import load_split
 
 TEMPERATURE = 0.8
 
 
 def split_rows(data: Path, split: str, limit: int | None, seed: int, per_pair: bool = False) -> list[dict]:
     """A seeded sample of one split of an export (one row per persona pair when per_pair); never empty."""
-    from convoforge.training.lora import load_split
-
     rows = list(load_split(data, split))
     if per_pair:
         rows = list({r["pair_id"]: r for r in rows}.values())
