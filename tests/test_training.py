@@ -132,6 +132,7 @@ def test_rl_with_the_lora_reward_model(pairs_data, reward_model, tmp_path):
     assert 0 <= figures["base"]["acceptance"] <= 1 and isinstance(figures["rl"]["mean_reward"], float)
     assert set(figures["rl"]["vs_base_p"]) == {"parse_rate", "acceptance"} and "vs_base_p" not in figures["base"]
     assert all(0 <= p <= 1 for p in figures["rl"]["vs_base_p"].values())
+    assert figures["base"]["win_share"] is None  # no quality expert judged: no vote to share
 
 
 def test_fisher_exact_matches_known_tables():

@@ -109,7 +109,8 @@ def policy_report(
     """Fresh generations of each policy on held-out persona pairs: reward-model score and critic acceptance.
 
     Acceptance: the candidate parses and passes every filter critic. Win share: how often the critics'
-    selection (filters, then the quality experts' majority vote) picks that policy's candidate for a pair.
+    selection (filters, then the quality experts' majority vote) picks that policy's candidate for a pair;
+    None when no quality expert gave a valid vote.
     """
     from convoforge.agents.persona.context import PersonaContext
     from convoforge.critics.plugins import load_critics
@@ -134,6 +135,8 @@ def policy_report(
     verdicts = judge(candidates, critics, critic_llm)
     passed = {c.id for c in candidates if passes(c, verdicts, critics)}
     winners = [o.winner for o in select(candidates, verdicts, critics).values() if o.winner]
+    # with no valid quality vote the winner is merely the first candidate that passed (the base's come first)
+    voted = any(v.valid for c in critics if c.role == "quality" for v in verdicts[c.name].values())
     report: dict[str, Any] = {"pairs": len(rows), "samples_per_pair": samples, "critics": [c.name for c in critics]}
     for name in policies:
         mine = [(c, s) for c, s in zip(candidates, scores, strict=True) if owner[c.id] == name]
@@ -144,7 +147,7 @@ def policy_report(
             "reward_se": round(statistics.stdev(s for _, s in mine) / len(mine) ** 0.5, 4) if len(mine) > 1 else None,
             "parse_rate": round(sum(not c.parse_error for c, _ in mine) / len(mine), 4),
             "acceptance": round(sum(c.id in passed for c, _ in mine) / len(mine), 4),
-            "win_share": round(sum(owner[w] == name for w in winners) / max(len(winners), 1), 4),
+            "win_share": round(sum(owner[w] == name for w in winners) / max(len(winners), 1), 4) if voted else None,
         }
     base = [c for c in candidates if owner[c.id] == "base"]
     for name in policies.keys() - {"base"}:
