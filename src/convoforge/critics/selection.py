@@ -24,7 +24,6 @@ def select(
     by_pair: dict[str, list[Candidate]] = {}
     for c in candidates:
         by_pair.setdefault(c.pair_id, []).append(c)
-    filters = [c for c in critics if c.role == "filter"]
     judges = [c for c in critics if c.role == "quality"]
     outcomes = {}
     for pair_id, group in by_pair.items():
@@ -34,7 +33,7 @@ def select(
             if cand.parse_error:
                 reasons[cand.id] = f"unparseable: {cand.parse_error}"
                 continue
-            failed = [f.name for f in filters if _verdict(verdicts, f, cand).passed is False]
+            failed = failed_filters(cand, verdicts, critics)
             if failed:
                 reasons[cand.id] = "dropped by " + ", ".join(failed)
             else:
@@ -62,3 +61,8 @@ def select(
 
 def _verdict(verdicts: dict[str, dict[str, Verdict]], critic: Critic, cand: Candidate) -> Verdict:
     return verdicts.get(critic.name, {}).get(cand.id) or Verdict.invalid(critic.name, "", "no verdict")
+
+
+def failed_filters(cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critics: list[Critic]) -> list[str]:
+    """The filter critics that drop this candidate (an invalid or missing verdict drops nothing)."""
+    return [f.name for f in critics if f.role == "filter" and _verdict(verdicts, f, cand).passed is False]

@@ -9,35 +9,25 @@ from typing import Any
 
 from convoforge.datasets.metrics import fisher_exact
 from convoforge.errors import ConvoforgeError
-from convoforge.training.lora import base_folder, load_reward_model, load_tokenizer
+from convoforge.training.lora import base_folder, load_reward_model, load_tokenizer, start_model
 from convoforge.training.sampling import complete_all, generate, judge, passes, split_rows
 
 
-def causal_model(base: str, adapter: Path | None) -> Any:
-    """The base causal LM, with a LoRA adapter on top when given."""
+def lm_loss(base: str, adapter: Path | None, rows: list[dict], max_length: int = 1024) -> dict:
+    """Mean assistant-token loss and perplexity of `messages` rows (the SFT loss, on held-out data)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from convoforge.llm.local import with_adapter
 
     _, folder, base_adapter = base_folder(base)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    if base_adapter:
-        model = with_adapter(model, base_adapter)
+    tokenizer = load_tokenizer(folder)
+    model = start_model(folder, base_adapter, AutoModelForCausalLM)
     if adapter is not None:
         if not (adapter / "adapter_config.json").is_file():
             raise ConvoforgeError(f"{adapter} is not a LoRA adapter folder")
         model = with_adapter(model, str(adapter))
-    return model.eval()
-
-
-def lm_loss(base: str, adapter: Path | None, rows: list[dict], max_length: int = 1024) -> dict:
-    """Mean assistant-token loss and perplexity of `messages` rows (the SFT loss, on held-out data)."""
-    import torch
-
-    _, folder, _ = base_folder(base)
-    tokenizer = load_tokenizer(folder)
-    model = causal_model(base, adapter)
+    model.eval()
     total, tokens = 0.0, 0
     with torch.inference_mode():
         for row in rows:

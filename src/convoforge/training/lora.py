@@ -95,6 +95,16 @@ def lora_config(s: LoraSettings, task: str) -> Any:
     )
 
 
+def start_model(folder: Path, adapter: str | None, model_cls: Any, **kwargs: Any) -> Any:
+    """The base weights in float32 with the adapter chain underneath merged in: where training and eval start."""
+    import torch
+
+    from convoforge.llm.local import with_adapter
+
+    model = model_cls.from_pretrained(folder, dtype=torch.float32, **kwargs)
+    return with_adapter(model, adapter) if adapter else model
+
+
 def load_tokenizer(folder: Path) -> Any:
     """The base tokenizer with a pad token and, where it renders the same text, the marked training template."""
     from transformers import AutoTokenizer
@@ -125,11 +135,8 @@ def load_split(data: Path, split: str = "train") -> Any:
 
 def load_reward_model(folder: Path) -> tuple[Any, Any]:
     """A LoRA reward model from `train reward`, merged into its base for scoring."""
-    import torch
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
-
-    from convoforge.llm.local import with_adapter
 
     meta_file = folder / "convoforge_training.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
@@ -137,9 +144,7 @@ def load_reward_model(folder: Path) -> tuple[Any, Any]:
         raise ConvoforgeError(f"{folder} is not a reward model from `convoforge train reward`")
     _, base, base_adapter = base_folder(meta["base"])
     tokenizer = load_tokenizer(base)
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
-    if base_adapter:
-        model = with_adapter(model, base_adapter)
+    model = start_model(base, base_adapter, AutoModelForSequenceClassification, num_labels=1)
     model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload().eval()
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
@@ -219,8 +224,6 @@ def train(
     import trl
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    from convoforge.llm.local import with_adapter
-
     if kind not in KINDS:
         raise ConvoforgeError(f"unknown training kind {kind!r}; use one of {', '.join(KINDS)}")
     if out.exists() and not force:
@@ -254,9 +257,8 @@ def train(
         "rl": (trl.RLOOConfig, trl.RLOOTrainer, AutoModelForCausalLM, "CAUSAL_LM"),
         "profile": (trl.RLOOConfig, trl.RLOOTrainer, AutoModelForCausalLM, "CAUSAL_LM"),
     }[kind]
-    model = model_cls.from_pretrained(base, dtype=torch.float32, **({"num_labels": 1} if kind == "reward" else {}))
-    if base_adapter:  # e.g. DPO after SFT: the SFT adapter merged in is the policy's start and the reference
-        model = with_adapter(model, base_adapter)
+    # on an adapter (e.g. DPO after SFT) that adapter, merged in, is both the policy's start and the reference
+    model = start_model(base, base_adapter, model_cls, **({"num_labels": 1} if kind == "reward" else {}))
     if kind == "reward":
         model.config.pad_token_id = tokenizer.pad_token_id
     rewards: dict[str, Any] = {}

@@ -15,6 +15,7 @@ from typing import Any
 from convoforge.agents.persona.context import PersonaContext
 from convoforge.agents.persona.stages import GenerationJob, iteration_stats, parse_candidate, sort_candidates
 from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
+from convoforge.critics.selection import failed_filters
 from convoforge.errors import ConvoforgeError
 from convoforge.llm import GenParams, load_chat_model
 from convoforge.training.lora import load_split
@@ -69,8 +70,7 @@ def judge(candidates: list[Candidate], critics: list[Critic], critic_llm: Any) -
 
 def passes(cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critics: list[Critic]) -> bool:
     """Parses and no filter critic drops it: what acceptance counts."""
-    filters = [c for c in critics if c.role == "filter"]
-    return not cand.parse_error and all(verdicts[f.name][cand.id].passed is not False for f in filters)
+    return not cand.parse_error and not failed_filters(cand, verdicts, critics)
 
 
 def sample_run(
