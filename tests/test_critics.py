@@ -118,6 +118,14 @@ def test_loading_critics_by_name_and_import_path():
         as_critic(42, "x")
 
 
+def test_a_critic_subclass_without_a_judge_is_refused_when_loaded():
+    class Empty(Critic):
+        name = "empty"
+
+    with pytest.raises(ConvoforgeError, match="overrides neither judge_one"):
+        as_critic(Empty, "tests:Empty")
+
+
 def v(critic, score=None, passed=None, valid=True):
     return Verdict(critic=critic, score=score, passed=passed, valid=valid)
 
