@@ -4,6 +4,8 @@ Run: python benchmarks/training_cost.py [--data EXPORT] [--steps 6] [--max-lengt
 Each mode runs in its own process so peak memory is its own. Prints one JSON line.
 Memory is reported twice: the whole process's peak RSS (loading included) and the peak
 RSS during training alone (the kernel's high-water mark reset once the model is loaded).
+On a GPU (torch sees one; CONVOFORGE_DEVICE=cpu keeps the CPU) it also reports torch's peak GPU
+allocation during training, the memory a GPU run is limited by.
 With no --data, an sft export of the shipped seed conversations is made first.
 """
 
@@ -58,9 +60,13 @@ def run_mode(mode: str, data: Path, steps: int, max_length: int, batch_size: int
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in trainer.model.parameters())
         loaded_gb = _rss_gb("VmRSS")
+        gpu = torch.cuda.is_available() and not args["use_cpu"]
+        if gpu:
+            torch.cuda.reset_peak_memory_stats()
         Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark (Linux)
         trainer.train()
         train_peak_gb = _rss_gb("VmHWM")
+        gpu_peak_gb = round(torch.cuda.max_memory_allocated() / 1e9, 3) if gpu else None
     timed = times[1:] or times
     step_tokens = (tokens[-1] - tokens[0]) / max(len(tokens) - 1, 1) if len(tokens) > 1 else 0
     return {
@@ -71,6 +77,8 @@ def run_mode(mode: str, data: Path, steps: int, max_length: int, batch_size: int
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3),
         "loaded_rss_gb": loaded_gb,
         "train_peak_rss_gb": train_peak_gb,
+        "device": torch.cuda.get_device_name() if gpu else "cpu",
+        "train_peak_gpu_gb": gpu_peak_gb,
     }
 
 
@@ -118,6 +126,9 @@ def main() -> None:
                 "ratio_step_time": round(lora["step_s"] / full["step_s"], 3),
                 "ratio_peak_memory": round(lora["peak_rss_gb"] / full["peak_rss_gb"], 3),
                 "ratio_train_peak_memory": round(lora["train_peak_rss_gb"] / full["train_peak_rss_gb"], 3),
+                "ratio_gpu_peak_memory": round(lora["train_peak_gpu_gb"] / full["train_peak_gpu_gb"], 3)
+                if lora["train_peak_gpu_gb"] and full["train_peak_gpu_gb"]
+                else None,
                 "ratio_tokens_per_s": round(lora["tokens_per_s"] / full["tokens_per_s"], 3)
                 if lora["tokens_per_s"] and full["tokens_per_s"]
                 else None,

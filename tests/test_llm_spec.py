@@ -80,3 +80,22 @@ def test_scripted_applies_stop_and_counts_requests():
     assert result.text == "Hello"
     assert result.usage.completion_tokens == 1
     assert len(model.requests) == 1
+
+
+def test_torch_device_follows_convoforge_device(monkeypatch):
+    import torch
+
+    from convoforge.errors import ConvoforgeError
+    from convoforge.llm.device import torch_device
+
+    monkeypatch.setenv("CONVOFORGE_DEVICE", "cpu")
+    assert torch_device() == "cpu"
+    monkeypatch.setenv("CONVOFORGE_DEVICE", "auto")
+    assert torch_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("CONVOFORGE_DEVICE", "tpu")
+    with pytest.raises(ConvoforgeError, match="must be auto, cpu, cuda or cuda:N, not 'tpu'"):
+        torch_device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("CONVOFORGE_DEVICE", "cuda")
+        with pytest.raises(ConvoforgeError, match="torch sees no GPU"):
+            torch_device()

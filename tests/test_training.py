@@ -11,7 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 from convoforge.datasets.export import export, profile_rows, retrieval_rows
-from convoforge.datasets.metrics import fisher_exact
+from convoforge.datasets.metrics import fisher_exact, recited
 from convoforge.datasets.records import read_dataset
 from convoforge.errors import ConvoforgeError
 from tests.test_persona_cli import cf, scripted_personas
@@ -133,6 +133,22 @@ def test_rl_with_the_lora_reward_model(pairs_data, reward_model, tmp_path):
     assert set(figures["rl"]["vs_base_p"]) == {"parse_rate", "acceptance"} and "vs_base_p" not in figures["base"]
     assert all(0 <= p <= 1 for p in figures["rl"]["vs_base_p"].values())
     assert figures["base"]["win_share"] is None  # no quality expert judged: no vote to share
+    for name in ("base", "rl"):  # a share of turns, or None when that policy's one sample did not parse
+        assert figures[name]["recitation"] is None or 0 <= figures[name]["recitation"] <= 1
+    assert summary["kls"] and all(k >= 0 for k in summary["kls"])
+
+
+def test_recitation_counts_turns_that_copy_a_persona_sentence_word_for_word():
+    persona = ["I have two dogs.", "I like to ski.", "Blue."]
+    turns = [
+        "Hi! I have two dogs, do you?",  # copies the first sentence (punctuation and case aside)
+        "I have two cats.",  # talks about pets without copying
+        "I LIKE TO SKI",  # copies the second
+        "I'd like to ski more often.",  # "like to ski" alone is not the sentence
+        "Blue is my colour.",  # sentences under three words never count
+    ]
+    assert recited(turns, persona) == 2
+    assert recited([], persona) == 0 and recited(turns, []) == 0
 
 
 def test_fisher_exact_matches_known_tables():

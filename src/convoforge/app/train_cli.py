@@ -126,6 +126,7 @@ def train_retriever(
     query_only: bool = typer.Option(
         False, "--query-only", help="Tune a query tower only; item vectors stay the base model's (frozen)."
     ),
+    seed: int = typer.Option(0, help="Seed of the pair order and of the trainer (a replicate run)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
 ) -> None:
     """Tune the MiniLM dual encoder on simulated (context, item) pairs with in-batch negatives (RecLLM).
@@ -139,11 +140,19 @@ def train_retriever(
     if not {"anchor", "positive"} <= set(rows.column_names):
         raise ConvoforgeError(f"{data} has columns {rows.column_names}; retriever needs anchor and positive")
     pairs = list(zip(rows["anchor"], rows["positive"], strict=True))
-    random.Random(0).shuffle(pairs)
+    random.Random(seed).shuffle(pairs)
     summary = tune_embedder(
-        pairs, out_dir, epochs=epochs, max_steps=steps, batch_size=batch_size, lr=lr, query_only=query_only, force=force
+        pairs,
+        out_dir,
+        epochs=epochs,
+        max_steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        query_only=query_only,
+        seed=seed,
+        force=force,
     )
-    typer.echo(json.dumps({"out": str(out_dir), **summary}))
+    typer.echo(json.dumps({"out": str(out_dir), "seed": seed, **summary}))
 
 
 @eval_app.command("sft")

@@ -1,4 +1,4 @@
-"""Text statistics of generated conversations (turns, distinct-n, repetition) and two exact tests of rates."""
+"""Text statistics of generated conversations (turns, distinct-n, repetition, recitation) and two exact tests."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ def repetition(conversations: list[list[str]]) -> float:
             seen.add(key)
             total += 1
     return repeated / total if total else 0.0
+
+
+def recited(utterances: list[str], attributes: list[str], min_words: int = 3) -> int:
+    """How many utterances contain a persona sentence word for word (the profile recited, not talked about)."""
+    keys = [f" {' '.join(t)} " for t in map(tokens, attributes) if len(t) >= min_words]
+    return sum(any(k in f" {' '.join(tokens(u))} " for k in keys) for u in utterances)
 
 
 def conversation_stats(conversations: list[list[dict]]) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from convoforge.errors import ModelSpecError
+from convoforge.llm.device import torch_device
 from convoforge.llm.local import cache_root
 
 EMBEDDED_EMBEDDER = "all-minilm-l6-v2"
@@ -76,7 +77,7 @@ class Embedder:
         self.name = model
         self.folder = folder
         self.key = f"{folder.name}-{_fingerprint(folder)}"
-        self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self.model = SentenceTransformer(str(folder), device=torch_device(), local_files_only=True)
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())
         self.batch_size = batch_size

@@ -21,6 +21,7 @@ from typing import Any
 from convoforge.errors import BackendError, ModelSpecError
 from convoforge.llm.base import ChatModel
 from convoforge.llm.batching import Batcher, Job
+from convoforge.llm.device import torch_device
 from convoforge.llm.types import ChatResult, GenParams, Message, Usage, as_messages
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,9 @@ class _RowSampling:
                 drop = cum - sorted_scores.softmax(-1) > p
                 row = row.masked_fill(drop.scatter(0, idx, drop), neg)
             if self.generators[i] is not None:
-                token = torch.multinomial(row.float().softmax(-1), 1, generator=self.generators[i])
+                # the row's own CPU generator draws on the CPU, so a seeded sample is the same on any device
+                token = torch.multinomial(row.float().softmax(-1).cpu(), 1, generator=self.generators[i])
+                token = token.to(row.device)
                 row = torch.full_like(row, neg).index_fill(0, token, 0.0)  # generate()'s own draw must pick it
             scores[i] = row
         return scores
@@ -162,7 +165,7 @@ class LocalChatModel(ChatModel):
         ref: str = EMBEDDED_NAME,
         adapter: str | None = None,
         max_batch: int = 16,
-        device: str = "cpu",
+        device: str | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -179,8 +182,8 @@ class LocalChatModel(ChatModel):
         model = AutoModelForCausalLM.from_pretrained(self.weights, dtype=torch.float32)
         if adapter:
             model = with_adapter(model, adapter)
-        self.model = model.to(device).eval()
-        self.device = device
+        self.device = device or torch_device()
+        self.model = model.to(self.device).eval()
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         self.batcher = Batcher(self._run_batch, max_batch=max_batch)
         self.load_seconds = time.perf_counter() - started

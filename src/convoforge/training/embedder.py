@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from convoforge.errors import ConvoforgeError
+from convoforge.llm.device import torch_device
 from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, embedded_embedder_dir
 
 
@@ -47,14 +48,15 @@ def tune_embedder(
     if out.exists() and not force:
         raise ConvoforgeError(f"{out} exists; pass --force to replace it")
     folder = embedded_embedder_dir() if base == EMBEDDED_EMBEDDER else Path(base)
-    model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    device = torch_device()
+    model = SentenceTransformer(str(folder), device=device, local_files_only=True)
     model.max_seq_length = max_seq_length
     routes = {}
     if query_only:
-        items = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        items = SentenceTransformer(str(folder), device=device, local_files_only=True)
         items.requires_grad_(False)
         tower = Router.for_query_document(query_modules=list(model.children()), document_modules=list(items.children()))
-        model, routes = SentenceTransformer(modules=[tower], device="cpu"), {"anchor": "query", "positive": "document"}
+        model, routes = SentenceTransformer(modules=[tower], device=device), {"anchor": "query", "positive": "document"}
     data = Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
     work = Path(tempfile.mkdtemp(prefix="convoforge-embedder-"))
     args = SentenceTransformerTrainingArguments(
@@ -65,7 +67,7 @@ def tune_embedder(
         learning_rate=lr,
         warmup_steps=0.1,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
-        use_cpu=True,
+        use_cpu=device == "cpu",
         bf16=False,
         seed=seed,
         save_strategy="no",

@@ -7,8 +7,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from convoforge.datasets.metrics import fisher_exact
+from convoforge.datasets.metrics import fisher_exact, recited
 from convoforge.errors import ConvoforgeError
+from convoforge.llm.device import torch_device
 from convoforge.training.lora import base_folder, load_reward_model, load_tokenizer, start_model
 from convoforge.training.sampling import complete_all, generate, judge, passes, split_rows
 
@@ -27,7 +28,7 @@ def lm_loss(base: str, adapter: Path | None, rows: list[dict], max_length: int =
         if not (adapter / "adapter_config.json").is_file():
             raise ConvoforgeError(f"{adapter} is not a LoRA adapter folder")
         model = with_adapter(model, str(adapter))
-    model.eval()
+    model.to(torch_device()).eval()
     total, tokens = 0.0, 0
     with torch.inference_mode():
         for row in rows:
@@ -40,7 +41,7 @@ def lm_loss(base: str, adapter: Path | None, rows: list[dict], max_length: int =
             n = int((labels[:, 1:] != -100).sum())
             if n == 0:
                 continue
-            out = model(input_ids=ids, labels=labels)
+            out = model(input_ids=ids.to(model.device), labels=labels.to(model.device))
             total += float(out.loss) * n
             tokens += n
     if not tokens:
@@ -65,7 +66,7 @@ def reward_scores(model: Any, tokenizer: Any, conversations: list[list[dict]], m
         for messages in conversations:
             text = tokenizer.apply_chat_template(messages, tokenize=False)
             enc = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length, add_special_tokens=False)
-            scores.append(float(model(**enc).logits[0, 0]))
+            scores.append(float(model(**enc.to(model.device)).logits[0, 0]))
     return scores
 
 
@@ -101,6 +102,8 @@ def policy_report(
     Acceptance: the candidate parses and passes every filter critic. Win share: how often the critics'
     selection (filters, then the quality experts' majority vote) picks that policy's candidate for a pair;
     None when no quality expert gave a valid vote.
+    Recitation: the share of turns (of parsed, and of accepted, candidates) that copy a persona sentence
+    word for word, so a rise in acceptance cannot hide a policy that recites its profiles.
     """
     from convoforge.agents.persona.context import PersonaContext
     from convoforge.critics.plugins import load_critics
@@ -138,6 +141,8 @@ def policy_report(
             "parse_rate": round(sum(not c.parse_error for c, _ in mine) / len(mine), 4),
             "acceptance": round(sum(c.id in passed for c, _ in mine) / len(mine), 4),
             "win_share": round(sum(owner[w] == name for w in winners) / max(len(winners), 1), 4) if voted else None,
+            "recitation": recitation_rate([c for c, _ in mine if not c.parse_error]),
+            "accepted_recitation": recitation_rate([c for c, _ in mine if c.id in passed]),
         }
     base = [c for c in candidates if owner[c.id] == "base"]
     for name in policies.keys() - {"base"}:
@@ -147,6 +152,15 @@ def policy_report(
             for rate, ok in (("parse_rate", lambda c: not c.parse_error), ("acceptance", lambda c: c.id in passed))
         }
     return report
+
+
+def recitation_rate(candidates: list[Any]) -> float | None:
+    """Share of turns that recite one of the two persona sentences word for word; None with no turns."""
+    turns = sum(len(c.turns) for c in candidates)
+    if not turns:
+        return None
+    hits = sum(recited([t.content for t in c.turns], [a for p in c.profiles.values() for a in p]) for c in candidates)
+    return round(hits / turns, 4)
 
 
 def profile_report(

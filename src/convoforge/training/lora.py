@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from convoforge.errors import ConvoforgeError
+from convoforge.llm.device import torch_device
 from convoforge.llm.spec import parse_spec
 
 CARD = """---
@@ -145,19 +146,19 @@ def load_reward_model(folder: Path) -> tuple[Any, Any]:
     _, base, base_adapter = base_folder(meta["base"])
     tokenizer = load_tokenizer(base)
     model = start_model(base, base_adapter, AutoModelForSequenceClassification, num_labels=1)
-    model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload().eval()
+    model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload().to(torch_device()).eval()
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
 
 def common_args(s: LoraSettings, work: Path) -> dict:
-    """Training arguments that hold on a CPU (TRL's defaults assume bf16 on a GPU)."""
+    """Training arguments in float32 on the GPU when torch sees one, else on the CPU (TRL assumes bf16 on a GPU)."""
     return {
         "output_dir": str(work),
         "max_steps": s.steps,
         "learning_rate": s.lr,
         "per_device_train_batch_size": s.batch_size,
-        "use_cpu": True,
+        "use_cpu": torch_device() == "cpu",
         "bf16": False,
         "logging_steps": 1,
         "save_strategy": "steps",
@@ -196,9 +197,9 @@ def progress_callback(total: int, echo: Callable[[str], None]) -> Any:
     class Progress(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
             logs = logs or {}
-            shown = {k: round(v, 4) for k, v in logs.items() if k in {"loss", "reward", "kl", "learning_rate"}}
+            shown = {k: v for k, v in logs.items() if k in {"loss", "reward", "kl", "learning_rate"}}
             if shown:
-                echo(f"step {state.global_step}/{total} " + " ".join(f"{k}={v}" for k, v in shown.items()))
+                echo(f"step {state.global_step}/{total} " + " ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
     return Progress()
 
@@ -299,6 +300,7 @@ def train(
         "last_loss": round(losses[-1], 4) if losses else None,
         "losses": [round(x, 4) for x in losses],
         "rewards": [round(h["reward"], 4) for h in history if "reward" in h],
+        "kls": [round(h["kl"], 5) for h in history if "kl" in h],
         "reward_model": str(reward_model) if reward_model else None,
         **{k: v for k, v in asdict(s).items() if k != "base"},
     }
