@@ -1,6 +1,6 @@
 """Local backend throughput: tokens/s at 1/4/8/16 concurrent requests, load times, memory.
 
-Run: python benchmarks/llm_throughput.py [--max-tokens 48]
+Run: python benchmarks/llm_throughput.py [--max-tokens 48] [--concurrency 1,4,8,16] [--max-batch N]
 Prints one JSON line. Targets (2-core CPU): >= 6x tokens/s at 8 concurrent vs sequential,
 warm load <= 5 s.
 """
@@ -63,7 +63,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--skip-cold", action="store_true", help="skip the ~45 s cold conversion")
+    parser.add_argument("--concurrency", default="1,4,8,16", help="comma-separated concurrent request counts")
+    parser.add_argument("--max-batch", type=int, help="the batcher's batch size (default: the backend's own)")
     args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
     figures: dict = {
         "benchmark": "llm_throughput",
         "model": "local:smollm2-135m",
@@ -76,16 +79,17 @@ def main() -> None:
     figures["warm_load_s"] = round(warm["load_s"], 2)
     figures["warm_load_process_s"] = round(warm["process_s"], 2)
 
-    from convoforge.llm import load_chat_model
+    from convoforge.llm.local import LocalChatModel
 
-    model = load_chat_model("local:smollm2-135m")
+    model = LocalChatModel(**({"max_batch": args.max_batch} if args.max_batch else {}))
+    figures["device"], figures["max_batch"] = model.device, model.batcher.max_batch
     asyncio.run(throughput(model, 1, 1, 8))  # warm-up
     tps = {}
-    for concurrency in (1, 4, 8, 16):
+    for concurrency in levels:
         requests = 4 if concurrency == 1 else 2 * concurrency
         tps[concurrency] = asyncio.run(throughput(model, concurrency, requests, args.max_tokens))
     figures["tokens_per_s"] = {str(c): round(v, 1) for c, v in tps.items()}
-    figures["speedup_vs_sequential"] = {str(c): round(v / tps[1], 2) for c, v in tps.items()}
+    figures["speedup_vs_sequential"] = {str(c): round(v / tps[levels[0]], 2) for c, v in tps.items()}
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(figures))
 

@@ -136,6 +136,7 @@ def test_rl_with_the_lora_reward_model(pairs_data, reward_model, tmp_path):
     for name in ("base", "rl"):  # a share of turns, or None when that policy's one sample did not parse
         assert figures[name]["recitation"] is None or 0 <= figures[name]["recitation"] <= 1
     assert summary["kls"] and all(k >= 0 for k in summary["kls"])
+    assert len(figures["pair_ids"]) == 1 and figures["rl"]["accepted_per_pair"] in ([0], [1])
 
 
 def test_recitation_counts_turns_that_copy_a_persona_sentence_word_for_word():

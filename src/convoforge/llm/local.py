@@ -164,7 +164,7 @@ class LocalChatModel(ChatModel):
         self,
         ref: str = EMBEDDED_NAME,
         adapter: str | None = None,
-        max_batch: int = 16,
+        max_batch: int | None = None,
         device: str | None = None,
     ) -> None:
         import torch
@@ -185,7 +185,8 @@ class LocalChatModel(ChatModel):
         self.device = device or torch_device()
         self.model = model.to(self.device).eval()
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
-        self.batcher = Batcher(self._run_batch, max_batch=max_batch)
+        # on an H100, 64 concurrent requests in batches of 64 gave 2.6x the tokens/s of batches of 16
+        self.batcher = Batcher(self._run_batch, max_batch=max_batch or (16 if self.device == "cpu" else 64))
         self.load_seconds = time.perf_counter() - started
 
     def prompt_ids(self, messages: list[Message]) -> list[int]:

@@ -131,6 +131,7 @@ def policy_report(
     # with no valid quality vote the winner is merely the first candidate that passed (the base's come first)
     voted = any(v.valid for c in critics if c.role == "quality" for v in verdicts[c.name].values())
     report: dict[str, Any] = {"pairs": len(rows), "samples_per_pair": samples, "critics": [c.name for c in critics]}
+    report["pair_ids"] = [r["pair_id"] for r in rows]
     for name in policies:
         mine = [(c, s) for c, s in zip(candidates, scores, strict=True) if owner[c.id] == name]
         report[name] = {
@@ -143,6 +144,8 @@ def policy_report(
             "win_share": round(sum(owner[w] == name for w in winners) / max(len(winners), 1), 4) if voted else None,
             "recitation": recitation_rate([c for c, _ in mine if not c.parse_error]),
             "accepted_recitation": recitation_rate([c for c, _ in mine if c.id in passed]),
+            # per held-out pair, in the order of `pair_ids`: for a paired test with prompts as the unit
+            "accepted_per_pair": [sum(c.pair_id == r["pair_id"] and c.id in passed for c, _ in mine) for r in rows],
         }
     base = [c for c in candidates if owner[c.id] == "base"]
     for name in policies.keys() - {"base"}:
