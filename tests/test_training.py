@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,7 @@ def test_rl_with_the_lora_reward_model(pairs_data, reward_model, tmp_path):
     assert figures["base"]["win_share"] is None  # no quality expert judged: no vote to share
     for name in ("base", "rl"):  # a share of turns, or None when that policy's one sample did not parse
         assert figures[name]["recitation"] is None or 0 <= figures[name]["recitation"] <= 1
-    assert summary["kls"] and all(k >= 0 for k in summary["kls"])
+    assert len(summary["kls"]) == 2 and all(math.isfinite(k) for k in summary["kls"])  # a sampled estimate: may dip < 0
     assert len(figures["pair_ids"]) == 1 and figures["rl"]["accepted_per_pair"] in ([0], [1])
 
 
