@@ -89,7 +89,8 @@ def main() -> None:
         requests = 4 if concurrency == 1 else 2 * concurrency
         tps[concurrency] = asyncio.run(throughput(model, concurrency, requests, args.max_tokens))
     figures["tokens_per_s"] = {str(c): round(v, 1) for c, v in tps.items()}
-    figures["speedup_vs_sequential"] = {str(c): round(v / tps[levels[0]], 2) for c, v in tps.items()}
+    if 1 in tps:  # only a run that measured one request at a time has a sequential baseline
+        figures["speedup_vs_sequential"] = {str(c): round(v / tps[1], 2) for c, v in tps.items()}
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(figures))
 

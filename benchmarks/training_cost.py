@@ -60,7 +60,7 @@ def run_mode(mode: str, data: Path, steps: int, max_length: int, batch_size: int
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in trainer.model.parameters())
         loaded_gb = _rss_gb("VmRSS")
-        gpu = torch.cuda.is_available() and not args["use_cpu"]
+        gpu = not args["use_cpu"]  # common_args trains on the GPU whenever torch sees one
         if gpu:
             torch.cuda.reset_peak_memory_stats()
         Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark (Linux)

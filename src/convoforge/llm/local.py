@@ -128,12 +128,16 @@ class _RowSampling:
                 cum = sorted_scores.softmax(-1).cumsum(-1)
                 drop = cum - sorted_scores.softmax(-1) > p
                 row = row.masked_fill(drop.scatter(0, idx, drop), neg)
-            if self.generators[i] is not None:
-                # the row's own CPU generator draws on the CPU, so a seeded sample is the same on any device
-                token = torch.multinomial(row.float().softmax(-1).cpu(), 1, generator=self.generators[i])
-                token = token.to(row.device)
-                row = torch.full_like(row, neg).index_fill(0, token, 0.0)  # generate()'s own draw must pick it
             scores[i] = row
+        seeded = [i for i, g in enumerate(self.generators) if g is not None and not self.greedy[i]]
+        if seeded:
+            # each row's own CPU generator draws on the CPU, so a seeded sample is the same on any device;
+            # the seeded rows' probabilities come over in one transfer per step
+            probs = scores[seeded].float().softmax(-1).cpu()
+            for j, i in enumerate(seeded):
+                token = int(torch.multinomial(probs[j], 1, generator=self.generators[i]))
+                scores[i] = torch.full_like(scores[i], neg)
+                scores[i, token] = 0.0  # generate()'s own draw must pick it
         return scores
 
 
