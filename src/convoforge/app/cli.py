@@ -154,7 +154,7 @@ def serve(
 
 def _register() -> None:
     """Import the modules that add subcommands (kept lazy in their heavy imports)."""
-    from convoforge.app import persona_cli, rec_cli, train_cli  # noqa: F401
+    from convoforge.app import critics_cli, persona_cli, rec_cli, train_cli  # noqa: F401
 
 
 def main() -> None:

@@ -199,6 +199,9 @@ def eval_personas(
     reference: Path | None = typer.Option(None, help="A Synthetic-Persona-Chat CSV to compare with (adds AUCs)."),
     limit: int = typer.Option(400, min=2, help="Held-out reference conversations to use (a random sample)."),
     scorer: Path | None = typer.Option(None, help="A tuned faithfulness embedder (`convoforge train faithfulness`)."),
+    untuned: bool = typer.Option(
+        False, "--untuned", help="Score with untuned MiniLM per sentence, not the shipped LoRA."
+    ),
     seed: int = typer.Option(0, help="Sampling seed."),
 ) -> None:
     """Print JSON metrics of a generated dataset (and of a reference, with faithfulness AUCs).
@@ -209,12 +212,14 @@ def eval_personas(
     from convoforge.critics.faithfulness_data import split_of
     from convoforge.datasets.records import read_dataset
     from convoforge.datasets.spc import read_spc
-    from convoforge.llm.embeddings import load_embedder
+    from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, load_embedder
 
     dataset = read_dataset(data)
     rows = [dict(r) for r in dataset["accepted"]]
-    embedder = load_embedder(str(scorer)) if scorer else load_embedder()
-    unit = "text" if scorer else "sentence"
+    from convoforge.critics.faithfulness import FaithfulnessExpert
+
+    expert = FaithfulnessExpert(embedder=str(scorer) if scorer else EMBEDDED_EMBEDDER, tuned=not untuned)
+    embedder, unit = load_embedder(expert.spec), expert.unit
     report, own = evaluate(embedder, rows, with_aucs=False, unit=unit) if rows else ({"conversations": 0}, [])
     result: dict = {
         "data": str(data),
@@ -236,7 +241,7 @@ def eval_personas(
         ]
         result["reference"], _ = evaluate(embedder, ref_rows, with_aucs=True, seed=seed, unit=unit)
         result["reference"]["split"] = "held-out (hash of profiles, 40%)"
-        result["scorer"] = str(scorer) if scorer else "all-minilm-l6-v2 (untuned, per sentence)"
+        result["scorer"] = str(scorer) if scorer else expert.description
     typer.echo(json.dumps(result))
 
 

@@ -71,6 +71,7 @@ class Critic:
     role: Role = "quality"
     reads: tuple[str, ...] = ("turns",)
     description: str = ""
+    higher_is_better: bool = True  # False where the score measures a fault (toxicity's share of toxic turns)
 
     @property
     def writes(self) -> str:
@@ -122,7 +123,7 @@ async def llm_filter_verdict(
     flag: str,
     labels: tuple[str, str],
     score_flag: bool = False,
-    max_tokens: int = 64,
+    max_tokens: int = 80,
 ) -> Verdict:
     """Ask an LLM judge whose answer field `flag` True fails the candidate; labels = (good, bad).
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from convoforge.critics.base import Candidate, Critic, Verdict, llm_filter_verdict
 from convoforge.critics.prompts import FAITHFULNESS
@@ -13,6 +17,19 @@ from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, Embedder, load_embedder
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+ADAPTER = "faithfulness_lora"  # the shipped scorer: a LoRA on MiniLM in critics/models (see its card)
+
+
+def shipped_scorer() -> Path:
+    """Folder of the shipped faithfulness adapter."""
+    return Path(str(resources.files("convoforge.critics").joinpath(f"models/{ADAPTER}")))
+
+
+@cache
+def scorer_card() -> dict:
+    """The shipped scorer's card (data, command, threshold, figures); empty when it is missing."""
+    path = shipped_scorer() / "convoforge_card.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def sentences(utterances: list[str]) -> list[str]:
@@ -46,23 +63,67 @@ def faithfulness_score(
 
 
 class FaithfulnessExpert(Critic):
-    """Drops conversations that ignore their profiles (embedding similarity below threshold)."""
+    """Drops conversations that ignore their profiles (embedding similarity below threshold).
+
+    By default the embedder is MiniLM with the shipped LoRA adapter, tuned on the SPC training
+    part, matching each attribute against all its speaker says, with the threshold calibrated
+    for it (`critics/models/faithfulness_lora/convoforge_card.json`); `tuned=False` is the
+    untuned MiniLM per sentence at 0.35, and `embedder=DIR` any tuned scorer.
+    """
 
     name = "faithfulness"
     role = "filter"
     reads = ("profiles", "turns")
 
-    def __init__(self, threshold: float = 0.35, embedder: str = EMBEDDED_EMBEDDER, unit: str = "sentence") -> None:
-        self.threshold, self.embedder, self.unit = threshold, embedder, unit
+    def __init__(
+        self,
+        threshold: float | None = None,
+        embedder: str = EMBEDDED_EMBEDDER,
+        unit: str | None = None,
+        tuned: bool = True,
+    ) -> None:
+        self.tuned = tuned
+        self.embedder, self._threshold, self._unit = embedder, threshold, unit
+
+    @property
+    def shipped(self) -> bool:
+        """Whether the shipped adapter is in use."""
+        return self.tuned and self.embedder == EMBEDDED_EMBEDDER
+
+    @property
+    def threshold(self) -> float:
+        """The score below which a candidate is dropped."""
+        if self._threshold is not None:
+            return self._threshold
+        return float(scorer_card().get("threshold", 0.35)) if self.shipped else 0.35
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._threshold = value
+
+    @property
+    def unit(self) -> str:
+        """What an attribute is matched against: each sentence, or the speaker's whole text."""
+        return self._unit or ("text" if self.shipped else "sentence")
+
+    @unit.setter
+    def unit(self, value: str) -> None:
+        self._unit = value
+
+    @property
+    def spec(self) -> str:
+        """The embedder spec actually loaded."""
+        return f"{EMBEDDED_EMBEDDER}+adapter={shipped_scorer()}" if self.shipped else self.embedder
 
     @property
     def description(self) -> str:
         """What this expert checks, with its settings."""
-        return f"attribute-to-utterance similarity ({self.embedder}, per {self.unit}) >= {self.threshold}"
+        how = "tuned LoRA (shipped)" if self.shipped else self.embedder
+        return f"attribute-to-utterance similarity ({how}, per {self.unit}) >= {self.threshold:.3f}"
 
     def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict:
         """Score the candidate and pass it when the score reaches the threshold."""
-        embedder = load_embedder(self.embedder)
+        embedder = load_embedder(self.spec)
         turns = {s: candidate.utterances(s) for s in candidate.profiles}
         score = faithfulness_score(embedder, candidate.profiles, turns, self.unit)
         passed = score >= self.threshold
@@ -71,7 +132,7 @@ class FaithfulnessExpert(Critic):
             score=score,
             passed=passed,
             label="faithful" if passed else "unfaithful",
-            rationale=f"mean attribute similarity {score:.3f} vs threshold {self.threshold}",
+            rationale=f"mean attribute similarity {score:.3f} vs threshold {self.threshold:.3f}",
         )
 
 
@@ -79,7 +140,7 @@ class Contradiction(BaseModel):
     """The LLM faithfulness answer."""
 
     contradicts: bool
-    reason: str = ""
+    reason: str = Field("", max_length=160)
 
 
 class LLMFaithfulnessExpert(Critic):

@@ -20,6 +20,11 @@ ENTRY_POINT_GROUP = "convoforge.critics"
 
 BUILTINS: dict[str, Callable[[], Critic]] = {
     **{f"quality_{d}": (lambda d=d: QualityExpert(d)) for d in FED_POLICIES},
+    **{
+        f"quality_{d}_{m}": (lambda d=d, m=m: QualityExpert(d, method=m))
+        for m in ("prompted", "trained")
+        for d in FED_POLICIES
+    },
     "faithfulness": FaithfulnessExpert,
     "faithfulness_llm": LLMFaithfulnessExpert,
     "toxicity": ToxicityExpert,

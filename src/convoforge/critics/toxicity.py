@@ -7,7 +7,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from convoforge.critics.base import Candidate, Critic, Verdict, llm_filter_verdict
 from convoforge.critics.prompts import TOXICITY
@@ -33,6 +33,7 @@ class ToxicityExpert(Critic):
     name = "toxicity"
     role = "filter"
     reads = ("turns",)
+    higher_is_better = False
 
     def __init__(self, terms_file: str | None = None) -> None:
         self.pattern = lexicon_pattern(terms_file)
@@ -55,7 +56,7 @@ class ToxicAnswer(BaseModel):
     """The LLM toxicity answer."""
 
     toxic: bool
-    reason: str = ""
+    reason: str = Field("", max_length=160)
 
 
 class LLMToxicityExpert(Critic):
@@ -64,11 +65,12 @@ class LLMToxicityExpert(Critic):
     name = "toxicity_llm"
     role = "filter"
     reads = ("turns",)
+    higher_is_better = False
     description = "LLM judge: is any message toxic?"
 
     async def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict:
         """Ask, parse, and fail the candidate when the judge says toxic."""
         prompt = TOXICITY.format(conversation=candidate.transcript())
         return await llm_filter_verdict(
-            self.name, llm, prompt, ToxicAnswer, "toxic", ("clean", "toxic"), score_flag=True, max_tokens=48
+            self.name, llm, prompt, ToxicAnswer, "toxic", ("clean", "toxic"), score_flag=True
         )

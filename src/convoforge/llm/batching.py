@@ -29,6 +29,7 @@ class Job:
     params: GenParams
     future: Future = field(default_factory=Future)
     streamer: Any = None
+    grammar: str | None = None
 
 
 class Batcher:

@@ -69,15 +69,25 @@ class Embedder:
     """Embeds texts with a sentence-transformers model, reusing cached vectors."""
 
     def __init__(self, model: str = EMBEDDED_EMBEDDER, batch_size: int = 64, cache: bool = True) -> None:
+        """Load `model`: the embedded name or a folder, optionally `+adapter=DIR` (a PEFT LoRA, merged)."""
         from sentence_transformers import SentenceTransformer
 
-        folder = embedded_embedder_dir() if model == EMBEDDED_EMBEDDER else Path(model).expanduser()
+        base, _, adapter = model.partition("+adapter=")
+        folder = embedded_embedder_dir() if base == EMBEDDED_EMBEDDER else Path(base).expanduser()
         if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
             raise ModelSpecError(f"no sentence-transformers model at {folder}")
         self.name = model
         self.folder = folder
         self.key = f"{folder.name}-{_fingerprint(folder)}"
         self.model = SentenceTransformer(str(folder), device=torch_device(), local_files_only=True)
+        if adapter:
+            from peft import PeftModel
+
+            where = Path(adapter).expanduser()
+            if not (where / "adapter_config.json").is_file():
+                raise ModelSpecError(f"no PEFT adapter at {where} (adapter_config.json missing)")
+            self.model[0].model = PeftModel.from_pretrained(self.model[0].model, str(where)).merge_and_unload()
+            self.key += f"+{where.name}-{_fingerprint(where)}"
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())
         self.batch_size = batch_size

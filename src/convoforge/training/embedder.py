@@ -12,6 +12,8 @@ from convoforge.errors import ConvoforgeError
 from convoforge.llm.device import torch_device
 from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, embedded_embedder_dir
 
+LORA_TARGETS = ["query", "key", "value", "attention.output.dense"]
+
 
 def tune_embedder(
     pairs: list[tuple[str, str]],
@@ -26,12 +28,14 @@ def tune_embedder(
     query_only: bool = False,
     seed: int = 0,
     force: bool = False,
+    lora_rank: int = 0,
 ) -> dict:
     """Train on (anchor, positive) pairs; other positives in the batch are the negatives.
 
     With symmetric=True the loss also ranks anchors for each positive (both directions). With query_only=True
     the anchors go through a tuned copy (the query tower) and the positives through the base model, frozen: item
-    vectors, and so the item index and item-to-item search, stay as they were.
+    vectors, and so the item index and item-to-item search, stay as they were. With lora_rank > 0 only a PEFT LoRA
+    adapter on the attention is trained and saved (a few hundred KB; load it as `BASE+adapter=OUT`).
     """
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
@@ -52,6 +56,13 @@ def tune_embedder(
     model = SentenceTransformer(str(folder), device=device, local_files_only=True)
     model.max_seq_length = max_seq_length
     routes = {}
+    if lora_rank and query_only:
+        raise ConvoforgeError("a LoRA adapter and a separate query tower cannot be combined")
+    if lora_rank:
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=0.05, target_modules=LORA_TARGETS)
+        model[0].model = get_peft_model(model[0].model, config)
     if query_only:
         items = SentenceTransformer(str(folder), device=device, local_files_only=True)
         items.requires_grad_(False)
@@ -82,11 +93,15 @@ def tune_embedder(
     tmp = out.parent / f".{out.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(str(tmp))
+    if lora_rank:
+        model[0].model.save_pretrained(str(tmp))  # the adapter alone
+    else:
+        model.save(str(tmp))
     summary = {
         "base": base,
         "loss": "symmetric in-batch negatives" if symmetric else "in-batch negatives",
         "towers": "query tuned, items frozen" if query_only else "shared",
+        "lora_rank": lora_rank or None,
         "pairs": len(pairs),
         "steps": result.global_step,
         "train_loss": round(result.training_loss, 4),
@@ -97,4 +112,58 @@ def tune_embedder(
         shutil.rmtree(out)
     os.replace(tmp, out)
     shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+EXTRACT_TARGETS = ["query", "key", "value", "dense"]
+EXTRACT_FULL = ["LayerNorm", "position_embeddings", "token_type_embeddings"]
+
+
+def extract_adapter(tuned: Path, out: Path, rank: int = 32, base: str = EMBEDDED_EMBEDDER) -> dict:
+    """Compress a fully tuned embedder into a PEFT LoRA adapter on its base: each linear's change, truncated SVD.
+
+    Biases, LayerNorms and the position embeddings are stored whole (small); the word embeddings keep the
+    base's values. Load the result as `BASE+adapter=OUT`.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from sentence_transformers import SentenceTransformer
+
+    folder = embedded_embedder_dir() if base == EMBEDDED_EMBEDDER else Path(base)
+    start = SentenceTransformer(str(folder), device="cpu", local_files_only=True)[0].model
+    end = SentenceTransformer(str(tuned), device="cpu", local_files_only=True)[0].model
+    after = dict(end.named_modules())
+    config = LoraConfig(
+        r=rank, lora_alpha=rank, target_modules=EXTRACT_TARGETS, bias="lora_only", modules_to_save=EXTRACT_FULL
+    )
+    model = get_peft_model(start, config)
+    kept, total = 0.0, 0.0
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if not hasattr(module, "lora_A") or "default" not in module.lora_A:
+                continue
+            key = name.removeprefix("base_model.model.")
+            target = after[key]
+            delta = target.weight - module.base_layer.weight
+            u, s, vt = torch.linalg.svd(delta, full_matrices=False)
+            module.lora_B["default"].weight.copy_(u[:, :rank] * s[:rank])
+            module.lora_A["default"].weight.copy_(vt[:rank])
+            module.base_layer.bias.copy_(target.bias)
+            kept, total = kept + float((s[:rank] ** 2).sum()), total + float((s**2).sum())
+        for name, module in model.named_modules():
+            if hasattr(module, "modules_to_save") and "default" in getattr(module, "modules_to_save", {}):
+                key = name.removeprefix("base_model.model.")
+                module.modules_to_save["default"].load_state_dict(after[key].state_dict())
+    tmp = out.parent / f".{out.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    summary = {
+        "rank": rank,
+        "energy_kept": round(kept / max(total, 1e-12), 4),
+        "from": "full fine-tune, SVD of changes",
+    }
+    if out.exists():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, out)
     return summary

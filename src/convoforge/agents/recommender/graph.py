@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from convoforge.agents.recommender import prompts
 from convoforge.agents.recommender.context import RecContext
@@ -21,28 +21,32 @@ from convoforge.llm.base import ChatModel
 Action = Literal["ask", "recommend", "explain", "answer", "chitchat"]
 FIT_SCORES = {"excellent fit": 1.0, "good fit": 0.75, "fair fit": 0.5, "poor fit": 0.0}
 JUDGE = GenParams(temperature=0.0, max_tokens=160)
+MANAGER_PARAMS = GenParams(temperature=0.0, max_tokens=320)  # room for the bounded Decision below
 _NEGATIVE = re.compile(r"\b(no|not|don't|dont|didn't|hate|seen (it|that)|already seen|boring|dislike)\b", re.I)
 _WHY = re.compile(r"\b(why|explain|what makes|tell me more)\b", re.I)
 
 
+Phrase = Annotated[str, StringConstraints(max_length=40)]
+
+
 class Decision(BaseModel):
-    """The dialogue manager's structured output for one turn."""
+    """The dialogue manager's structured output for one turn (bounded, so a constrained answer fits its tokens)."""
 
     action: Action = "recommend"
-    reasoning: str = ""
-    liked: list[str] = Field(default_factory=list)
-    disliked: list[str] = Field(default_factory=list)
-    constraints: list[str] = Field(default_factory=list)
-    concepts: list[str] = Field(default_factory=list)
-    titles: list[str] = Field(default_factory=list)
-    response: str = ""
+    reasoning: str = Field("", max_length=160)
+    liked: list[Phrase] = Field(default_factory=list, max_length=3)
+    disliked: list[Phrase] = Field(default_factory=list, max_length=3)
+    constraints: list[Phrase] = Field(default_factory=list, max_length=3)
+    concepts: list[Phrase] = Field(default_factory=list, max_length=3)
+    titles: list[Phrase] = Field(default_factory=list, max_length=3)
+    response: str = Field("", max_length=200)
 
 
 class Fit(BaseModel):
     """The ranker's bucketed judgement of one item."""
 
     fit: Literal["excellent fit", "good fit", "fair fit", "poor fit"]
-    explanation: str = ""
+    explanation: str = Field("", max_length=200)
 
 
 def rule_decision(user_text: str, has_recs: bool, mentioned: list[Item]) -> Decision:
@@ -100,7 +104,7 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
         decision = None
         if runtime.context.use_llm:
             prompt = prompts.MANAGER.format(profile=state.get("profile") or "none", conversation=_transcript(messages))
-            result = await astructured(llm, prompt, Decision, JUDGE, retries=1)
+            result = await astructured(llm, prompt, Decision, MANAGER_PARAMS, retries=1)
             decision = result.value
         decision = decision or rule_decision(user_text, bool(state.get("recommendations")), mentioned)
         prefs = dict(state.get("preferences") or {})
