@@ -98,10 +98,14 @@ async def measure(model, work: list[tuple[str, str, type]]) -> dict:
         entry["valid"] += res.ok
         if res.ok and entry["example"] is None:
             entry["example"] = res.raw[:160]
+        if res.ok and hasattr(res.value, "contradicts"):
+            entry["says_contradicts"] = entry.get("says_contradicts", 0) + bool(res.value.contradicts)
         if not res.ok and entry["bad"] is None:
             entry["bad"] = {"raw": res.raw[:160], "error": res.errors[-1][:160] if res.errors else ""}
     for entry in roles.values():
         entry["valid_rate"] = round(entry["valid"] / entry["n"], 4)
+        if "says_contradicts" in entry:
+            entry["says_contradicts"] = round(entry["says_contradicts"] / max(entry["valid"], 1), 4)
     return roles
 
 

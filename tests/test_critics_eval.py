@@ -206,3 +206,18 @@ def test_corruptions_are_seeded():
         rows, ["shuffled", "speaker_swap"], seed=4
     )
     assert corrupt_all(rows, ["shuffled"], seed=4) != corrupt_all(rows, ["shuffled"], seed=5)
+
+
+def test_auto_quality_experts_use_heads_only_for_the_embedded_model():
+    from convoforge.critics.quality import QualityExpert
+
+    expert = QualityExpert("depth")
+    assert expert.name == "quality_depth" and expert.method == "auto"
+    assert expert.uses_head(ScriptedChatModel(["x"], name="local:smollm2-135m+adapter=/m"))
+    assert not expert.uses_head(ScriptedChatModel(["x"], name="openai:gpt-4o-mini"))
+    assert QualityExpert("depth", method="trained").uses_head(ScriptedChatModel(["x"]))
+    assert not QualityExpert("depth", method="prompted").uses_head(ScriptedChatModel(["x"], name="local:smollm2-135m"))
+    assert {c.name for c in load_critics(["quality_depth_prompted", "quality_depth_trained"])} == {
+        "quality_depth_prompted",
+        "quality_depth_trained",
+    }

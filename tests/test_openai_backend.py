@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pydantic import BaseModel, Field
 
 from convoforge.errors import BackendError
-from convoforge.llm import GenParams, load_chat_model
+from convoforge.llm import GenParams, astructured, load_chat_model
+
+
+class Score(BaseModel):
+    score: int = Field(ge=1, le=5)
+    reason: str = Field("", max_length=80)
 
 
 async def test_against_served_scripted_model(serve):
@@ -35,3 +41,13 @@ async def test_against_served_local_model(serve):
     assert len(pieces) > 1 and "".join(pieces).strip()
     results = await asyncio.gather(*[llm.achat(f"Say the number {i}.", max_tokens=6) for i in range(4)])
     assert all(r.text for r in results)
+    # JSON schema through `response_format`: the server masks the local model's tokens with it
+    answers = await asyncio.gather(
+        *[
+            astructured(
+                llm, f"Rate chat {i}: A: hi B: hello", Score, GenParams(max_tokens=60, temperature=0.8), retries=0
+            )
+            for i in range(4)
+        ]
+    )
+    assert all(a.ok and a.attempts == 1 for a in answers), [a.raw for a in answers]

@@ -70,3 +70,32 @@ def test_train_faithfulness_few_steps_then_eval_with_the_scorer(tmp_path, data_d
     ref = json.loads(report.stdout)["reference"]
     assert ref["conversations"] == 40 and 0.5 < ref["faithfulness_auc_pair"] <= 1.0
     assert 0.0 <= ref["faithfulness_auc_attribute"] <= 1.0
+
+
+@pytest.mark.data
+def test_train_critics_heads_and_a_compressed_scorer_that_matches_its_full_model(tmp_path, data_dir):
+    import numpy as np
+
+    from convoforge.critics.trained import TURN_HEAD, load_head
+    from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, Embedder
+
+    spc = data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv"
+    full = tmp_path / "faith"
+    assert cf("train", "faithfulness", "--data", str(spc), "--out", str(full), "--steps", "4", "--batch-size", "8").returncode == 0
+    out = tmp_path / "experts"
+    result = cf("train", "critics", "--reference", str(spc), "--out", str(out), "--limit", "40", "--scorer-from", str(full))
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["train_conversations"] == 40 and set(summary["heads"]) == {
+        f"quality_{d}" for d in ("depth", "coherency", "consistency", "diversity", "likability")
+    }
+    assert summary["faithfulness"]["energy_kept"] > 0.9
+    card = json.loads((out / "faithfulness_lora" / "convoforge_card.json").read_text())
+    assert card["command"].startswith("convoforge train critics") and 0 < card["threshold"] < 1
+    assert load_head.__wrapped__(TURN_HEAD, str(out)).card["insults"]
+    texts = ["I have two dogs.", "We walked the dogs in the park and then I cooked pasta for my kids."]
+    compressed = Embedder(f"{EMBEDDED_EMBEDDER}+adapter={out / 'faithfulness_lora'}", cache=False).embed(texts)
+    reference = Embedder(str(full), cache=False).embed(texts)
+    assert np.min(np.sum(compressed * reference, axis=1)) > 0.99  # the SVD adapter reproduces the full model
+    again = cf("train", "critics", "--reference", str(spc), "--out", str(out), "--no-faithfulness")
+    assert again.returncode == 2 and "--force" in again.stderr

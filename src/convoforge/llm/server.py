@@ -31,6 +31,15 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = None
     stream: bool = False
+    response_format: dict[str, Any] | None = None
+
+
+def _schema(req: ChatRequest) -> dict | None:
+    """The JSON schema of a `response_format: {"type": "json_schema", ...}` request, if any."""
+    fmt = req.response_format or {}
+    if fmt.get("type") != "json_schema":
+        return None
+    return (fmt.get("json_schema") or {}).get("schema")
 
 
 def _params(req: ChatRequest) -> GenParams:
@@ -67,7 +76,7 @@ def build_app(model: ChatModel, served_name: str | None = None) -> FastAPI:
         if req.stream:
             return StreamingResponse(_sse(model, req, params, cid, created), media_type="text/event-stream")
         try:
-            result = await model.achat(req.messages, params)
+            result = await model.achat(req.messages, params, json_schema=_schema(req))
         except BackendError as exc:
             raise HTTPException(502, detail=str(exc)) from exc
         return {

@@ -119,7 +119,16 @@ EXTRACT_TARGETS = ["query", "key", "value", "dense"]
 EXTRACT_FULL = ["LayerNorm", "position_embeddings", "token_type_embeddings"]
 
 
-def extract_adapter(tuned: Path, out: Path, rank: int = 32, base: str = EMBEDDED_EMBEDDER) -> dict:
+def _halve(path: Path) -> None:
+    """Store a safetensors file's float32 tensors as float16 (loading casts them back)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = {k: v.half() if v.dtype == torch.float32 else v for k, v in load_file(str(path)).items()}
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def extract_adapter(tuned: Path, out: Path, rank: int = 96, base: str = EMBEDDED_EMBEDDER) -> dict:
     """Compress a fully tuned embedder into a PEFT LoRA adapter on its base: each linear's change, truncated SVD.
 
     Biases, LayerNorms and the position embeddings are stored whole (small); the word embeddings keep the
@@ -157,8 +166,10 @@ def extract_adapter(tuned: Path, out: Path, rank: int = 32, base: str = EMBEDDED
     tmp = out.parent / f".{out.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))
+    _halve(tmp / "adapter_model.safetensors")
     summary = {
         "rank": rank,
+        "dtype": "float16",
         "energy_kept": round(kept / max(total, 1e-12), 4),
         "from": "full fine-tune, SVD of changes",
     }
