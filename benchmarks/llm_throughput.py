@@ -45,10 +45,13 @@ def load_time(cache: str | None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# a schema whose answer runs as long as free text does, so both runs decode the same number of steps
+# a schema whose answer cannot end before max_tokens, so both runs decode the same number of tokens per row
 PARAGRAPH = {
     "type": "object",
-    "properties": {"topic": {"type": "string", "maxLength": 40}, "paragraph": {"type": "string", "maxLength": 4000}},
+    "properties": {
+        "topic": {"type": "string", "maxLength": 40},
+        "paragraph": {"type": "string", "minLength": 2000, "maxLength": 4000},
+    },
     "required": ["topic", "paragraph"],
 }
 

@@ -16,6 +16,12 @@ from convoforge.app.cli import app, critics_app, err, eval_app, generate_app, ou
 from convoforge.critics import DEFAULT_CRITICS, list_critics
 from convoforge.errors import ConvoforgeError
 
+
+def embedded(spec: str) -> bool:
+    """Whether a model spec is the embedded SmolLM2-135M (with or without adapters)."""
+    return spec.startswith("local:smollm2-135m")
+
+
 STAGES = [
     "induce_queries",
     "bootstrap_queries",
@@ -42,7 +48,12 @@ def generate_personas(
     max_tokens: int = typer.Option(600, min=16, help="Token budget of one generated conversation."),
     persona_target: int = typer.Option(16, min=0, help="New persona attributes to bootstrap."),
     query_steps: int = typer.Option(4, min=0, help="Query bootstrapping rounds (paper: 100)."),
-    contradictions: bool = typer.Option(True, help="Check new profile attributes for contradictions with the LLM."),
+    contradictions: bool | None = typer.Option(
+        None,
+        "--contradictions/--no-contradictions",
+        help="Check new profile attributes for contradictions with the LLM. Default: on, except on the embedded "
+        "SmolLM2, whose check answers 'contradicts' for every statement (benchmarks/structured_validity.py).",
+    ),
     faithfulness_threshold: float | None = typer.Option(None, help="Score below which the faithfulness expert drops."),
     faithfulness_scorer: Path | None = typer.Option(
         None, help="A tuned faithfulness embedder (`convoforge train faithfulness`)."
@@ -69,7 +80,7 @@ def generate_personas(
         max_tokens=max_tokens,
         persona_target=persona_target,
         query_steps=query_steps,
-        check_contradictions=contradictions,
+        check_contradictions=contradictions if contradictions is not None else not embedded(settings.model),
         seed=random_seed,
     )
     refs = list(critic) or list(DEFAULT_CRITICS)
