@@ -81,9 +81,16 @@ def test_train_critics_heads_and_a_compressed_scorer_that_matches_its_full_model
 
     spc = data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv"
     full = tmp_path / "faith"
-    assert cf("train", "faithfulness", "--data", str(spc), "--out", str(full), "--steps", "4", "--batch-size", "8").returncode == 0
+    assert (
+        cf(
+            "train", "faithfulness", "--data", str(spc), "--out", str(full), "--steps", "4", "--batch-size", "8"
+        ).returncode
+        == 0
+    )
     out = tmp_path / "experts"
-    result = cf("train", "critics", "--reference", str(spc), "--out", str(out), "--limit", "40", "--scorer-from", str(full))
+    result = cf(
+        "train", "critics", "--reference", str(spc), "--out", str(out), "--limit", "40", "--scorer-from", str(full)
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["train_conversations"] == 40 and set(summary["heads"]) == {
