@@ -36,7 +36,7 @@ def jobs(per_role: int, rng: random.Random) -> list[tuple[str, str, type]]:
     from convoforge.agents.persona.seeds import shipped_examples
     from convoforge.agents.persona.stages import Contradicts
     from convoforge.agents.recommender import prompts as rec_prompts
-    from convoforge.agents.recommender.graph import Decision, Fit
+    from convoforge.agents.recommender.graph import DecisionAnswer, Fit
     from convoforge.critics.faithfulness import Contradiction
     from convoforge.critics.prompts import FAITHFULNESS, FED_POLICIES, PAIRWISE, POINTWISE, TOXICITY
     from convoforge.critics.quality import Score, Winner
@@ -69,7 +69,7 @@ def jobs(per_role: int, rng: random.Random) -> list[tuple[str, str, type]]:
             )
         )
         convo = "\n".join(f"user: {t}" for t in USER_TURNS[: 1 + i % 3]) + f"\nuser: {USER_TURNS[i % len(USER_TURNS)]}"
-        out.append(("manager", rec_prompts.MANAGER.format(profile="none", conversation=convo), Decision))
+        out.append(("manager", rec_prompts.MANAGER.format(profile="none", conversation=convo), DecisionAnswer))
     catalog = load_catalog(str(resources.files("convoforge.agents.recommender").joinpath("data/sample_movies.jsonl")))
     for i in range(per_role):
         item = catalog.items[i % len(catalog.items)]

@@ -37,6 +37,21 @@ DULL = "\n".join(
 _counter = itertools.count()
 
 
+def faithful(prompt: str) -> str:
+    """CONVERSATION with each speaker also saying its own persona lines (so a faithfulness scorer can pass it)."""
+    task = prompt.rsplit("Now write a new conversation", 1)[1]
+    personas = {}
+    for speaker in ("User 1", "User 2"):
+        line = next((x for x in task.splitlines() if x.startswith(f"{speaker} persona:")), "")
+        personas[speaker] = line.split(":", 1)[1].strip() if line else ""
+    lines = CONVERSATION.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        speaker = line.split(":", 1)[0]
+        out.append(f"{line} {personas[speaker]}" if i < 2 else line)
+    return "\n".join(out)
+
+
 def pipeline_reply(messages: list[Message]) -> str:
     """Answer by recognising the prompt."""
     text = messages[-1].content
@@ -50,7 +65,7 @@ def pipeline_reply(messages: list[Message]) -> str:
     if '"contradicts"' in text:
         return '{"contradicts": false}'
     if "Now write a new conversation" in text:
-        return DULL if n % 2 else CONVERSATION
+        return DULL if n % 2 else faithful(text)
     if '"score"' in text:
         return json.dumps({"score": 3 + n % 3, "reason": "fine"})
     return "ok"

@@ -30,9 +30,21 @@ Phrase = Annotated[str, StringConstraints(max_length=40)]
 
 
 class Decision(BaseModel):
-    """The dialogue manager's structured output for one turn (bounded, so a constrained answer fits its tokens)."""
+    """The dialogue manager's structured output for one turn."""
 
     action: Action = "recommend"
+    reasoning: str = ""
+    liked: list[str] = Field(default_factory=list)
+    disliked: list[str] = Field(default_factory=list)
+    constraints: list[str] = Field(default_factory=list)
+    concepts: list[str] = Field(default_factory=list)
+    titles: list[str] = Field(default_factory=list)
+    response: str = ""
+
+
+class DecisionAnswer(Decision):
+    """What the LLM is asked for: a Decision with bounds, so a constrained answer fits its tokens."""
+
     reasoning: str = Field("", max_length=160)
     liked: list[Phrase] = Field(default_factory=list, max_length=3)
     disliked: list[Phrase] = Field(default_factory=list, max_length=3)
@@ -104,8 +116,8 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
         decision = None
         if runtime.context.use_llm:
             prompt = prompts.MANAGER.format(profile=state.get("profile") or "none", conversation=_transcript(messages))
-            result = await astructured(llm, prompt, Decision, MANAGER_PARAMS, retries=1)
-            decision = result.value
+            result = await astructured(llm, prompt, DecisionAnswer, MANAGER_PARAMS, retries=1)
+            decision = Decision(**result.value.model_dump()) if result.ok else None
         decision = decision or rule_decision(user_text, bool(state.get("recommendations")), mentioned)
         prefs = dict(state.get("preferences") or {})
         negative = bool(_NEGATIVE.search(user_text))
