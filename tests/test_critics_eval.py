@@ -116,6 +116,11 @@ def test_shipped_experts_load_offline_from_the_package():
         assert head.coef.shape == head.mean.shape
         assert head.card["command"].startswith("convoforge train critics")
     assert load_head(TURN_HEAD).coef.shape[0] == 384
+    for weights in models_dir().glob("*.safetensors"):  # every shipped artefact has its card
+        card = weights.with_suffix(".md").read_text()
+        assert "convoforge train critics" in card and "heldout_auc" in card, weights.name
+    lora_card = (models_dir() / "faithfulness_lora" / "README.md").read_text()
+    assert "heldout_auc" in lora_card and "threshold" in lora_card
     expert = FaithfulnessExpert()
     assert "tuned" in expert.description and 0 < expert.threshold < 1
 

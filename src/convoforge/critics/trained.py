@@ -123,7 +123,7 @@ class Head:
         return 1.0 / (1.0 + np.exp(-z))
 
     def save(self, folder: Path, name: str) -> None:
-        """Write NAME.safetensors and NAME.json (the card)."""
+        """Write NAME.safetensors and its card (NAME.json, and NAME.md for people)."""
         from safetensors.numpy import save_file
 
         folder.mkdir(parents=True, exist_ok=True)
@@ -134,7 +134,29 @@ class Head:
             "scale": self.scale.astype(np.float32),
         }
         save_file(tensors, str(folder / f"{name}.safetensors"))
-        (folder / f"{name}.json").write_text(json.dumps(self.card, indent=2) + "\n")
+        write_card(folder, name, self.card)
+
+
+def write_card(folder: Path, name: str, card: dict, markdown: str | None = None, title: str | None = None) -> None:
+    """A model card as NAME.json and as Markdown (at `markdown`, default NAME.md): data, command, figures."""
+    (folder / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    lines = [f"# {title or name}", "", card.get("kind", ""), ""]
+    for key in ("data", "negatives", "insults", "tuned_by", "command", "trained"):
+        if key in card:
+            lines.append(f"- **{key}**: `{card[key]}`" if key == "command" else f"- **{key}**: {card[key]}")
+    figures = {k: v for k, v in card.items() if k.endswith(("auc", "_auc")) or k in ("threshold", "energy_kept")}
+    if figures:
+        lines += ["", "## Figures", ""]
+        lines += [f"- {k}: {json.dumps(v)}" for k, v in figures.items()]
+    rest = {
+        k: v
+        for k, v in card.items()
+        if k not in figures and k not in ("kind", "data", "negatives", "insults", "command", "trained")
+    }
+    if rest:
+        lines += ["", "## Settings", ""] + [f"- {k}: {json.dumps(v)}" for k, v in rest.items()]
+    lines += ["", "Rebuild: the command above (`convoforge train critics --help`).", ""]
+    (folder / (markdown or f"{name}.md")).write_text("\n".join(lines))
 
 
 def models_dir() -> Path:

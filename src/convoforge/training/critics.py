@@ -9,12 +9,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
-from convoforge.critics.corrupt import CORRUPTIONS, TARGETS, TRAIN_INSULTS, corrupt_all
+from convoforge.critics.corrupt import CORRUPTIONS, INSULTS, TARGETS, TRAIN_INSULTS, corrupt_all
 from convoforge.critics.faithfulness import ADAPTER, faithfulness_score
 from convoforge.critics.faithfulness_data import attribute_pairs, split_of
 from convoforge.critics.prompts import FED_POLICIES
-from convoforge.critics.trained import STAT_NAMES, TURN_HEAD, Head, features, fit_head
+from convoforge.critics.trained import STAT_NAMES, TURN_HEAD, Head, features, fit_head, write_card
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, Embedder
 
@@ -37,6 +38,16 @@ def train_turn_head(embedder: Embedder, rows: list[dict], seed: int = 0, size: i
     head, c = fit_head(x, y, np.ones(len(y)), seed)
     head.card = {"kind": "logistic head on MiniLM turn vectors: P(the turn insults)", "turns": len(y), "C": c}
     return head
+
+
+def heldout_turn_auc(embedder: Embedder, rows: list[dict], head: Head, seed: int = 0, size: int = 2000) -> float:
+    """The turn head's AUC on held-out turns against the same turns with an evaluation insult added."""
+    rng = random.Random(seed)
+    turns = [t for r in rows for _, t in r["turns"] if t.strip()]
+    clean = rng.sample(turns, min(size, len(turns)))
+    dirty = [f"{t} {rng.choice(INSULTS)}" for t in clean]
+    scores = head.score(embedder.embed(clean + dirty))
+    return round(float(roc_auc_score([0] * len(clean) + [1] * len(dirty), scores)), 4)
 
 
 def quality_training_set(
@@ -80,6 +91,7 @@ def train_faithfulness_scorer(
     pairs = attribute_pairs(rows)
     random.Random(seed).shuffle(pairs)
     work = Path(tempfile.mkdtemp(prefix="convoforge-faith-"))
+    record_only = tuned_from is not None
     try:
         if tuned_from is None:
             tuned = tune_embedder(pairs, work / "full", epochs=2.0, symmetric=True, seed=seed)
@@ -90,7 +102,18 @@ def train_faithfulness_scorer(
         summary = extract_adapter(tuned_from, out, rank=rank)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"pairs": len(pairs), "steps": tuned.get("steps"), "train_loss": tuned.get("train_loss"), **summary}
+    how = (
+        f"convoforge train faithfulness --data REFERENCE --out {tuned_from.name} --epochs 2, then compressed here"
+        if record_only
+        else "tuned by this command (2 epochs), then compressed"
+    )
+    return {
+        "tuned_by": how,
+        "pairs": len(pairs),
+        "steps": tuned.get("steps"),
+        "train_loss": tuned.get("train_loss"),
+        **summary,
+    }
 
 
 def faithfulness_figures(embedder: Embedder, rows: list[dict], unit: str, seed: int = 0, limit: int = 400) -> dict:
@@ -121,6 +144,25 @@ def _speaker_turns(row: dict) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for s, t in row["turns"]:
         out.setdefault(s, []).append(t)
+    return out
+
+
+def heldout_head_figures(
+    embedder: Embedder, rows: list[dict], heads: dict[str, Head], turn_head: Head, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """Each head's AUC per corruption on held-out rows, with the evaluation insults (as `eval critics` builds them)."""
+    bad = corrupt_all(rows, QUALITY_KINDS, seed=seed, insults=INSULTS)
+    real = features(embedder, [_turns(r) for r in rows], turn_head)
+    worse = features(embedder, [_turns(b) for _, _, b in bad], turn_head)
+    kinds = [k for _, k, _ in bad]
+    out = {}
+    for name, head in heads.items():
+        good, broken = head.score(real), head.score(worse)
+        out[name] = {
+            k: round(float(roc_auc_score([1] * len(good) + [0] * len(m), [*good, *broken[m]])), 4)
+            for k in QUALITY_KINDS
+            if len(m := np.array([i for i, kk in enumerate(kinds) if kk == k], dtype=int))
+        }
     return out
 
 
@@ -179,9 +221,18 @@ def train_critics(
     tmp.mkdir(parents=True)
     summary: dict = {"train_conversations": len(rows), "generated_negatives": len(extra), "heads": {}}
     turn_head = train_turn_head(embedder, rows, seed)
-    turn_head.card = {**base_card, **turn_head.card, "insults": f"{len(TRAIN_INSULTS)} templated training insults"}
+    test_rows = [r for r in all_test if len(r["turns"]) >= 4]
+    turn_head.card = {
+        **base_card,
+        **turn_head.card,
+        "insults": f"{len(TRAIN_INSULTS)} templated training insults",
+        "heldout_auc": heldout_turn_auc(embedder, test_rows, turn_head, seed),
+        "heldout": "held-out turns against the same turns with one of the evaluation insults added",
+    }
     turn_head.save(tmp, TURN_HEAD)
-    for name, (head, c, own) in train_quality_heads(embedder, rows, extra, turn_head, seed).items():
+    trained_heads = train_quality_heads(embedder, rows, extra, turn_head, seed)
+    figures = heldout_head_figures(embedder, test_rows, {n: h for n, (h, _, _) in trained_heads.items()}, turn_head)
+    for name, (head, c, own) in trained_heads.items():
         head.card = {
             **base_card,
             "kind": "logistic head on MiniLM turn embeddings (first, last, mean, max) and statistics",
@@ -189,9 +240,12 @@ def train_critics(
             "negatives": f"corruptions {', '.join(QUALITY_KINDS)} (own: {', '.join(own)}, weight {OWN_WEIGHT}; "
             f"others {OTHER_WEIGHT}), {len(extra)} generated rejected candidates",
             "C": c,
+            "heldout_auc": figures[name],
+            "heldout": f"{len(test_rows)} held-out conversations (profile hash < 0.4) against their corruptions, "
+            "insults worded unlike the training ones",
         }
         head.save(tmp, name)
-        summary["heads"][name] = {"C": c, "own": own}
+        summary["heads"][name] = {"C": c, "own": own, "heldout_auc": figures[name]}
     if faithfulness:
         scorer = tmp / ADAPTER
         trained = train_faithfulness_scorer(all_train, scorer, seed=seed, tuned_from=scorer_from)
@@ -212,7 +266,7 @@ def train_critics(
             "train_auc": {"pair": fit["pair"], "attribute": fit["attribute"]},
             "heldout_auc": {"pair": heldout["pair"], "attribute": heldout["attribute"]},
         }
-        (scorer / "convoforge_card.json").write_text(json.dumps(card, indent=2) + "\n")
+        write_card(scorer, "convoforge_card", card, markdown="README.md", title=ADAPTER)  # replaces PEFT's template
         summary["faithfulness"] = {k: card[k] for k in ("threshold", "train_auc", "heldout_auc", "energy_kept")}
     out.mkdir(parents=True, exist_ok=True)
     for path in tmp.iterdir():
