@@ -16,12 +16,6 @@ from convoforge.app.cli import app, critics_app, err, eval_app, generate_app, ou
 from convoforge.critics import DEFAULT_CRITICS, list_critics
 from convoforge.errors import ConvoforgeError
 
-
-def embedded(spec: str) -> bool:
-    """Whether a model spec is the embedded SmolLM2-135M (with or without adapters)."""
-    return spec.startswith("local:smollm2-135m")
-
-
 STAGES = [
     "induce_queries",
     "bootstrap_queries",
@@ -67,6 +61,7 @@ def generate_personas(
     Example: convoforge generate personas --iterations 2 --pairs 4 --candidates 2 --out out/personas
     """
     from convoforge.agents.persona.run import RunConfig, run_persona_pipeline, stored_config
+    from convoforge.llm.local import is_embedded_spec
 
     if min_turns > max_turns:
         raise ConvoforgeError(f"--min-turns {min_turns} is above --max-turns {max_turns}")
@@ -80,7 +75,7 @@ def generate_personas(
         max_tokens=max_tokens,
         persona_target=persona_target,
         query_steps=query_steps,
-        check_contradictions=contradictions if contradictions is not None else not embedded(settings.model),
+        check_contradictions=contradictions if contradictions is not None else not is_embedded_spec(settings.model),
         seed=random_seed,
     )
     refs = list(critic) or list(DEFAULT_CRITICS)

@@ -60,7 +60,10 @@ class Verdict(BaseModel):
 
 
 class Critic:
-    """Base of every critic, built-in or user-written: override `judge_one` (sync or async).
+    """Base of every critic, built-in or user-written: define `judge_one(candidate, llm)` (sync or async).
+
+    `judge_one` may return a Verdict, a float or a bool; a critic that judges a whole batch at
+    once overrides `judge` instead (loading a critic that has neither is an error).
 
     A `filter` critic sets `passed` (False drops the candidate); a `quality` critic sets
     `score` (higher is better) and takes part in the majority vote. `reads` names the
@@ -78,18 +81,13 @@ class Critic:
         """The key this critic's verdicts are stored under."""
         return f"verdicts.{self.name}"
 
-    def judge_one(self, candidate: Candidate, llm: ChatModel) -> Verdict | Any:
-        """Judge one candidate; may be async; may return a Verdict, a float or a bool."""
-        # The abstract hook of the plugin point: every critic overrides judge_one or judge.
-        raise NotImplementedError(f"{type(self).__name__} overrides neither judge_one nor judge")
-
     async def judge(self, candidates: list[Candidate], llm: ChatModel) -> list[Verdict]:
         """Judge all candidates concurrently; a crash becomes an invalid verdict."""
         return list(await asyncio.gather(*[self._safe_one(c, llm) for c in candidates]))
 
     async def _safe_one(self, candidate: Candidate, llm: ChatModel) -> Verdict:
         try:
-            out = self.judge_one(candidate, llm)
+            out = self.judge_one(candidate, llm)  # type: ignore[attr-defined]  # defined by each subclass
             if inspect.isawaitable(out):
                 out = await out
         except Exception as exc:  # distilabel's contract: never crash the pipeline

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,9 @@ ADAPTER = "faithfulness_lora"  # the shipped scorer: a LoRA on MiniLM in critics
 
 def shipped_scorer() -> Path:
     """Folder of the shipped faithfulness adapter."""
-    return Path(str(resources.files("convoforge.critics").joinpath(f"models/{ADAPTER}")))
+    from convoforge.critics.trained import models_dir
+
+    return models_dir() / ADAPTER
 
 
 @cache

@@ -60,7 +60,7 @@ def as_critic(obj: Any, ref: str) -> Critic:
         obj = FunctionCritic(obj)
     if not hasattr(obj, "judge") or not isinstance(getattr(obj, "name", None), str):
         raise ConvoforgeError(f"{ref!r} is not a critic: it needs a name and judge()/judge_one()")
-    if isinstance(obj, Critic) and type(obj).judge_one is Critic.judge_one and type(obj).judge is Critic.judge:
+    if isinstance(obj, Critic) and type(obj).judge is Critic.judge and not callable(getattr(obj, "judge_one", None)):
         raise ConvoforgeError(f"critic {ref!r} overrides neither judge_one() nor judge(): it has nothing to judge with")
     if getattr(obj, "role", None) not in {"quality", "filter"}:
         raise ConvoforgeError(f"critic {ref!r} has role {getattr(obj, 'role', None)!r}; use 'quality' or 'filter'")

@@ -14,7 +14,7 @@ from convoforge.critics.trained import features, load_head
 from convoforge.llm import GenParams, astructured
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import load_embedder
-from convoforge.llm.local import EMBEDDED_NAME
+from convoforge.llm.local import is_embedded_spec
 
 JUDGE_PARAMS = GenParams(temperature=0.0, max_tokens=80)
 
@@ -38,7 +38,7 @@ Method = Literal["auto", "prompted", "trained"]
 
 def is_embedded(llm: ChatModel) -> bool:
     """Whether the judge model is the embedded SmolLM2-135M (with or without adapters)."""
-    return llm.name.startswith(f"local:{EMBEDDED_NAME}")
+    return is_embedded_spec(llm.name)
 
 
 class QualityExpert(Critic):

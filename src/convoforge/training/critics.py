@@ -117,7 +117,7 @@ def train_faithfulness_scorer(
 
 
 def faithfulness_figures(embedder: Embedder, rows: list[dict], unit: str, seed: int = 0, limit: int = 400) -> dict:
-    """`eval personas`' AUCs (pair, attribute) on a seeded sample of rows, and every row's own score."""
+    """`eval personas`' AUCs (pair, attribute) on a seeded sample of rows."""
     from convoforge.agents.persona.evaluate import evaluate
 
     sample = random.Random(seed).sample(rows, min(limit, len(rows)))
@@ -125,8 +125,7 @@ def faithfulness_figures(embedder: Embedder, rows: list[dict], unit: str, seed: 
         {"profiles": r["profiles"], "messages": [{"speaker": s, "content": t} for s, t in r["turns"]]} for r in sample
     ]
     report, _ = evaluate(embedder, items, with_aucs=True, seed=seed, unit=unit)
-    own = [faithfulness_score(embedder, r["profiles"], _speaker_turns(r), unit) for r in rows]
-    return {"pair": report["faithfulness_auc_pair"], "attribute": report["faithfulness_auc_attribute"], "own": own}
+    return {"pair": report["faithfulness_auc_pair"], "attribute": report["faithfulness_auc_attribute"]}
 
 
 def swapped_scores(embedder: Embedder, rows: list[dict], seed: int = 0) -> list[float]:
