@@ -39,7 +39,7 @@ def test_terminal_chat(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-1500:]
-    assert "The Shining (1980)" in result.stdout and "A chilling haunted-hotel classic." in result.stdout
+    assert "The Shining (1980)" in result.stdout and "You asked for horror, and it is one." in result.stdout
     assert (tmp_path / "cache" / "profiles.sqlite").is_file()  # profiles persist across sessions
 
 

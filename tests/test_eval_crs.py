@@ -84,3 +84,23 @@ def test_realism_discriminator_on_real_redial_seekers(tmp_path, data_dir):
     assert report["real_turns"] == report["simulated_turns"] >= 12
     assert 0.5 <= report["discriminator_accuracy"] <= 1.0  # templates are easy to tell apart
     assert "ask_for_recommendations" in report["intents"]
+
+
+@pytest.mark.slow
+def test_eval_crs_whole_agent_beside_retrieval_and_learned_fusion_versus_rrf(tmp_path):
+    from tests.test_fusion import toy_story_then_notebook
+
+    model = ["--model", "scripted:tests.rec_fakes:recommender_reply"]
+    agent = cf(*model, "eval", "crs", "--turns", str(TURNS), "--catalog", str(SAMPLE), "--k", "1,3", "--agent")
+    assert agent.returncode == 0, agent.stderr[-1500:]
+    report = json.loads(agent.stdout)
+    assert report["agent"].startswith("whole graph") and report["versus"]["retrieval only"]
+    assert report["examples"] == 3 and set(report["paired"]) == {"recall@1", "recall@3"}
+    # the scripted manager asks for horror and its ranker puts The Shining first: the first turn's target
+    assert report["recall@1"] >= 0.33
+    train = toy_story_then_notebook(tmp_path)
+    learned = cf("eval", "crs", "--turns", str(TURNS), "--catalog", str(SAMPLE), "--k", "1,3", "--train", str(train))
+    assert learned.returncode == 0, learned.stderr[-1500:]
+    assert json.loads(learned.stdout)["fusion"] == "learned (--train)"
+    both = cf("eval", "crs", "--turns", str(TURNS), "--catalog", str(SAMPLE), "--versus-rrf")
+    assert both.returncode == 2 and "needs --train" in both.stderr

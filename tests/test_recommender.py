@@ -23,7 +23,8 @@ async def test_recommend_turn_uses_manager_retrieval_and_ranker(retriever):
     assert state["decision"]["action"] == "recommend"
     recs = state["recommendations"]
     assert recs[0]["name"] == "The Shining (1980)" and recs[0]["fit"] == "excellent fit"
-    assert recs[0]["explanation"] == "A chilling haunted-hotel classic."
+    assert recs[0]["ranker_explanation"] == "A chilling haunted-hotel classic."
+    assert "You asked for horror, and it is one." in recs[0]["explanation"]  # grounded in the user's words
     assert "The Shining (1980)" in state["reply"] and state["preferences"]["constraints"] == ["horror"]
     assert {"id", "name", "year", "genre", "score", "fit", "explanation"} <= set(recs[0])
 
@@ -45,7 +46,7 @@ async def test_unusable_llm_answers_fall_back_to_rules_and_metadata(retriever):
     assert "Toy Story (1995)" in state["preferences"]["liked"]
     recs = state["recommendations"]
     assert all(r["id"] != "m02" for r in recs)  # a mentioned item is not recommended back
-    assert recs[0]["fit"] == "" and recs[0]["explanation"].startswith("A ")  # metadata explanation
+    assert recs[0]["fit"] == "" and "film" in recs[0]["explanation"]  # from the item and the user's words
     why = await agent.chat("s3", "why would I like the first one?")
     assert why["decision"]["action"] == "explain"
     greeting = await agent.chat("s4", "hi")

@@ -19,7 +19,8 @@ st.set_page_config(page_title="convoforge recommender", page_icon="🎬", layout
 @st.cache_resource(show_spinner="Loading the catalogue and its index…")
 def retriever_for(catalog: str):
     """One retriever (catalogue, cached vectors, faiss index) per catalogue path."""
-    return build_retriever(catalog, embedder=os.environ.get("CONVOFORGE_EMBEDDER") or None)
+    train = [p for p in os.environ.get("CONVOFORGE_TRAIN", "").split(os.pathsep) if p]
+    return build_retriever(catalog, embedder=os.environ.get("CONVOFORGE_EMBEDDER") or None, train=train)
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -41,6 +42,8 @@ def card(rec: dict) -> None:
         st.markdown(f"**{rec['name']}**")
         st.caption(" · ".join(x for x in [rec.get("year", ""), rec.get("genre", ""), rec.get("fit", "")] if x))
         st.write(rec["explanation"])
+        if rec.get("ranker_explanation"):
+            st.caption(f"ranker: {rec['ranker_explanation']}")
 
 
 with st.sidebar:
@@ -73,8 +76,13 @@ if prompt := st.chat_input("What would you like to watch?"):
     with st.chat_message("user"):
         st.markdown(prompt)
     state = asyncio.run(agent.chat(st.session_state["session"], prompt, user_id=user_id))
-    shown = (state.get("recommendations") or [])[:3] if state["decision"]["action"] in {"recommend", "explain"} else []
-    intro = state["reply"].split("\n")[0] if shown else state["reply"]
+    if state.get("focus"):  # an answer about one shown card: the explanation and that card
+        shown, intro = state["focus"], state["reply"]
+    elif state["decision"]["action"] in {"recommend", "explain"}:
+        shown = (state.get("recommendations") or [])[:3]
+        intro = state["reply"].split("\n")[0] if shown else state["reply"]
+    else:
+        shown, intro = [], state["reply"]
     with st.chat_message("assistant"):
         st.write_stream(words(intro))
         for rec in shown:

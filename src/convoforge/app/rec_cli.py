@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import uuid
 from importlib import resources
@@ -30,18 +29,37 @@ def embedder_option() -> Path | None:
     return typer.Option(None, help="A tuned embedder folder (`convoforge train retriever`); default: MiniLM.")
 
 
+def train_option() -> list[Path]:
+    """The --train option every recommender command takes."""
+    return typer.Option(
+        [],
+        "--train",
+        help="ReDial-format training dialogues (repeatable): learn co-mention, the recommended prior and the fusion.",
+    )
+
+
 def _check_embedder(embedder: Path | None) -> None:
     """A one-line error for a folder that holds no sentence-transformers model."""
     if embedder is not None and not any((embedder / f).is_file() for f in ("modules.json", "config.json")):
         raise ConvoforgeError(f"{embedder} is not a sentence-transformers folder")
 
 
-def _agent(catalog: Path | None, popularity: Path | None, use_llm: bool, store=None, embedder: Path | None = None):
+def _agent(
+    catalog: Path | None,
+    popularity: Path | None,
+    use_llm: bool,
+    store=None,
+    embedder: Path | None = None,
+    train: list[Path] | None = None,
+):
     from convoforge.agents.recommender.agent import RecommenderAgent, build_retriever
     from convoforge.llm import load_chat_model
 
     _check_embedder(embedder)
-    retriever = build_retriever(catalog or default_catalog(), popularity, str(embedder) if embedder else None)
+    for path in train or []:
+        if not path.is_file():
+            raise ConvoforgeError(f"no training dialogues at {path}")
+    retriever = build_retriever(catalog or default_catalog(), popularity, str(embedder) if embedder else None, train)
     llm = load_chat_model(settings.model, base_url=settings.base_url)
     return RecommenderAgent(llm, retriever, store=store, use_llm=use_llm), llm
 
@@ -54,6 +72,7 @@ def chat(
     popularity: Path | None = typer.Option(None, help="MovieLens ratings.csv used as a popularity prior."),
     llm: bool = typer.Option(True, help="Use the LLM manager and ranker (off: retrieval and rules only)."),
     embedder: Path | None = embedder_option(),
+    train: list[Path] = train_option(),
 ) -> None:
     """Chat with the recommender in the terminal (empty line or Ctrl-D ends).
 
@@ -68,7 +87,7 @@ def chat(
         cache_root().mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteStore.from_conn_string(str(cache_root() / "profiles.sqlite")) as store:
             await store.setup()
-            agent, model = _agent(catalog, popularity, llm, store, embedder)
+            agent, model = _agent(catalog, popularity, llm, store, embedder, train)
             if history:
                 profile = await summarise_history(model, movielens_history(history, user))
                 await agent.set_profile(user, profile)
@@ -102,6 +121,7 @@ def simulate(
         0, min=0, help="Each user names this many catalogue films related to the goal (franchise, cast, genre, era)."
     ),
     embedder: Path | None = embedder_option(),
+    train: list[Path] = train_option(),
     max_turns: int = typer.Option(5, min=1, help="Most agent turns per session."),
     simulator: str = typer.Option("llm", help="llm (the model writes the user's turns) or template."),
     agent_llm: bool = typer.Option(False, help="Let the recommender use the LLM manager and ranker."),
@@ -122,7 +142,7 @@ def simulate(
         raise ConvoforgeError("--histories and --turns both choose the targets; pass one")
     if histories and name_related:
         raise ConvoforgeError("--histories users name their own liked films; --name-related is for catalogue goals")
-    agent, model = _agent(catalog, popularity, agent_llm, embedder=embedder)
+    agent, model = _agent(catalog, popularity, agent_llm, embedder=embedder, train=train)
     plan = {
         "turns": turns,
         "holdout": holdout,
@@ -147,8 +167,15 @@ def eval_crs(
     simulator: str = typer.Option("template", help="interactive: llm or template (attribute mode)."),
     rounds: int = typer.Option(5, min=1, help="interactive: most rounds."),
     embedder: Path | None = embedder_option(),
+    train: list[Path] = train_option(),
     versus: str | None = typer.Option(
         None, help="Also run this embedder folder (or `base`, MiniLM) on the same turns; add a paired McNemar test."
+    ),
+    whole_agent: bool = typer.Option(
+        False, "--agent", help="Run the whole graph (manager, retrieval, ranker) with --model; retrieval beside it."
+    ),
+    rrf: bool = typer.Option(
+        False, "--versus-rrf", help="With --train: also run today's hand-set fusion on the same turns (paired test)."
     ),
 ) -> None:
     """Recall@k of the recommender on iEvaLM turns, original or with a simulated user.
@@ -165,7 +192,11 @@ def eval_crs(
         raise ConvoforgeError(f"--k must be integers like 1,10,50, not {k!r}") from exc
     other = None if versus in (None, "base") else Path(versus)
     _check_embedder(other)
-    agent, model = _agent(catalog, popularity, use_llm=False, embedder=embedder)
+    if rrf and not train:
+        raise ConvoforgeError("--versus-rrf compares the learned fusion with today's; it needs --train")
+    if whole_agent and (versus or rrf):
+        raise ConvoforgeError("--agent already reports retrieval beside the whole agent; drop --versus/--versus-rrf")
+    agent, model = _agent(catalog, popularity, use_llm=False, embedder=embedder, train=train)
     rival = None
     if versus:  # same catalogue and prior, already loaded; only the embedder differs
         from convoforge.agents.recommender.agent import RecommenderAgent
@@ -175,17 +206,35 @@ def eval_crs(
         base = agent.retriever
         vectors = load_embedder(str(other)) if other else load_embedder()
         rival = RecommenderAgent(model, Retriever(base.catalog, vectors, base.popularity), use_llm=False)
+    if rrf:  # the same retriever without the learned ranker
+        from convoforge.agents.recommender.agent import RecommenderAgent
+        from convoforge.agents.recommender.retrieval import Retriever
+
+        base = agent.retriever
+        rival = RecommenderAgent(model, Retriever(base.catalog, base.embedder, base.popularity), use_llm=False)
+    if whole_agent:
+        from convoforge.agents.recommender.agent import GraphRecommender, RecommenderAgent
+
+        rival, agent = agent, GraphRecommender(RecommenderAgent(model, agent.retriever, use_llm=True))
     records = load_turns(turns, agent.retriever.catalog, limit)
     if not records:
         raise ConvoforgeError(f"no turn in {turns} has a target in the catalogue")
     llm = model if (mode == "interactive" and simulator == "llm") else None
     report = asyncio.run(evaluate(agent, agent.retriever.catalog, records, ks, mode, llm, rounds, keep_hits=True))
     report["embedder"] = str(embedder) if embedder else "all-MiniLM-L6-v2"
+    report["fusion"] = "learned (--train)" if train else "reciprocal rank (hand-set weights)"
+    if whole_agent:
+        report["agent"] = f"whole graph, manager and ranker on {settings.model}"
     ours = report.pop("hits")
     if rival is not None:
         theirs = asyncio.run(evaluate(rival, agent.retriever.catalog, records, ks, mode, llm, rounds, keep_hits=True))
-        label = str(other) if other else "all-MiniLM-L6-v2"
-        report["versus"] = {"embedder": label, **{f"recall@{k}": theirs[f"recall@{k}"] for k in ks}}
+        if whole_agent:
+            label = {"retrieval only": "the same retriever, no manager or ranker"}
+        elif rrf:
+            label = {"fusion": "reciprocal rank (hand-set weights)"}
+        else:
+            label = {"embedder": str(other) if other else "all-MiniLM-L6-v2"}
+        report["versus"] = {**label, **{f"recall@{k}": theirs[f"recall@{k}"] for k in ks}}
         report["paired"] = paired(ours, theirs["hits"], ks)
     typer.echo(json.dumps(report))
 
@@ -212,6 +261,7 @@ def run_app(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     catalog: Path | None = typer.Option(None, help="Catalogue for the recommender."),
     embedder: Path | None = embedder_option(),
+    train: list[Path] = train_option(),
 ) -> None:
     """Start the Streamlit app: chat with the recommender, browse generated datasets.
 
@@ -221,6 +271,11 @@ def run_app(
     env = dict(os.environ, CONVOFORGE_MODEL=settings.model, CONVOFORGE_CATALOG=str(catalog or default_catalog()))
     if embedder:
         env["CONVOFORGE_EMBEDDER"] = str(embedder.resolve())
+    for path in train:
+        if not path.is_file():
+            raise ConvoforgeError(f"no training dialogues at {path}")
+    if train:
+        env["CONVOFORGE_TRAIN"] = os.pathsep.join(str(p.resolve()) for p in train)
     err.print(f"convoforge app on http://{host}:{port}")
     cmd = [
         sys.executable,
@@ -237,4 +292,6 @@ def run_app(
         "--browser.gatherUsageStats",
         "false",
     ]
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, cmd, env)  # streamlit takes this process over: stopping it stops the server

@@ -117,7 +117,13 @@ for _kind, (_fmt, _lr, _summary) in LORA_COMMANDS.items():
 
 @train_app.command("retriever")
 def train_retriever(
-    data: Path = typer.Option(..., help="An `export --format retrieval` folder (simulated sessions)."),
+    data: Path | None = typer.Option(None, help="An `export --format retrieval` folder (simulated sessions)."),
+    train: list[Path] = typer.Option(
+        [], "--train", help="ReDial-format training dialogues (repeatable): real (context, recommended item) pairs."
+    ),
+    catalog: Path | None = typer.Option(
+        None, help="With --train: the catalogue its films refer to (default ReDial's)."
+    ),
     out_dir: Path = typer.Option(..., "--out", help="Where to save the tuned embedder."),
     epochs: float = typer.Option(1.0, min=0.01, help="Passes over the (context, item) pairs."),
     steps: int = typer.Option(-1, help="Stop after this many steps (-1: whole epochs)."),
@@ -129,17 +135,29 @@ def train_retriever(
     seed: int = typer.Option(0, help="Seed of the pair order and of the trainer (a replicate run)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
 ) -> None:
-    """Tune the MiniLM dual encoder on simulated (context, item) pairs with in-batch negatives (RecLLM).
+    """Tune the MiniLM dual encoder on (context, item) pairs with in-batch negatives (RecLLM).
 
-    Example: convoforge train retriever --data out/retrieval --out models/retriever
+    Pairs come from simulated sessions (--data), real training dialogues (--train), or both.
+
+    Example: convoforge train retriever --train redial/train_dialogs.jsonl --out models/retriever
     """
     from convoforge.training.embedder import tune_embedder
     from convoforge.training.lora import load_split
 
-    rows = load_split(data)
-    if not {"anchor", "positive"} <= set(rows.column_names):
-        raise ConvoforgeError(f"{data} has columns {rows.column_names}; retriever needs anchor and positive")
-    pairs = list(zip(rows["anchor"], rows["positive"], strict=True))
+    if data is None and not train:
+        raise ConvoforgeError("pass --data (simulated sessions), --train (ReDial dialogues) or both")
+    pairs = []
+    if data is not None:
+        rows = load_split(data)
+        if not {"anchor", "positive"} <= set(rows.column_names):
+            raise ConvoforgeError(f"{data} has columns {rows.column_names}; retriever needs anchor and positive")
+        pairs += list(zip(rows["anchor"], rows["positive"], strict=True))
+    if train:
+        from convoforge.agents.recommender.signals import dialogue_pairs
+        from convoforge.app.rec_cli import default_catalog
+        from convoforge.datasets.catalog import load_catalog
+
+        pairs += dialogue_pairs(train, load_catalog(catalog or default_catalog()))
     random.Random(seed).shuffle(pairs)
     summary = tune_embedder(
         pairs,

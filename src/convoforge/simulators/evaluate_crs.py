@@ -61,6 +61,8 @@ async def evaluate(
     keep_hits=True adds `hits`, each example's found-in-top-k flags in turn order (for `paired`).
     """
     gate = asyncio.Semaphore(concurrency)
+    if callable(warm := getattr(agent, "warm", None)):
+        warm([[u for u in t["context"] if u] for t in turns])
 
     async def one(i: int, turn: dict) -> tuple[list[dict[int, bool]], int]:
         async with gate:

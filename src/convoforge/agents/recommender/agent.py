@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from convoforge.agents.recommender.context import RecContext
+from convoforge.agents.recommender.fusion import load_in_domain
 from convoforge.agents.recommender.graph import build_graph
 from convoforge.agents.recommender.retrieval import Retriever, movielens_popularity
 from convoforge.datasets.catalog import load_catalog
@@ -16,11 +18,40 @@ from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import load_embedder
 
 
-def build_retriever(catalog_path: str | Path, popularity: str | Path | None = None, embedder: str | None = None):
-    """Load a catalogue, its cached item vectors and an optional MovieLens popularity prior."""
+def build_retriever(
+    catalog_path: str | Path,
+    popularity: str | Path | None = None,
+    embedder: str | None = None,
+    train: list[Path] | None = None,
+):
+    """Load a catalogue, its cached item vectors, an optional MovieLens prior and in-domain signals.
+
+    With `train` (ReDial-format dialogues) the learned fusion ranks the candidates; MovieLens
+    item-to-item CF joins it when the popularity ratings.csv has links.csv beside it.
+    """
     catalog = load_catalog(catalog_path)
     prior = movielens_popularity(Path(popularity), catalog) if popularity else None
-    return Retriever(catalog, load_embedder(embedder) if embedder else load_embedder(), prior)
+    retriever = Retriever(catalog, load_embedder(embedder) if embedder else load_embedder(), prior)
+    if train:
+        folder = Path(popularity).parent if popularity else None
+        movielens = folder if folder is not None and (folder / "links.csv").is_file() else None
+        retriever.learned = load_in_domain(retriever, [Path(p) for p in train], movielens)
+    return retriever
+
+
+class GraphRecommender:
+    """The recommendation protocol of `evaluate` answered by the whole graph rather than retrieval alone."""
+
+    def __init__(self, agent: RecommenderAgent) -> None:
+        self.agent, self.retriever = agent, agent.retriever
+
+    async def recommend(self, context: list[str], k: int = 50, exclude: set[str] | None = None) -> list[str]:
+        """Item ids the whole agent recommends for a history."""
+        return await self.agent.recommend_via_graph(context, k, exclude)
+
+    def warm(self, contexts: list[list[str]]) -> None:
+        """Embed the query texts in one batch."""
+        self.agent.warm(contexts)
 
 
 class RecommenderAgent:
@@ -52,6 +83,28 @@ class RecommenderAgent:
         exclude = {it.id for it in liked} | set(exclude or ())
         found = self.retriever.retrieve([c for c in context if c][-2:], liked, [], [], "", exclude, k=k)
         return [item.id for item, _ in found]
+
+    async def recommend_via_graph(self, context: list[str], k: int = 50, exclude: set[str] | None = None) -> list[str]:
+        """The whole agent on a history: manager, retrieval and ranker in a fresh thread (`eval crs --agent`).
+
+        Utterances alternate roles backwards from the last one, the user's; a turn the manager answers
+        without recommending returns no items, as the agent would.
+        """
+        said = [c for c in context if c]
+        messages = [
+            {"role": "user" if (len(said) - 1 - i) % 2 == 0 else "assistant", "content": text}
+            for i, text in enumerate(said)
+        ]
+        config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+        settings = RecContext(use_llm=self.use_llm, k=k)
+        state = await self.graph.ainvoke({"messages": messages, "shown": list(exclude or ())}, config, context=settings)
+        return [r["id"] for r in state.get("recommendations") or []]
+
+    def warm(self, contexts: list[list[str]]) -> None:
+        """Embed the query texts of many histories in one batch (the embedding cache then answers each turn)."""
+        texts = [t for c in contexts for t in [u for u in c if u.strip()][-2:]]
+        if texts:
+            self.retriever.embedder.embed_query(texts)
 
     async def set_profile(self, user_id: str, text: str) -> None:
         """Store a natural-language profile for a user (e.g. from MovieLens history)."""

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from convoforge.agents.recommender import prompts
 from convoforge.agents.recommender.context import RecContext
+from convoforge.agents.recommender.requests import Request, apply_request, explain, latest_year, parse_request
 from convoforge.agents.recommender.retrieval import Retriever
 from convoforge.agents.recommender.state import RecState
 from convoforge.datasets.catalog import Item
@@ -23,7 +24,6 @@ FIT_SCORES = {"excellent fit": 1.0, "good fit": 0.75, "fair fit": 0.5, "poor fit
 JUDGE = GenParams(temperature=0.0, max_tokens=160)
 MANAGER_PARAMS = GenParams(temperature=0.0, max_tokens=320)  # room for the bounded Decision below
 _NEGATIVE = re.compile(r"\b(no|not|don't|dont|didn't|hate|seen (it|that)|already seen|boring|dislike)\b", re.I)
-_WHY = re.compile(r"\b(why|explain|what makes|tell me more)\b", re.I)
 
 
 Phrase = Annotated[str, StringConstraints(max_length=40)]
@@ -61,10 +61,13 @@ class Fit(BaseModel):
     explanation: str = Field("", max_length=200)
 
 
-def rule_decision(user_text: str, has_recs: bool, mentioned: list[Item]) -> Decision:
+def rule_decision(user_text: str, has_recs: bool, mentioned: list[Item], req: Request | None = None) -> Decision:
     """What the manager does when the LLM's answer is unusable: simple, predictable rules."""
-    if has_recs and _WHY.search(user_text):
+    req = req or Request()
+    if has_recs and req.why:
         return Decision(action="explain", reasoning="rules: the user asks why")
+    if has_recs and (req.seen or req.not_that):
+        return Decision(action="recommend", reasoning="rules: the user turns down what was shown")
     words = re.findall(r"\w+", user_text.lower())
     if len(words) <= 3 and not mentioned and set(words) <= {"hi", "hello", "hey", "there", "thanks", "ok"}:
         return Decision(action="ask", reasoning="rules: greeting", response=prompts.FALLBACK_QUESTION)
@@ -80,19 +83,30 @@ def item_card(item: Item, score: float, fit: str = "", explanation: str = "") ->
         "genre": item.fields.get("genre", ""),
         "score": round(score, 5),
         "fit": fit,
-        "explanation": explanation or metadata_explanation(item),
+        "explanation": explanation or explain(item, []),
     }
 
 
-def metadata_explanation(item: Item) -> str:
-    """An explanation built from metadata alone (when the ranker's answer is unusable)."""
-    bits = [f"a {item.fields['genre']} film" if item.fields.get("genre") else "a film"]
-    if item.fields.get("director"):
-        bits.append(f"directed by {item.fields['director'].split(',')[0]}")
-    if item.fields.get("star"):
-        bits.append(f"starring {', '.join(item.fields['star'].split(', ')[:2])}")
-    text = " ".join(bits)
-    return text[0].upper() + text[1:] + "."
+def merge_requests(old: dict | None, new: Request) -> Request:
+    """The standing constraints after one more message: new genre, year and people wishes add to the old."""
+    merged = Request(**old) if old else Request()
+    merged.want_genres = [
+        g for g in dict.fromkeys([*merged.want_genres, *new.want_genres]) if g not in new.avoid_genres + new.less_genres
+    ]
+    merged.avoid_genres = list(dict.fromkeys([*merged.avoid_genres, *new.avoid_genres]))
+    merged.less_genres = list(dict.fromkeys([*merged.less_genres, *new.less_genres]))
+    merged.year_min = new.year_min if new.year_min is not None else merged.year_min
+    merged.year_max = new.year_max if new.year_max is not None else merged.year_max
+    merged.people = list(dict.fromkeys([*merged.people, *new.people]))
+    merged.ordinal, merged.seen, merged.not_that, merged.why = new.ordinal, new.seen, new.not_that, new.why
+    return merged
+
+
+def shown_index(req: Request, shown: int) -> int:
+    """Which of the shown cards a message means: its ordinal ("the first one", "the last one"), else the first."""
+    if req.ordinal is None:
+        return 0
+    return max(0, min(shown - 1, req.ordinal if req.ordinal >= 0 else shown - 1))
 
 
 def _transcript(messages: list[dict], last: int = 8) -> str:
@@ -102,6 +116,7 @@ def _transcript(messages: list[dict], last: int = 8) -> str:
 def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, store: Any = None):
     """Compile the recommender: manager -> (retrieve -> rank) -> respond -> remember."""
     catalog = retriever.catalog
+    newest = latest_year(catalog)
 
     async def load_profile(state: RecState, runtime: Runtime[RecContext]) -> dict:
         if state.get("profile") or runtime.store is None:
@@ -113,15 +128,25 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
         messages = state["messages"]
         user_text = messages[-1]["content"]
         mentioned = retriever.mentioned(user_text)
+        # a thread's first turn may carry a history (eval crs --agent): the films named before count as liked
+        earlier = (
+            retriever.mentioned(" ".join(m["content"] for m in messages[:-1])) if not state.get("preferences") else []
+        )
         decision = None
         if runtime.context.use_llm:
             prompt = prompts.MANAGER.format(profile=state.get("profile") or "none", conversation=_transcript(messages))
             result = await astructured(llm, prompt, DecisionAnswer, MANAGER_PARAMS, retries=1)
             decision = Decision(**result.value.model_dump()) if result.ok else None
-        decision = decision or rule_decision(user_text, bool(state.get("recommendations")), mentioned)
+        req = parse_request(user_text, catalog, newest)
+        decision = decision or rule_decision(user_text, bool(state.get("recommendations")), mentioned, req)
         prefs = dict(state.get("preferences") or {})
-        negative = bool(_NEGATIVE.search(user_text))
-        liked = [*prefs.get("liked", []), *decision.liked, *([] if negative else [it.name for it in mentioned])]
+        negative = bool(_NEGATIVE.search(user_text)) or req.seen or req.not_that
+        liked = [
+            *prefs.get("liked", []),
+            *[it.name for it in earlier if it not in mentioned],
+            *decision.liked,
+            *([] if negative else [it.name for it in mentioned]),
+        ]
         disliked = [
             *prefs.get("disliked", []),
             *decision.disliked,
@@ -130,18 +155,35 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
         prefs = {
             "liked": list(dict.fromkeys(liked)),
             "disliked": list(dict.fromkeys(disliked)),
-            "constraints": list(dict.fromkeys([*prefs.get("constraints", []), *decision.constraints])),
+            "constraints": list(
+                dict.fromkeys([*prefs.get("constraints", []), *decision.constraints, *req.constraints()])
+            ),
         }
         rejected = list(state.get("rejected", []))
-        if negative and state.get("recommendations"):
-            rejected += [r["id"] for r in state["recommendations"]]
-        return {"decision": decision.model_dump(), "preferences": prefs, "rejected": rejected}
+        last = (state.get("recommendations") or [])[: runtime.context.show]
+        if negative and last and decision.action != "explain":
+            # "I've seen the second one" turns down that card; a plain "seen it" / "not those", all shown
+            rejected += (
+                [last[shown_index(req, len(last))]["id"]] if req.ordinal is not None else [r["id"] for r in last]
+            )
+        request = merge_requests(state.get("request"), req)
+        has_recs = bool(state.get("recommendations"))
+        path = (
+            "retrieve"
+            if decision.action == "recommend" or (decision.action == "explain" and not has_recs)
+            else "respond"
+        )
+        return {
+            "route": path,
+            "focus": [],
+            "decision": decision.model_dump(),
+            "preferences": prefs,
+            "rejected": rejected,
+            "request": request.__dict__,
+        }
 
     def route(state: RecState) -> str:
-        action = state["decision"]["action"]
-        if action == "recommend" or (action == "explain" and not state.get("recommendations")):
-            return "retrieve"
-        return "respond"
+        return state["route"]
 
     def retrieve(state: RecState, runtime: Runtime[RecContext]) -> dict:
         decision, prefs = state["decision"], state["preferences"]
@@ -150,6 +192,7 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
         context = user_turns + prefs.get("constraints", [])
         exclude = set(state.get("shown", [])) | set(state.get("rejected", [])) | {it.id for it in liked}
         exclude |= {it.id for name in prefs.get("disliked", []) if (it := catalog.find(name))}
+        req = Request(**state["request"]) if state.get("request") else Request()
         found = retriever.retrieve(
             context,
             liked,
@@ -157,9 +200,11 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
             decision.get("titles", []),
             state.get("profile", ""),
             exclude,
-            k=runtime.context.k,
+            k=max(4 * runtime.context.k, 200),
         )
-        return {"candidates": [item_card(item, score) for item, score in found]}
+        scores = {item.id: score for item, score in found}
+        kept = apply_request([item for item, _ in found], req)[: runtime.context.k]
+        return {"candidates": [item_card(it, scores[it.id], explanation=explain(it, liked, req)) for it in kept]}
 
     async def rank(state: RecState, runtime: Runtime[RecContext]) -> dict:
         ctx, candidates = runtime.context, state["candidates"]
@@ -184,8 +229,8 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
         )
         ranked = []
         for card, answer in zip(top, answers, strict=True):
-            if answer.ok:
-                card = {**card, "fit": answer.value.fit, "explanation": answer.value.explanation or card["explanation"]}
+            if answer.ok:  # the card keeps its grounded explanation; the ranker's own words ride along
+                card = {**card, "fit": answer.value.fit, "ranker_explanation": answer.value.explanation}
             ranked.append(card)
         ranked.sort(key=lambda c: -FIT_SCORES.get(c["fit"], 0.5))  # stable: ties keep retrieval order
         return {"recommendations": ranked + rest}
@@ -194,6 +239,11 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
         decision = state["decision"]
         recs = state.get("recommendations") or []
         show = recs[: runtime.context.show]
+        if decision["action"] == "explain" and show and state.get("route") == "respond":
+            req = Request(**state["request"]) if state.get("request") else Request()
+            card = show[shown_index(req, len(show))]
+            reply = f"{card['name']}: {card['explanation']}"
+            return {"reply": reply, "focus": [card], "messages": [{"role": "assistant", "content": reply}]}
         if decision["action"] in {"recommend", "explain"} and show:
             lines = [prompts.RECOMMEND_INTRO] + [f"{i}. {c['name']}: {c['explanation']}" for i, c in enumerate(show, 1)]
             reply = "\n".join(lines)

@@ -1,7 +1,13 @@
-"""Fused retrieval over a catalogue: dual encoder, item-to-item, concepts, fuzzy titles, popularity."""
+"""Fused retrieval over a catalogue: dual encoder, item-to-item, concepts, fuzzy titles, popularity.
+
+With training dialogues (`--train`), a learned ranker (`fusion.py`) orders the candidates of the
+dual encoder, co-mention, the recommended prior and MovieLens CF; concepts, titles and the profile
+are then fused with its list by reciprocal rank.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from convoforge.agents.recommender.fusion import InDomain, Query
 from convoforge.datasets.catalog import Catalog, Item, movielens_ratings
 from convoforge.datasets.index import VectorIndex, item_vectors
 from convoforge.llm.embeddings import Embedder
@@ -24,6 +31,7 @@ class Weights:
     titles: float = 1.5
     profile: float = 0.3
     popularity: float = 1.0
+    learned: float = 4.0
     rrf_k: int = 60
 
 
@@ -37,6 +45,31 @@ class Retriever:
         self.names = [it.name for it in catalog.items]
         pop = np.array([popularity.get(it.id, 0.0) for it in catalog.items]) if popularity else None
         self.popular = np.argsort(-pop)[:500].tolist() if pop is not None and pop.any() else []
+        self.popularity_array = pop.astype(np.float32) if pop is not None else None
+        self.popularity_key = (
+            hashlib.sha256(repr(sorted(popularity.items())).encode()).hexdigest() if popularity else ""
+        )
+        self.learned: InDomain | None = None
+
+    def query(self, context: list[str], liked: list[Item]) -> Query:
+        """What the learned ranker reads of a turn: its last two utterances' vector and the items named."""
+        return self.queries([(context, liked)])[0]
+
+    def queries(self, turns: list[tuple[list[str], list[Item]]]) -> list[Query]:
+        """Query for many turns, their texts embedded in one batch."""
+        texts = [[t for t in context if t.strip()][-2:] for context, _ in turns]
+        flat = [t for group in texts for t in group]
+        vecs = self.embedder.embed_query(flat) if flat else np.zeros((0, self.vectors.shape[1]), np.float32)
+        out, at = [], 0
+        for (context, liked), group in zip(turns, texts, strict=True):
+            vector = None
+            if group:
+                vector = vecs[at : at + len(group)].mean(axis=0)
+                vector = vector / (np.linalg.norm(vector) + 1e-9)
+                at += len(group)
+            rows = [self.catalog.index_of[it.id] for it in liked if it.id in self.catalog.index_of]
+            out.append(Query(vector, list(dict.fromkeys(rows)), sum(len(t.split()) for t in context)))
+        return out
 
     def mentioned(self, text: str) -> list[Item]:
         """Catalogue items named as `Title (Year)` in text."""
@@ -92,6 +125,8 @@ class Retriever:
         """Fuse every source by reciprocal rank; items already mentioned or rejected are excluded."""
         w = weights or Weights()
         depth = max(4 * k, 200)
+        if self.learned is not None:
+            return self._retrieve_learned(context, liked, concepts, titles, profile, exclude, k, w)
         lists = [
             self.by_text(context, depth),
             self.by_items(liked, depth),
@@ -101,6 +136,27 @@ class Retriever:
             self.popular,
         ]
         fused = rrf(lists, [w.context, w.items, w.concepts, w.titles, w.profile, w.popularity], w.rrf_k, scores=True)
+        return self._top(fused, exclude, k)
+
+    def _retrieve_learned(self, context, liked, concepts, titles, profile, exclude, k, w) -> list[tuple[Item, float]]:
+        """The learned ranker's list, with the LLM's concepts and titles and the profile fused in."""
+        query = self.query(context, liked)
+        query.exclude = {self.catalog.index_of[x] for x in exclude if x in self.catalog.index_of}
+        depth = max(4 * k, 200)
+        learned = [row for row, _ in self.learned.rank(self.vectors, query, depth)]
+        extra = [
+            self.by_concepts(concepts, depth),
+            self.by_titles(titles),
+            self.by_text([profile], depth) if profile else [],
+        ]
+        if not any(extra):
+            fused = [(row, 1.0 / (w.rrf_k + rank + 1)) for rank, row in enumerate(learned)]
+        else:
+            fused = rrf([learned, *extra], [w.learned, w.concepts, w.titles, w.profile], w.rrf_k, scores=True)
+        return self._top(fused, exclude, k)
+
+    def _top(self, fused: list[tuple[int, float]], exclude: set[str], k: int) -> list[tuple[Item, float]]:
+        """The first k fused rows as items, skipping excluded ids."""
         out = []
         for row, score in fused:
             item = self.catalog.items[row]

@@ -25,4 +25,7 @@ class RecState(TypedDict, total=False):
     recommendations: list[dict]
     shown: list[str]
     rejected: list[str]
+    request: dict  # the standing constraints (requests.Request fields)
+    route: str  # where the manager sent this turn: retrieve or respond
+    focus: list[dict]  # the card an "explain" turn is about
     reply: str

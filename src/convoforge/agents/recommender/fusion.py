@@ -1,0 +1,164 @@
+"""Learned fusion: a gradient-boosted ranker over every source's score and rank, trained on training-dialogue turns."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from convoforge.agents.recommender.signals import MovieLensCF, Signals, files_key, redial_turns
+from convoforge.llm.local import cache_root
+
+log = logging.getLogger(__name__)
+SOURCES = ["context", "items", "comention", "cooccur", "prior", "cf", "popularity", "items_last", "cooccur_last"]
+FEATURES = [f"{s}_{kind}" for s in SOURCES for kind in ("score", "rank")] + ["n_liked", "context_words"]
+DEPTH = 200  # candidates taken from the top of each source
+FORMAT = 2  # bump when the features or the model change (the cache key)
+
+
+@dataclass
+class Query:
+    """What the ranker sees of one turn: the context's vector and the catalogue rows named so far."""
+
+    vector: np.ndarray | None
+    liked: list[int]
+    words: int
+    exclude: set[int] = field(default_factory=set)
+
+
+class InDomain:
+    """The learned sources and the fusion model over them, for one catalogue, embedder and training set."""
+
+    def __init__(
+        self,
+        signals: Signals,
+        cf: MovieLensCF | None,
+        popularity: np.ndarray | None,
+        model: HistGradientBoostingClassifier | None = None,
+    ) -> None:
+        self.signals, self.cf, self.popularity, self.model = signals, cf, popularity, model
+
+    def candidates(self, vectors: np.ndarray, query: Query, signals: Signals | None = None) -> tuple[np.ndarray, dict]:
+        """Candidate rows (the top of each source, minus excluded) and every source's score over the catalogue."""
+        signals = signals or self.signals
+        sig = signals.scores(query.liked)
+        last = query.liked[-1:]
+        size = vectors.shape[0]
+        zero = np.zeros(size, dtype=np.float32)
+        full = {
+            "context": vectors @ query.vector if query.vector is not None else zero,
+            "items": vectors @ vectors[query.liked].mean(axis=0) if query.liked else zero,
+            "comention": sig["comention"],
+            "cooccur": sig["cooccur"],
+            "prior": sig["prior"],
+            "cf": self.cf.scores(query.liked) if self.cf is not None else zero,
+            "popularity": self.popularity if self.popularity is not None else zero,
+            "items_last": vectors @ vectors[last[0]] if last else zero,  # the film named most recently
+            "cooccur_last": signals.scores(last)["cooccur"] if last else zero,
+        }
+        picks = []
+        for name, scores in full.items():
+            if name in {"items", "comention", "cooccur", "cf", "items_last", "cooccur_last"} and not query.liked:
+                continue
+            top = np.argpartition(-scores, min(DEPTH, size - 1))[:DEPTH]
+            picks.append(top if name in {"context", "prior"} else top[scores[top] > 0])
+        pool = np.unique(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
+        drop = np.fromiter(query.exclude | set(query.liked), dtype=np.int64)
+        return pool[~np.isin(pool, drop)].astype(np.int64), full
+
+    @staticmethod
+    def features(rows: np.ndarray, full: dict, query: Query) -> np.ndarray:
+        """One row of FEATURES per candidate."""
+        cols = []
+        for name in SOURCES:
+            score = full[name][rows]
+            order = np.argsort(-score, kind="stable")
+            rank = np.empty(len(rows), dtype=np.float32)
+            rank[order] = np.arange(len(rows))
+            cols += [score, 1.0 / (1.0 + rank)]
+        n = len(rows)
+        cols += [np.full(n, len(query.liked), np.float32), np.full(n, np.log1p(query.words), np.float32)]
+        return np.stack(cols, axis=1).astype(np.float32)
+
+    def rank(self, vectors: np.ndarray, query: Query, k: int) -> list[tuple[int, float]]:
+        """The top k catalogue rows with the model's probability."""
+        rows, full = self.candidates(vectors, query)
+        if not len(rows):
+            return []
+        prob = self.model.predict_proba(self.features(rows, full, query))[:, 1]
+        order = np.argsort(-prob, kind="stable")[:k]
+        return [(int(rows[i]), float(prob[i])) for i in order]
+
+
+def _fold(dialog_id: str, folds: int) -> int:
+    return int(hashlib.sha256(dialog_id.encode()).hexdigest(), 16) % folds
+
+
+def examples(
+    retriever, turns: list[dict], cf: MovieLensCF | None, popularity: np.ndarray | None, folds: int = 5, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, InDomain]:
+    """Candidate features and labels of training turns, co-mention out of fold (never a turn's own dialogue)."""
+    catalog, size = retriever.catalog, len(retriever.catalog)
+    queries = retriever.queries(
+        [(t["context"], [catalog.by_id[x] for x in t["seen"] if x in catalog.by_id]) for t in turns]
+    )
+    fold_of = [_fold(t["dialog_id"], folds) for t in turns]
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    helper = InDomain(Signals.from_turns(turns, size, catalog.index_of), cf, popularity)
+    for f in range(folds):
+        others = [t for t, g in zip(turns, fold_of, strict=True) if g != f]
+        sig = Signals.from_turns(others, size, catalog.index_of)
+        for t, q, g in zip(turns, queries, fold_of, strict=True):
+            if g != f:
+                continue
+            rows, full = helper.candidates(retriever.vectors, q, sig)
+            targets = {catalog.index_of[x] for x in t["targets"] if x in catalog.index_of}
+            label = np.array([r in targets for r in rows])
+            if not label.any():
+                continue
+            keep = np.flatnonzero(label)
+            neg = np.flatnonzero(~label)
+            keep = np.concatenate([keep, rng.choice(neg, size=min(len(neg), 300), replace=False)])
+            xs.append(InDomain.features(rows, full, q)[keep])  # ranks among the whole pool, as at run time
+            ys.append(label[keep])
+    return np.concatenate(xs), np.concatenate(ys), helper
+
+
+def fit_fusion(
+    retriever, turns: list[dict], cf: MovieLensCF | None, popularity: np.ndarray | None, folds: int = 5, seed: int = 0
+) -> InDomain:
+    """Train the fusion model on training turns (features from `examples`)."""
+    x, y, helper = examples(retriever, turns, cf, popularity, folds, seed)
+    model = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15, random_state=seed)
+    model.fit(x, y)
+    log.info("fusion trained on %d candidates (%d positives)", len(y), int(y.sum()))
+    return InDomain(helper.signals, cf, popularity, model)
+
+
+def load_in_domain(retriever, train: list[Path], movielens: Path | None = None) -> InDomain:
+    """The in-domain sources and fusion model for these training files, from the cache beside the index or trained."""
+    key = hashlib.sha256(
+        f"{FORMAT}|{retriever.embedder.key}|{retriever.catalog.fingerprint}|{files_key(train)}|"
+        f"{files_key([movielens / 'ratings.csv', movielens / 'links.csv']) if movielens else ''}|"
+        f"{retriever.popularity_key}".encode()
+    ).hexdigest()[:16]
+    path = cache_root() / "indexes" / f"fusion-{key}.pkl"
+    if path.is_file():
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    turns = [t for p in train for t in redial_turns(p, retriever.catalog)]
+    cf = MovieLensCF(movielens, retriever.catalog) if movielens else None
+    learned = fit_fusion(retriever, turns, cf, retriever.popularity_array)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(learned, f)
+    os.replace(tmp, path)
+    return learned
