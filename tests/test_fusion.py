@@ -124,3 +124,26 @@ def test_cli_train_path_must_exist(tmp_path):
     )
     assert result.returncode == 2 and "no training dialogues" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_train_retriever_needs_data_or_dialogues(tmp_path):
+    from tests.test_cli import cf
+
+    result = cf("train", "retriever", "--out", str(tmp_path / "m"))
+    assert result.returncode == 2 and "pass --data" in result.stderr
+
+
+@pytest.mark.slow
+def test_train_retriever_on_real_dialogue_pairs(tmp_path):
+    from convoforge.agents.recommender.signals import dialogue_pairs
+    from tests.test_cli import cf
+
+    train = toy_story_then_notebook(tmp_path, n=8)
+    pairs = dialogue_pairs([train], load_catalog(SAMPLE))
+    assert len(pairs) == 8 and pairs[0][0] == "Hi! What do you like? I loved Toy Story (1995) so much Any ideas?"
+    assert pairs[0][1].startswith("The Notebook (2004)")
+    out = tmp_path / "m"
+    args = ["train", "retriever", "--train", str(train), "--catalog", str(SAMPLE), "--out", str(out), "--steps", "2"]
+    result = cf(*args, "--batch-size", "4")
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert (out / "config.json").is_file() or (out / "modules.json").is_file()

@@ -183,3 +183,53 @@ def test_simulated_users_name_films_related_to_their_goal(tmp_path):
     ratings = write_movielens(tmp_path / "ml", [(1, 1, 5.0), (1, 2, 5.0)])
     clash = cf(*args, "--name-related", "2", "--histories", str(ratings), "--out", str(tmp_path / "x"))
     assert clash.returncode == 2 and "--name-related" in clash.stderr
+
+
+def test_seeker_style_slot_fills_real_utterances(tmp_path):
+    from convoforge.errors import ConvoforgeError
+    from convoforge.simulators.style import SeekerStyle, intent_of
+
+    dialogs = [
+        {
+            "initiatorWorkerId": 2,
+            "respondentWorkerId": 1,
+            "messages": [
+                {"senderWorkerId": 1, "text": "Hi there, what do you like?"},
+                {"senderWorkerId": 2, "text": "Hi im looking for a good horror movie like @111"},
+                {"senderWorkerId": 1, "text": "Try @222"},
+                {"senderWorkerId": 2, "text": "Oh I haven't seen that one, what is it about?"},
+                {"senderWorkerId": 2, "text": "Thanks, I will check it out"},
+                {"senderWorkerId": 2, "text": "Have a great night"},
+            ],
+        }
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in dialogs))
+    style = SeekerStyle.from_dialogues([path])
+    assert style.by_intent["ask_for_recommendations"] == ["Hi im looking for a good {genre} movie like {liked}"]
+    assert style.sizes() == {"accept": 1, "ask_for_explanation": 1, "ask_for_recommendations": 1, "leave": 1}
+    rng = random.Random(0)
+    said = style.utter("ask_for_recommendations", rng, "comedy", "Superbad (2007)")
+    assert said == "Hi im looking for a good comedy movie like Superbad (2007)"
+    assert style.utter("ask_for_recommendations", rng, "comedy", "") is None  # needs a film the user liked
+    assert style.utter("give_feedback", rng, "comedy", "x") is None
+    assert intent_of("bye, thanks!", 4) == "leave" and intent_of("hello", 0) == "ask_for_recommendations"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": []}\n')
+    with pytest.raises(ConvoforgeError, match="not ReDial format"):
+        SeekerStyle.from_dialogues([bad])
+
+
+async def test_simulated_user_speaks_in_seeker_style_without_leaking(tmp_path):
+    from convoforge.simulators.style import SeekerStyle
+
+    catalog = load_catalog(SAMPLE)
+    style = SeekerStyle({"ask_for_recommendations": ["I want a {genre} movie like {liked} or The Shining (1980)"]})
+    target, liked = catalog.find("The Shining (1980)"), catalog.find("Alien (1979)")
+    user = SimulatedUser(UserControls(targets=[target.id]), [target], None, [liked], style)
+    message = await user.utter(0, [], [], [])
+    assert message["source"] == "template"  # the real sentence named the target: dropped, template instead
+    style.by_intent["ask_for_recommendations"] = ["I want a {genre} movie like {liked}"]
+    user = SimulatedUser(UserControls(targets=[target.id]), [target], None, [liked], style)
+    message = await user.utter(0, [], [], [])
+    assert message == {**message, "content": "I want a horror movie like Alien (1979)", "source": "seeker style"}

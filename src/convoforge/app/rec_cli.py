@@ -133,6 +133,7 @@ def simulate(
     Example: convoforge simulate --n 20 --simulator template --out out/sessions
     """
     from convoforge.simulators.run import simulate_sessions
+    from convoforge.simulators.style import SeekerStyle
 
     if simulator not in {"llm", "template"}:
         raise ConvoforgeError(f"--simulator must be llm or template, not {simulator!r}")
@@ -149,6 +150,7 @@ def simulate(
         "popularity": popularity is not None,
         "histories": histories,
         "related": name_related,
+        "style": SeekerStyle.from_dialogues(train) if train else None,  # real seekers' phrasing
     }
     summary = asyncio.run(
         simulate_sessions(agent, model if simulator == "llm" else None, n, out_dir, plan, max_turns, seed, force)

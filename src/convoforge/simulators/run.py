@@ -134,7 +134,8 @@ async def simulate_sessions(
     async def one(i: int, controls: UserControls) -> dict:
         async with gate:
             liked = [catalog.by_id[t] for t in controls.liked]
-            user = SimulatedUser(controls, [catalog.by_id[t] for t in controls.targets], llm, liked)
+            targets = [catalog.by_id[t] for t in controls.targets]
+            user = SimulatedUser(controls, targets, llm, liked, plan.get("style"))
             loop = build_loop(user, agent, max_turns=max_turns)
             state = await loop.ainvoke({"session_id": f"sim-{seed}-{i}"}, {"recursion_limit": 4 * max_turns + 10})
             return {
@@ -173,9 +174,10 @@ async def simulate_sessions(
         "avg_agent_turns": round(statistics.fmean(r["agent_turns"] for r in rows), 3),
         "intents": dict(intents),
         "leaks_removed": sum(m["leaks_removed"] for r in rows for m in r["messages"]),
-        "simulator": "llm" if llm else "template",
+        "simulator": ("llm" if llm else "template") + (" + seeker style" if plan.get("style") else ""),
+        "seeker_style": plan["style"].sizes() if plan.get("style") else None,
         "catalog": catalog.source,
-        "targets": {k: str(v) if isinstance(v, Path) else v for k, v in plan.items() if v},
+        "targets": {k: str(v) if isinstance(v, Path) else v for k, v in plan.items() if v and k != "style"},
     }
     card = "\n".join(
         [

@@ -12,6 +12,7 @@ from convoforge.llm import GenParams
 from convoforge.llm.base import ChatModel
 from convoforge.simulators import prompts
 from convoforge.simulators.leak import remove_leaks
+from convoforge.simulators.style import SeekerStyle
 
 Intent = Literal[
     "ask_for_recommendations", "give_feedback", "ask_for_explanation", "express_dissatisfaction", "accept", "leave"
@@ -85,9 +86,15 @@ class SimulatedUser:
     """Writes the user's turns with an LLM (or templates), never naming a target title."""
 
     def __init__(
-        self, controls: UserControls, targets: list[Item], llm: ChatModel | None = None, liked: list[Item] | None = None
+        self,
+        controls: UserControls,
+        targets: list[Item],
+        llm: ChatModel | None = None,
+        liked: list[Item] | None = None,
+        style: SeekerStyle | None = None,
     ) -> None:
         self.controls, self.targets, self.llm, self.liked = controls, targets, llm, liked or []
+        self.style = style  # real seekers' phrasing (from training dialogues) instead of the fixed templates
         self.rng = random.Random(controls.seed)
 
     async def utter(self, turn: int, messages: list[dict], recommended: list[str], rec_names: list[str]) -> dict:
@@ -111,6 +118,11 @@ class SimulatedUser:
             text, source = reply.text.strip().split("\n")[0], "llm"
         titles = [t.name for t in self.targets]
         text, dropped = remove_leaks(text, titles)
+        if not text and self.style is not None:
+            liked = self.liked[turn % len(self.liked)].name if self.liked else ""
+            genre = (target.fields.get("genre") or "good").split(",")[0].strip()
+            text, source = self.style.utter(intent, self.rng, genre, liked) or "", "seeker style"
+            text, dropped = remove_leaks(text, titles)
         if not text:
             liked = self.liked[turn % len(self.liked)].name if self.liked else ""
             variant = self.rng.randrange(12) if liked else 0

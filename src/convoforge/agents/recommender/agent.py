@@ -81,7 +81,10 @@ class RecommenderAgent:
         """Item ids for a dialogue history (iEvaLM's original setting); mentioned items count as liked."""
         liked = self.retriever.mentioned(" ".join(context))
         exclude = {it.id for it in liked} | set(exclude or ())
-        found = self.retriever.retrieve([c for c in context if c][-2:], liked, [], [], "", exclude, k=k)
+        said = [c for c in context if c]
+        # the learned ranker embeds the last two utterances itself and reads the whole history's genre words
+        said = said if self.retriever.learned is not None else said[-2:]
+        found = self.retriever.retrieve(said, liked, [], [], "", exclude, k=k)
         return [item.id for item, _ in found]
 
     async def recommend_via_graph(self, context: list[str], k: int = 50, exclude: set[str] | None = None) -> list[str]:

@@ -91,7 +91,8 @@ def _vocabulary(catalog: Catalog) -> tuple[frozenset[str], frozenset[str]]:
     return _VOCABULARY[catalog.fingerprint]
 
 
-def _genre_words(word: str, genres: frozenset[str]) -> list[str]:
+def genre_words(word: str, genres: frozenset[str]) -> list[str]:
+    """The catalogue genres a word means: the genre itself, a plural, or a mood word ("scary" -> horror)."""
     word = word.lower().rstrip("s") if word.lower() not in genres else word.lower()
     if word in genres:
         return [word]
@@ -108,16 +109,16 @@ def parse_request(text: str, catalog: Catalog, latest_year: int | None = None) -
         req.ordinal = _ORDINALS[m.group(1).lower()]
     negated: set[str] = set()
     for m in _LESS.finditer(text):
-        req.less_genres += _genre_words(m.group(1), genres)
+        req.less_genres += genre_words(m.group(1), genres)
         negated.add(m.group(1).lower())
     for m in _NO.finditer(text):
         if m.group(1).lower() in negated:
             continue
-        req.avoid_genres += _genre_words(m.group(1), genres)
+        req.avoid_genres += genre_words(m.group(1), genres)
         negated.add(m.group(1).lower())
     for word in re.findall(r"[a-zA-Z-]+", text):
         if word.lower() not in negated:
-            req.want_genres += _genre_words(word, genres) if word.lower() in genres or word.lower() in MOODS else []
+            req.want_genres += genre_words(word, genres) if word.lower() in genres or word.lower() in MOODS else []
     req.want_genres = [g for g in dict.fromkeys(req.want_genres) if g not in req.avoid_genres + req.less_genres]
     req.avoid_genres, req.less_genres = list(dict.fromkeys(req.avoid_genres)), list(dict.fromkeys(req.less_genres))
     if m := _DECADE.search(text):

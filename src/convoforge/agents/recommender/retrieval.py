@@ -68,7 +68,8 @@ class Retriever:
                 vector = vector / (np.linalg.norm(vector) + 1e-9)
                 at += len(group)
             rows = [self.catalog.index_of[it.id] for it in liked if it.id in self.catalog.index_of]
-            out.append(Query(vector, list(dict.fromkeys(rows)), sum(len(t.split()) for t in context)))
+            words = sum(len(t.split()) for t in context)
+            out.append(Query(vector, list(dict.fromkeys(rows)), words, text=" ".join(context)))
         return out
 
     def mentioned(self, text: str) -> list[Item]:
