@@ -56,3 +56,25 @@ def test_ask_and_models_with_the_embedded_model():
     assert result.returncode == 0 and "Paris" in result.stdout
     result = cf("models")
     assert result.returncode == 0 and "ok" in result.stdout and "all-minilm-l6-v2" in result.stdout
+
+
+def test_global_options_may_follow_the_command():
+    from convoforge.app.cli import hoist_global_options
+
+    assert hoist_global_options(["ask", "Name a fruit.", "--model", "local:x", "-v"]) == [
+        "--model",
+        "local:x",
+        "-v",
+        "ask",
+        "Name a fruit.",
+    ]
+    assert hoist_global_options(["eval", "crs", "--base-url=http://h/v1", "--k", "1"]) == [
+        "--base-url=http://h/v1",
+        "eval",
+        "crs",
+        "--k",
+        "1",
+    ]
+    assert hoist_global_options(["ask", "--", "--model"]) == ["ask", "--", "--model"]
+    result = cf("ask", "hi", "--model", "gpt4")  # read as the global option: its own one-line error
+    assert result.returncode == 2 and "bad model spec" in result.stderr

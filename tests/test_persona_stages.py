@@ -47,6 +47,11 @@ def test_shipped_seeds_and_text_file(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(ConvoforgeError, match="not a Synthetic-Persona-Chat CSV"):
         load_seeds(bad)
+    for name in ("binary.txt", "binary.csv"):
+        binary = tmp_path / name
+        binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00" * 20)
+        with pytest.raises(ConvoforgeError, match="is not UTF-8 text"):
+            load_seeds(binary)
 
 
 @pytest.mark.data

@@ -157,11 +157,41 @@ def _register() -> None:
     from convoforge.app import critics_cli, persona_cli, rec_cli, train_cli  # noqa: F401
 
 
+GLOBAL_WITH_VALUE = {"--model", "-m", "--base-url"}
+GLOBAL_FLAGS = {"--verbose", "-v"}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move --model, --base-url and --verbose given after the command to the front, where typer reads them.
+
+    `convoforge ask "Name a fruit." --model local:smollm2-135m` then works as a new user types it.
+    Everything after a `--` stays where it is.
+    """
+    front, rest, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_WITH_VALUE and "=" in arg:
+            front.append(arg)
+        elif arg in GLOBAL_WITH_VALUE and i + 1 < len(argv):
+            front += [arg, argv[i + 1]]
+            i += 1
+        elif arg in GLOBAL_FLAGS:
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     try:
         _register()
-        app()
+        app(args=hoist_global_options(sys.argv[1:]))
     except ConvoforgeError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

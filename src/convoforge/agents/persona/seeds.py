@@ -35,6 +35,16 @@ def load_seeds(path: str | Path | None, max_examples: int = 50) -> Seeds:
     path = Path(path)
     if not path.is_file():
         raise ConvoforgeError(f"no seed file at {path}")
+    try:
+        return _load_file(path, max_examples)
+    except UnicodeDecodeError as exc:
+        raise ConvoforgeError(
+            f"{path} is not UTF-8 text (byte {exc.start}); seeds are a CSV or one attribute a line"
+        ) from exc
+
+
+def _load_file(path: Path, max_examples: int) -> Seeds:
+    """An SPC CSV or a text file of attributes."""
     if path.suffix.lower() == ".csv":
         rows = read_spc(path)
         attrs = list(dict.fromkeys(a for r in rows for p in r["profiles"].values() for a in p))
