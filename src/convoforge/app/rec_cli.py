@@ -235,7 +235,10 @@ def eval_crs(
         elif rrf:
             label = {"fusion": "reciprocal rank (hand-set weights)"}
         else:
-            label = {"embedder": str(other) if other else "all-MiniLM-L6-v2"}
+            label = {
+                "embedder": str(other) if other else "all-MiniLM-L6-v2",
+                "fusion": "reciprocal rank (hand-set weights)",
+            }
         report["versus"] = {**label, **{f"recall@{k}": theirs[f"recall@{k}"] for k in ks}}
         report["paired"] = paired(ours, theirs["hits"], ks)
     typer.echo(json.dumps(report))
