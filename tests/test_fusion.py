@@ -108,7 +108,7 @@ async def test_learned_fusion_picks_up_an_in_domain_pairing(tmp_path, monkeypatc
     context = ["Hi! What do you like?", "I loved Toy Story (1995) Any ideas?"]
     assert (await tuned.recommend(context, k=5))[0] == "m05"
     assert (await plain.recommend(context, k=5))[0] != "m05"
-    cached = list((tmp_path / "cache" / "indexes").glob("fusion-*.pkl"))
+    cached = list((tmp_path / "cache" / "indexes").glob("fusion-*.skops"))
     assert len(cached) == 1  # learned once, beside the index
     again = build_retriever(SAMPLE, train=[train])
     assert np.allclose(again.learned.signals.recommended, tuned.retriever.learned.signals.recommended)

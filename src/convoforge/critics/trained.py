@@ -159,6 +159,16 @@ def write_card(folder: Path, name: str, card: dict, markdown: str | None = None,
     (folder / (markdown or f"{name}.md")).write_text("\n".join(lines))
 
 
+def write_index(folder: Path) -> None:
+    """README.md of a models folder: every head's card (data, command, figures) beside its safetensors."""
+    parts = ["# convoforge's trained critic experts", "", "Each `NAME.safetensors` below has its card `NAME.json`",
+             "and `NAME.md`; `faithfulness_lora/` has its own README.md.", ""]  # fmt: skip
+    for card in sorted(folder.glob("*.md")):
+        if card.name != "README.md" and card.with_suffix(".safetensors").is_file():
+            parts += [f"## {card.stem}.safetensors", "", *card.read_text().splitlines()[1:], ""]
+    (folder / "README.md").write_text("\n".join(parts))
+
+
 def models_dir() -> Path:
     """The package folder that holds the shipped heads and projections."""
     return Path(str(resources.files("convoforge.critics").joinpath("models")))

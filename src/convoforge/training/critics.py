@@ -15,7 +15,7 @@ from convoforge.critics.corrupt import CORRUPTIONS, INSULTS, TARGETS, TRAIN_INSU
 from convoforge.critics.faithfulness import ADAPTER, faithfulness_score
 from convoforge.critics.faithfulness_data import attribute_pairs, split_of
 from convoforge.critics.prompts import FED_POLICIES
-from convoforge.critics.trained import STAT_NAMES, TURN_HEAD, Head, features, fit_head, write_card
+from convoforge.critics.trained import STAT_NAMES, TURN_HEAD, Head, features, fit_head, write_card, write_index
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, Embedder
 
@@ -273,4 +273,5 @@ def train_critics(
             shutil.rmtree(out / path.name)
         path.replace(out / path.name)
     tmp.rmdir()
+    write_index(out)
     return summary

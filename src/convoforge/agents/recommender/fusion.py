@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import skops.io as skops_io
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from convoforge.agents.recommender.signals import MovieLensCF, Signals, files_key, redial_turns
+from convoforge.errors import ConvoforgeError
 from convoforge.llm.local import cache_root
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,17 @@ def fit_fusion(
     return InDomain(helper.signals, cf, popularity, model, helper.meta)
 
 
+TRUSTED = ("convoforge.", "sklearn.", "scipy.sparse.", "numpy.")
+
+
+def _load(path: Path) -> InDomain:
+    """The cached model, read with skops (no pickle): only convoforge, scikit-learn, scipy and numpy types."""
+    found = skops_io.get_untrusted_types(file=path)
+    if strange := [t for t in found if not t.startswith(TRUSTED)]:
+        raise ConvoforgeError(f"{path} holds types convoforge does not load: {', '.join(strange)}; delete it")
+    return skops_io.load(path, trusted=found)
+
+
 def load_in_domain(retriever, train: list[Path], movielens: Path | None = None) -> InDomain:
     """The in-domain sources and fusion model for these training files, from the cache beside the index or trained."""
     key = hashlib.sha256(
@@ -228,16 +240,14 @@ def load_in_domain(retriever, train: list[Path], movielens: Path | None = None) 
         f"{files_key([movielens / 'ratings.csv', movielens / 'links.csv']) if movielens else ''}|"
         f"{retriever.popularity_key}".encode()
     ).hexdigest()[:16]
-    path = cache_root() / "indexes" / f"fusion-{key}.pkl"
+    path = cache_root() / "indexes" / f"fusion-{key}.skops"
     if path.is_file():
-        with open(path, "rb") as f:
-            return pickle.load(f)
+        return _load(path)
     turns = [t for p in train for t in redial_turns(p, retriever.catalog)]
     cf = MovieLensCF(movielens, retriever.catalog) if movielens else None
     learned = fit_fusion(retriever, turns, cf, retriever.popularity_array)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(learned, f)
+    skops_io.dump(learned, tmp)
     os.replace(tmp, path)
     return learned
