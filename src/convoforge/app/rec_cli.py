@@ -38,6 +38,13 @@ def train_option() -> list[Path]:
     )
 
 
+def _check_train(train: list[Path] | None) -> None:
+    """A one-line error for a --train file that is not there."""
+    for path in train or []:
+        if not path.is_file():
+            raise ConvoforgeError(f"no training dialogues at {path}")
+
+
 def _check_embedder(embedder: Path | None) -> None:
     """A one-line error for a folder that holds no sentence-transformers model."""
     if embedder is not None and not any((embedder / f).is_file() for f in ("modules.json", "config.json")):
@@ -56,9 +63,7 @@ def _agent(
     from convoforge.llm import load_chat_model
 
     _check_embedder(embedder)
-    for path in train or []:
-        if not path.is_file():
-            raise ConvoforgeError(f"no training dialogues at {path}")
+    _check_train(train)
     retriever = build_retriever(catalog or default_catalog(), popularity, str(embedder) if embedder else None, train)
     llm = load_chat_model(settings.model, base_url=settings.base_url)
     return RecommenderAgent(llm, retriever, store=store, use_llm=use_llm), llm
@@ -276,9 +281,7 @@ def run_app(
     env = dict(os.environ, CONVOFORGE_MODEL=settings.model, CONVOFORGE_CATALOG=str(catalog or default_catalog()))
     if embedder:
         env["CONVOFORGE_EMBEDDER"] = str(embedder.resolve())
-    for path in train:
-        if not path.is_file():
-            raise ConvoforgeError(f"no training dialogues at {path}")
+    _check_train(train)
     if train:
         env["CONVOFORGE_TRAIN"] = os.pathsep.join(str(p.resolve()) for p in train)
     err.print(f"convoforge app on http://{host}:{port}")

@@ -13,6 +13,7 @@ import numpy as np
 import skops.io as skops_io
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from convoforge.agents.recommender.requests import genre_words, genres_of
 from convoforge.agents.recommender.signals import MovieLensCF, Signals, files_key, redial_turns
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.local import cache_root
@@ -47,8 +48,6 @@ class ItemMeta:
     @classmethod
     def from_catalog(cls, catalog) -> ItemMeta:
         """Read genres and years from the catalogue's fields."""
-        from convoforge.agents.recommender.requests import genres_of
-
         vocab = sorted({g for it in catalog.items for g in genres_of(it)})
         col = {g: i for i, g in enumerate(vocab)}
         genres = np.zeros((len(catalog), max(len(vocab), 1)), dtype=np.float32)
@@ -60,16 +59,15 @@ class ItemMeta:
 
     def scores(self, query: Query) -> dict[str, np.ndarray]:
         """Genre overlap with the films named and with the genre words said; nearness in years to the films named."""
-        from convoforge.agents.recommender.requests import genre_words
-
         size = self.genres.shape[0]
         count = self.genres.sum(axis=1) + 1e-6
         liked = self.genres[query.liked].mean(axis=0) if query.liked else np.zeros(self.genres.shape[1], np.float32)
         said = np.zeros(self.genres.shape[1], dtype=np.float32)
         vocab = frozenset(self.vocab)
+        column = {g: i for i, g in enumerate(self.vocab)}
         for word in set(re.findall(r"[a-z][a-z-]+", query.text.lower())):
             for g in genre_words(word, vocab):
-                said[self.vocab.index(g)] = 1.0
+                said[column[g]] = 1.0
         year = (
             np.nanmean(self.years[query.liked]) if query.liked and np.isfinite(self.years[query.liked]).any() else None
         )
