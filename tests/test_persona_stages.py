@@ -88,7 +88,7 @@ async def test_persona_bootstrapping_keeps_new_and_logs_rejections(embedder):
     new, log = await stages.bootstrap_personas(llm, embedder, seeds, ["What do you do?"], ctx, random.Random(0))
     assert new == ["I collect old maps from Norway.", "My car is red."]
     reasons = {e["reason"].split(" (")[0] for e in log}
-    assert reasons == {"near-duplicate", "not one short sentence starting with I or My"}
+    assert reasons == {"near-duplicate", "not first person"}
     prompt = llm.requests[0][-1].content
     assert prompt.startswith("Imagine you are a person with the following persona") and "Do not repeat" in prompt
 

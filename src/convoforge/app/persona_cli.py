@@ -25,6 +25,13 @@ STAGES = [
 ]
 
 
+def default_generator(model: str) -> str:
+    """The shipped generator adapter on the plain embedded model; any other model writes for itself."""
+    from convoforge.llm.spec import DEFAULT_MODEL
+
+    return f"{DEFAULT_MODEL}+adapter=persona-generator" if model == DEFAULT_MODEL else model
+
+
 @generate_app.command("personas")
 def generate_personas(
     out_dir: Path = typer.Option(..., "--out", help="Output folder (a Hugging Face dataset and its card)."),
@@ -33,6 +40,11 @@ def generate_personas(
     pairs: int = typer.Option(8, min=1, help="Persona pairs per iteration."),
     candidates: int = typer.Option(3, min=1, help="Candidate conversations per pair."),
     critic_model: str | None = typer.Option(None, help="Model spec for the critics (default: --model)."),
+    generator_model: str | None = typer.Option(
+        None,
+        help="Model spec that writes the conversations (default: --model; on the embedded SmolLM2, convoforge's own "
+        "tuned generator, local:smollm2-135m+adapter=persona-generator). Plain: --generator-model local:smollm2-135m.",
+    ),
     critic: list[str] = typer.Option(
         [], "--critic", help="Critic name or module:Name; repeat. Default: the built-in mixture."
     ),
@@ -91,6 +103,7 @@ def generate_personas(
         base_url=settings.base_url,
         context=context.as_dict(),
         critic_options={"faithfulness": faithfulness} if faithfulness else {},
+        generator_model=generator_model or default_generator(settings.model),
     )
     planned = PersonaContext(**stored.context) if resume and (stored := stored_config(out_dir)) else context
     with Progress(
@@ -209,15 +222,16 @@ def eval_personas(
         False, "--untuned", help="Score with untuned MiniLM per sentence, not the shipped LoRA."
     ),
     seed: int = typer.Option(0, help="Sampling seed."),
+    versus: Path | None = typer.Option(
+        None, help="Another run on the same seeds and settings: its measures and a paired test per persona pair."
+    ),
 ) -> None:
     """Print JSON metrics of a generated dataset (and of a reference, with faithfulness AUCs).
 
     Example: convoforge eval personas --data out/personas --reference spc/Synthetic-Persona-Chat_valid.csv
     """
     from convoforge.agents.persona.evaluate import evaluate
-    from convoforge.critics.faithfulness_data import split_of
     from convoforge.datasets.records import read_dataset
-    from convoforge.datasets.spc import read_spc
     from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, load_embedder
 
     dataset = read_dataset(data)
@@ -233,22 +247,58 @@ def eval_personas(
         "rejected": len(dataset["rejected"]) if "rejected" in dataset else 0,
     }
     result["faithfulness_per_conversation"] = {r["id"]: round(s, 4) for r, s in zip(rows, own, strict=True)}
+    ref_rows = None
     if reference:
-        if not reference.is_file():
-            raise ConvoforgeError(f"no reference CSV at {reference}")
-        ref = [r for r in read_spc(reference) if split_of(r) == "test"]  # never trained on
-        ref = random.Random(seed).sample(ref, min(limit, len(ref)))
-        ref_rows = [
-            {
-                "profiles": r["profiles"],
-                "messages": [{"speaker": s, "content": t} for s, t in r["turns"]],
-            }
-            for r in ref
-        ]
+        ref_rows = reference_rows(reference, limit, seed)
         result["reference"], _ = evaluate(embedder, ref_rows, with_aucs=True, seed=seed, unit=unit)
         result["reference"]["split"] = "held-out (hash of profiles, 40%)"
         result["scorer"] = str(scorer) if scorer else expert.description
+    from convoforge.agents.persona.evaluate import quality_report
+
+    quality = quality_report(load_embedder(EMBEDDED_EMBEDDER), rows, ref_rows, seed)
+    result["generated"] |= quality["generated"]
+    if ref_rows:
+        result["reference"] |= quality["reference"]
+        result["discriminator"] = (
+            "cross-validated logistic regression on MiniLM turn vectors and text statistics, real (held-out reference,"
+            " cut to the generated per-user turn counts) vs accepted; 0.5 means indistinguishable"
+        )
+    result["per_iteration"] = quality["per_iteration"]
+    if versus:
+        result["versus"] = versus_report(dataset, versus, ref_rows, seed)
     typer.echo(json.dumps(result))
+
+
+def versus_report(dataset: dict, other: Path, reference: list[dict] | None, seed: int) -> dict:
+    """The other run's critic-independent measures and the paired test, this run against it."""
+    from convoforge.agents.persona.evaluate import pair_outcomes, paired_comparison, quality_report
+    from convoforge.datasets.records import read_dataset
+    from convoforge.llm.embeddings import load_embedder
+
+    theirs = read_dataset(other)
+    if "accepted" not in theirs or "rejected" not in theirs:
+        raise ConvoforgeError(f"{other} is not a persona dataset (needs splits accepted and rejected)")
+    rows = {name: [dict(r) for r in part] for name, part in theirs.items()}
+    quality = quality_report(load_embedder(), rows["accepted"], reference, seed)
+    mine = pair_outcomes([dict(r) for r in dataset["accepted"]], [dict(r) for r in dataset["rejected"]])
+    return {
+        "data": str(other),
+        "generated": quality["generated"],
+        "per_iteration": quality["per_iteration"],
+        "paired": paired_comparison(mine, pair_outcomes(rows["accepted"], rows["rejected"])),
+    }
+
+
+def reference_rows(reference: Path, limit: int, seed: int) -> list[dict]:
+    """A seeded sample of the held-out part of a Synthetic-Persona-Chat CSV, as dataset rows."""
+    from convoforge.critics.faithfulness_data import split_of
+    from convoforge.datasets.spc import read_spc
+
+    if not reference.is_file():
+        raise ConvoforgeError(f"no reference CSV at {reference}")
+    ref = [r for r in read_spc(reference) if split_of(r) == "test" and r["turns"]]  # never trained on
+    ref = random.Random(seed).sample(ref, min(limit, len(ref)))
+    return [{"profiles": r["profiles"], "messages": [{"speaker": s, "content": t} for s, t in r["turns"]]} for r in ref]
 
 
 @app.command("export")

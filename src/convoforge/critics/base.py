@@ -31,6 +31,12 @@ class Candidate(BaseModel):
     turns: list[Turn] = Field(default_factory=list)
     raw: str = ""
     parse_error: str | None = None
+    hygiene: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Parsed and clean: what the critics judge (a hygiene failure is rejected before them)."""
+        return not self.parse_error and not self.hygiene
 
     def transcript(self) -> str:
         """The conversation as `Speaker: text` lines."""

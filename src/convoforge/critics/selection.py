@@ -33,6 +33,9 @@ def select(
             if cand.parse_error:
                 reasons[cand.id] = f"unparseable: {cand.parse_error}"
                 continue
+            if cand.hygiene:
+                reasons[cand.id] = f"hygiene: {cand.hygiene}"
+                continue
             failed = failed_filters(cand, verdicts, critics)
             if failed:
                 reasons[cand.id] = "dropped by " + ", ".join(failed)

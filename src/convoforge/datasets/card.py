@@ -16,6 +16,7 @@ def persona_card(
     metrics: dict,
     seed_source: str,
     log_counts: dict,
+    quality: dict | None = None,
 ) -> str:
     """Markdown card: counts, models, critics, thresholds, per-iteration table, metrics."""
     lines = [
@@ -37,7 +38,8 @@ def persona_card(
         "of critic experts, and winners fed back as few-shot examples.",
         "",
         f"- accepted conversations: **{accepted}**; rejected candidates: **{rejected}**",
-        f"- generator model: `{models['generator']}`; critic model: `{models['critic']}`",
+        f"- generator model: `{models['generator']}`; critic model: `{models['critic']}`; "
+        f"persona expansion: `{models.get('expansion', models['generator'])}`",
         f"- seeds: {seed_source}",
         f"- stage log: {json.dumps(log_counts)}",
         "",
@@ -61,6 +63,8 @@ def persona_card(
             f"| {s['iteration']} | {s['candidates']} | {s['accepted']} | {s['rejected']} | {s['few_shot_pool']} "
             f"| {json.dumps(s['rejection_reasons'])} | {means} |"
         )
+    if quality:
+        lines += ["", *quality_section(quality)]
     lines += [
         "",
         "## Metrics (accepted split)",
@@ -80,3 +84,39 @@ def persona_card(
         "",
     ]
     return "\n".join(lines)
+
+
+QUALITY_KEYS = (
+    "conversations",
+    "discriminator_accuracy",
+    "degenerate_rate",
+    "recitation_rate",
+    "prompt_leak_rate",
+    "turns_per_user",
+    "distinct_1",
+    "distinct_2",
+)
+
+
+def quality_section(quality: dict) -> list[str]:
+    """Markdown table of the critic-independent measures: accepted overall, per iteration, and the reference."""
+    columns = [k for k in QUALITY_KEYS if k in quality["generated"] or k in quality.get("reference", {})]
+    rows = [("accepted, all iterations", quality["generated"])]
+    rows += [(f"accepted, iteration {q['iteration']}", q) for q in quality.get("per_iteration", [])]
+    if "reference" in quality:
+        rows.append((f"reference ({quality.get('reference_source', 'real conversations')})", quality["reference"]))
+    lines = [
+        "## Quality without the critic",
+        "",
+        "Discriminator: cross-validated logistic regression on MiniLM turn vectors and text statistics, real",
+        "(held-out reference, cut to the generated turn counts) vs accepted; 0.5 means indistinguishable.",
+        "Degenerate: a loop (a long turn said again, a block of turns repeated) or a speaker echoing the other.",
+        "Recitation: share of turns that copy their speaker's persona sentence word for word.",
+        "",
+        "| | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for name, values in rows:
+        cells = ("" if values.get(k) is None else str(values[k]) for k in columns)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines

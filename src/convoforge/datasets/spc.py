@@ -24,6 +24,18 @@ def parse_transcript(text: str) -> list[tuple[str, str]]:
     return [t for t in turns if t[1]]
 
 
+def first_turns(turns: list, per_user: int) -> list:
+    """The turns up to each speaker's `per_user`-th (a conversation cut to a length, in order)."""
+    counts: dict[str, int] = {}
+    kept = []
+    for speaker, text in turns:
+        if counts.get(speaker, 0) >= per_user:
+            break
+        counts[speaker] = counts.get(speaker, 0) + 1
+        kept.append([speaker, text])
+    return kept
+
+
 def read_spc(path: Path, limit: int | None = None) -> list[dict]:
     """Rows of a Synthetic-Persona-Chat CSV as {profiles, turns} examples."""
     with open(path, newline="", encoding="utf-8") as f:

@@ -327,10 +327,22 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted(ids)
 
 
+# adapters that ship inside the package, by name (`local:smollm2-135m+adapter=persona-generator`)
+SHIPPED_ADAPTERS = {"persona-generator": "agents/persona/models/generator"}
+
+
+def adapter_path(adapter: str) -> Path:
+    """A folder, or the folder of a shipped adapter's name (a folder of that name wins)."""
+    path = Path(adapter).expanduser()
+    if not path.exists() and adapter in SHIPPED_ADAPTERS:
+        return Path(__file__).resolve().parent.parent / SHIPPED_ADAPTERS[adapter]
+    return path
+
+
 def adapter_chain(adapter: str) -> list[Path]:
     """The adapter folder and those it was trained on top of (from its training record), base-most first."""
     chain: list[Path] = []
-    path: Path | None = Path(adapter).expanduser()
+    path: Path | None = adapter_path(adapter)
     while path is not None:
         if not (path / "adapter_config.json").is_file():
             raise ModelSpecError(f"no PEFT adapter at {path} (adapter_config.json missing)")

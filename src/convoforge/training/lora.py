@@ -225,6 +225,8 @@ def train(
     import trl
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    from convoforge.llm.local import adapter_path
+
     if kind not in KINDS:
         raise ConvoforgeError(f"unknown training kind {kind!r}; use one of {', '.join(KINDS)}")
     if out.exists() and not force:
@@ -239,7 +241,7 @@ def train(
     torch.manual_seed(s.seed)
     base_ref, base, base_adapter = base_folder(s.base)
     # the record names the adapter underneath by its absolute path, so the chain loads from any folder
-    base_spec = f"local:{base_ref}+adapter={Path(base_adapter).expanduser().resolve()}" if base_adapter else s.base
+    base_spec = f"local:{base_ref}+adapter={adapter_path(base_adapter).resolve()}" if base_adapter else s.base
     tokenizer = load_tokenizer(base)
     work = out.parent / f".{out.name}.checkpoints"
     if work.exists() and not resume:

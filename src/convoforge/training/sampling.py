@@ -60,7 +60,7 @@ def generate(
 
 def judge(candidates: list[Candidate], critics: list[Critic], critic_llm: Any) -> dict[str, dict[str, Verdict]]:
     """Every critic's verdict on every parseable candidate."""
-    parsed = [c for c in candidates if not c.parse_error]
+    parsed = [c for c in candidates if c.usable]
 
     async def run() -> dict:
         return {critic.name: await verdicts_by_id(critic, parsed, critic_llm) for critic in critics}
@@ -69,8 +69,8 @@ def judge(candidates: list[Candidate], critics: list[Critic], critic_llm: Any) -
 
 
 def passes(cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critics: list[Critic]) -> bool:
-    """Parses and no filter critic drops it: what acceptance counts."""
-    return not cand.parse_error and not failed_filters(cand, verdicts, critics)
+    """Parses, passes hygiene, and no filter critic drops it: what acceptance counts."""
+    return cand.usable and not failed_filters(cand, verdicts, critics)
 
 
 def sample_run(

@@ -27,6 +27,7 @@ class PersonaContext:
     check_contradictions: bool = True
     pair_cluster_distance: float = 0.6
     pair_threshold: int = 2
+    recitation_cap: float = 0.34
     seed: int = 0
 
     def as_dict(self) -> dict:

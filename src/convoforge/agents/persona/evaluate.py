@@ -76,3 +76,135 @@ def evaluate(
         report["faithfulness_auc_pair"] = round(pair_auc(embedder, rows, own, unit), 4)
         report["faithfulness_auc_attribute"] = round(attribute_auc(embedder, rows, random.Random(seed), unit), 4)
     return report, own
+
+
+def hygiene_rates(rows: list[dict]) -> dict:
+    """Degenerate (loop or copying) and prompt-leak shares of conversations, recitation share of turns."""
+    from convoforge.agents.persona.hygiene import conversation_flags
+
+    flags = [conversation_flags(r["messages"], r["profiles"]) for r in rows]
+    turns = sum(f["turns"] for f in flags)
+    return {
+        "degenerate_rate": round(sum(f["degenerate"] for f in flags) / len(flags), 4) if flags else None,
+        "recitation_rate": round(sum(f["recited_turns"] for f in flags) / turns, 4) if turns else None,
+        "prompt_leak_rate": round(sum(f["prompt_leak"] for f in flags) / len(flags), 4) if flags else None,
+    }
+
+
+def conversation_features(embedder: Embedder, rows: list[dict]) -> np.ndarray:
+    """Mean MiniLM vector of a conversation's turns plus simple statistics (no turn counts: lengths are matched)."""
+    from convoforge.agents.persona.hygiene import recitations
+    from convoforge.datasets.metrics import distinct_n, tokens
+
+    texts = [m["content"] for r in rows for m in r["messages"]]
+    vectors = embedder.embed(texts) if texts else np.zeros((0, 1))
+    out, at = [], 0
+    for r in rows:
+        utts = [m["content"] for m in r["messages"]]
+        vec = vectors[at : at + len(utts)].mean(axis=0)
+        at += len(utts)
+        words = [len(tokens(u)) for u in utts]
+        spoken = [(m["speaker"], m["content"]) for m in r["messages"]]
+        stats = [
+            float(np.mean(words)),
+            float(np.std(words)),
+            sum("?" in u for u in utts) / len(utts),
+            sum("!" in u for u in utts) / len(utts),
+            distinct_n(utts, 1),
+            distinct_n(utts, 2),
+            recitations(spoken, r["profiles"]) / len(utts),
+        ]
+        out.append(np.concatenate([vec, stats]))
+    return np.array(out)
+
+
+def matched_reference(reference: list[dict], rows: list[dict], rng: random.Random) -> list[dict]:
+    """Reference conversations cut to the per-user turn counts of randomly drawn generated ones (lengths matched)."""
+    from convoforge.datasets.spc import first_turns
+
+    counts = [max(1, min(sum(m["speaker"] == s for m in r["messages"]) for s in ("User 1", "User 2"))) for r in rows]
+    out = []
+    for ref in reference:
+        turns = first_turns([(m["speaker"], m["content"]) for m in ref["messages"]], rng.choice(counts))
+        out.append({**ref, "messages": [{"speaker": s, "content": t} for s, t in turns]})
+    return out
+
+
+def discriminator(embedder: Embedder, reference: list[dict], rows: list[dict], seed: int = 0) -> dict:
+    """Real (held-out reference, length-matched) vs generated: cross-validated accuracy; 0.5 = indistinguishable."""
+    from convoforge.datasets.discriminator import cv_accuracy
+
+    usable = [r for r in rows if r["messages"]]
+    if not usable or not reference:
+        return {"accuracy": None, "per_class": 0, "reason": "no conversations"}
+    real = matched_reference(reference, usable, random.Random(seed))
+    return cv_accuracy(conversation_features(embedder, real), conversation_features(embedder, usable), seed=seed)
+
+
+def quality_report(embedder: Embedder, rows: list[dict], reference: list[dict] | None, seed: int = 0) -> dict:
+    """Critic-independent measures of accepted conversations, overall and per iteration, beside the reference's."""
+    from convoforge.datasets.metrics import conversation_stats
+
+    def measures(part: list[dict]) -> dict:
+        stats = conversation_stats([r["messages"] for r in part])
+        keep = ("conversations", "turns_per_user", "distinct_1", "distinct_2")
+        found = {k: stats[k] for k in keep} | hygiene_rates(part)
+        if reference:
+            found["discriminator_accuracy"] = discriminator(embedder, reference, part, seed)["accuracy"]
+        return found
+
+    report: dict = {"generated": measures(rows) if rows else {"conversations": 0}}
+    if reference:
+        ref_stats = conversation_stats([r["messages"] for r in reference])
+        report["reference"] = {k: ref_stats[k] for k in ("conversations", "turns_per_user", "distinct_1", "distinct_2")}
+        report["reference"] |= hygiene_rates(reference)
+    iterations = sorted({r.get("iteration", 0) for r in rows})
+    report["per_iteration"] = [
+        {"iteration": it, **measures([r for r in rows if r.get("iteration", 0) == it])} for it in iterations
+    ]
+    return report
+
+
+def pair_outcomes(accepted: list[dict], rejected: list[dict]) -> dict[str, dict]:
+    """Per persona pair: candidates, how many passed hygiene and the filters, and the winner's recitation share."""
+    from convoforge.agents.persona.hygiene import recitations
+
+    out: dict[str, dict] = {}
+    for row in accepted + rejected:
+        slot = out.setdefault(row["pair_id"], {"candidates": 0, "passed": 0, "recitation": None})
+        slot["candidates"] += 1
+        slot["passed"] += row in accepted or row.get("reason", "").startswith("lost the vote")
+    for row in accepted:
+        turns = [(m["speaker"], m["content"]) for m in row["messages"]]
+        out[row["pair_id"]]["recitation"] = recitations(turns, row["profiles"]) / len(turns) if turns else 0.0
+    return out
+
+
+def paired_comparison(mine: dict[str, dict], theirs: dict[str, dict]) -> dict:
+    """The persona pair as the unit: acceptance share and the winner's recitation, this run against the other."""
+    from scipy.stats import binomtest, wilcoxon
+
+    common = sorted(set(mine) & set(theirs))
+    share = {
+        k: (mine[k]["passed"] / mine[k]["candidates"], theirs[k]["passed"] / theirs[k]["candidates"]) for k in common
+    }
+    diffs = [a - b for a, b in share.values()]
+    better, worse = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    report = {
+        "pairs": len(common),
+        "acceptance": round(sum(a for a, _ in share.values()) / len(common), 4) if common else None,
+        "acceptance_other": round(sum(b for _, b in share.values()) / len(common), 4) if common else None,
+        "pairs_better": better,
+        "pairs_worse": worse,
+        "sign_test_p": round(binomtest(better, better + worse).pvalue, 4) if better + worse else None,
+        "wilcoxon_p": round(float(wilcoxon([d for d in diffs if d]).pvalue), 4) if better + worse >= 6 else None,
+    }
+    both = [(mine[k]["recitation"], theirs[k]["recitation"]) for k in common]
+    both = [(a, b) for a, b in both if a is not None and b is not None]
+    report["pairs_both_accepted"] = len(both)
+    if both:
+        report["recitation"] = round(sum(a for a, _ in both) / len(both), 4)
+        report["recitation_other"] = round(sum(b for _, b in both) / len(both), 4)
+        moved = [a - b for a, b in both if a != b]
+        report["recitation_wilcoxon_p"] = round(float(wilcoxon(moved).pvalue), 4) if len(moved) >= 6 else None
+    return report

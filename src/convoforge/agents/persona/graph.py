@@ -29,21 +29,29 @@ def build_graph(
     critic_llm: ChatModel | None = None,
     embedder: Embedder | None = None,
     checkpointer: Any = None,
+    generator_llm: ChatModel | None = None,
 ):
-    """Compile the pipeline; every critic becomes a node between `generate` and `select`."""
+    """Compile the pipeline; every critic becomes a node between `generate` and `select`.
+
+    `llm` runs persona expansion and profiles; `generator_llm` (default: `llm`) writes the conversations.
+    """
     critic_llm = critic_llm or llm
+    generator_llm = generator_llm or llm
 
     def emb() -> Embedder:
         return embedder or load_embedder()
 
     async def induce_queries(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
-        queries = await stages.induce_queries(llm, emb(), state["seed_attributes"], ctx, _rng(ctx, "induce"))
-        return {"queries": queries}
+        log: list[dict] = []
+        queries = await stages.induce_queries(llm, emb(), state["seed_attributes"], ctx, _rng(ctx, "induce"), log)
+        return {"queries": queries, "log": [{"stage": "queries", **e} for e in log]}
 
     async def bootstrap_queries(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
-        return {"queries": await stages.bootstrap_queries(llm, state["queries"], ctx, _rng(ctx, "queries"))}
+        log: list[dict] = []
+        queries = await stages.bootstrap_queries(llm, state["queries"], ctx, _rng(ctx, "queries"), log)
+        return {"queries": queries, "log": [{"stage": "queries", **e} for e in log]}
 
     async def bootstrap_personas(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
@@ -100,12 +108,12 @@ def build_graph(
             max_tokens=ctx.max_tokens,
             n=ctx.candidates,
         )
-        result = await llm.achat(stages.generator_messages(gen, ctx), params)
+        result = await generator_llm.achat(stages.generator_messages(gen, ctx), params)
         return {"candidates": [stages.parse_candidate(t, gen, c, ctx).model_dump() for c, t in enumerate(result.texts)]}
 
     def critic_node(critic: Critic):
         async def judge(state: PersonaState) -> dict:
-            cands = [Candidate(**c) for c in state["candidates"] if not c["parse_error"]]
+            cands = [cand for c in state["candidates"] if (cand := Candidate(**c)).usable]
             verdicts = await verdicts_by_id(critic, cands, critic_llm)
             return {"verdicts": {critic.name: {cid: v.model_dump() for cid, v in verdicts.items()}}}
 

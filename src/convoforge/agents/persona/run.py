@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -38,6 +39,12 @@ class RunConfig:
     force: bool = False
     context: dict = field(default_factory=dict)
     critic_options: dict = field(default_factory=dict)
+    generator_model: str | None = None
+
+    @property
+    def generator(self) -> str:
+        """The model spec that writes the conversations (default: the expansion model)."""
+        return self.generator_model or self.model
 
 
 def work_dir(out: Path) -> Path:
@@ -84,11 +91,12 @@ async def run_persona_pipeline(
     critics = load_critics(cfg.critics, cfg.critic_options)
     llm = load_chat_model(cfg.model, base_url=cfg.base_url)
     critic_llm = llm if cfg.critic_model == cfg.model else load_chat_model(cfg.critic_model, base_url=cfg.base_url)
+    generator_llm = llm if cfg.generator == cfg.model else load_chat_model(cfg.generator, base_url=cfg.base_url)
     if not resume:
         cfg, work = prepare(cfg, resume, force)
     ctx = PersonaContext(**cfg.context)
     async with AsyncSqliteSaver.from_conn_string(str(work / "checkpoints.sqlite")) as saver:
-        graph = build_graph(llm, critics, critic_llm, checkpointer=saver)
+        graph = build_graph(llm, critics, critic_llm, checkpointer=saver, generator_llm=generator_llm)
         snapshot = await graph.aget_state(THREAD)
         started = bool(snapshot.values)
         if resume and started and not snapshot.next:
@@ -109,10 +117,31 @@ async def run_persona_pipeline(
     return summary
 
 
+def run_quality(cfg: RunConfig, accepted: list[dict], limit: int = 200) -> dict:
+    """The card's critic-independent measures; against the seed CSV's held-out part when the seeds are SPC."""
+    from convoforge.agents.persona.evaluate import quality_report
+    from convoforge.critics.faithfulness_data import split_of
+    from convoforge.datasets.spc import read_spc
+    from convoforge.llm.embeddings import load_embedder
+
+    reference = None
+    if cfg.seed and cfg.seed.lower().endswith(".csv"):
+        held_out = [r for r in read_spc(Path(cfg.seed)) if split_of(r) == "test" and r["turns"]]
+        sample = random.Random(0).sample(held_out, min(limit, len(held_out)))
+        reference = [
+            {"profiles": r["profiles"], "messages": [{"speaker": s, "content": t} for s, t in r["turns"]]}
+            for r in sample
+        ]
+    quality = quality_report(load_embedder(), accepted, reference)
+    if reference:
+        quality["reference_source"] = f"held-out part of {Path(cfg.seed).name}, {len(reference)} conversations"
+    return quality
+
+
 def _write(cfg: RunConfig, ctx: PersonaContext, seed_source: str, critics: list, state: dict, force: bool) -> dict:
     accepted, rejected = state.get("accepted", []), state.get("rejected", [])
     extra = {
-        "generator_model": cfg.model,
+        "generator_model": cfg.generator,
         "critic_model": cfg.critic_model,
         "seed_source": seed_source,
     }
@@ -121,17 +150,19 @@ def _write(cfg: RunConfig, ctx: PersonaContext, seed_source: str, critics: list,
     faith = [v["score"] for r in accepted for v in r["verdicts"] if v["critic"] == "faithfulness" and v["valid"]]
     if faith:
         metrics["faithfulness_mean"] = round(sum(faith) / len(faith), 4)
+    quality = run_quality(cfg, accepted)
     log_counts = dict(Counter(f"{e['stage']}: {e.get('reason', 'info')}".split(" (")[0] for e in state.get("log", [])))
     card = persona_card(
         accepted=len(accepted),
         rejected=len(rejected),
-        models={"generator": cfg.model, "critic": cfg.critic_model},
+        models={"generator": cfg.generator, "critic": cfg.critic_model, "expansion": cfg.model},
         critics=[{"name": c.name, "role": c.role, "description": c.description} for c in critics],
         settings=ctx.as_dict(),
         stats=state.get("stats", []),
         metrics=metrics,
         seed_source=seed_source,
         log_counts=log_counts,
+        quality=quality,
     )
     write_dataset(data, card, Path(cfg.out), force=force)
     return {
@@ -140,6 +171,7 @@ def _write(cfg: RunConfig, ctx: PersonaContext, seed_source: str, critics: list,
         "rejected": len(rejected),
         "stats": state.get("stats", []),
         "metrics": metrics,
+        "quality": quality,
         "new_attributes": len(state.get("new_attributes", [])),
         "queries": len(state.get("queries", [])),
         "profiles": len(state.get("profiles", [])),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from convoforge.critics.faithfulness_data import split_of
 from convoforge.datasets.spc import read_spc
 from convoforge.errors import ConvoforgeError
 
@@ -48,7 +49,8 @@ def _load_file(path: Path, max_examples: int) -> Seeds:
     if path.suffix.lower() == ".csv":
         rows = read_spc(path)
         attrs = list(dict.fromkeys(a for r in rows for p in r["profiles"].values() for a in p))
-        examples = [r for r in rows if r["turns"]][:max_examples]
+        # few-shot examples from the train part only: the held-out 40% is what `eval personas` compares with
+        examples = [r for r in rows if r["turns"] and split_of(r) == "train"][:max_examples]
         return Seeds(attrs, examples or shipped_examples(), f"Synthetic-Persona-Chat CSV {path.name}")
     attrs = list(dict.fromkeys(a.strip() for a in path.read_text(encoding="utf-8").splitlines() if a.strip()))
     if len(attrs) < 10:

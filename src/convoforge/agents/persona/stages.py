@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel
 
-from convoforge.agents.persona import prompts
+from convoforge.agents.persona import hygiene, prompts
 from convoforge.agents.persona.context import PersonaContext
 from convoforge.critics.base import Candidate, Critic, Turn, Verdict
 from convoforge.critics.selection import select
@@ -44,8 +44,9 @@ async def induce_queries(
     attributes: list[str],
     ctx: PersonaContext,
     rng: random.Random,
+    log: list[dict] | None = None,
 ) -> list[str]:
-    """Per cluster of similar attributes, the most specific question they answer."""
+    """Per cluster of similar attributes, the most specific question they answer (rejections into `log`)."""
     labels = cluster(embedder, attributes, ctx.query_cluster_distance)
     groups: dict[int, list[str]] = {}
     for attr, label in zip(attributes, labels, strict=True):
@@ -56,21 +57,29 @@ async def induce_queries(
     replies = await asyncio.gather(
         *[llm.achat(prompts.QUERY_INDUCTION.format(statements="\n".join(s)), SHORT) for s in samples]
     )
-    return _questions(r.text for r in replies)
+    return _questions((r.text for r in replies), log)
 
 
-def _questions(texts) -> list[str]:
+def _questions(texts, log: list[dict] | None = None) -> list[str]:
+    """Question lines of the replies; a question carrying the pipeline's own prompt text is dropped (logged)."""
     found = []
     for text in texts:
         for line in text.splitlines():
             line = re.sub(r"^\s*(\d+[.)]|[-*•])\s*", "", line).strip().strip('"')
-            if line.endswith("?") and 3 <= len(line.split()) <= 25:
-                found.append(line)
+            if not (line.endswith("?") and 3 <= len(line.split()) <= 25):
+                continue
+            if problem := hygiene.question_problem(line):
+                if log is not None:
+                    log.append({"query": line, "reason": problem})
+                continue
+            found.append(line)
     return list(dict.fromkeys(found))
 
 
-async def bootstrap_queries(llm: ChatModel, queries: list[str], ctx: PersonaContext, rng: random.Random) -> list[str]:
-    """Grow the query set: show 5, ask for more like them; `query_steps` rounds."""
+async def bootstrap_queries(
+    llm: ChatModel, queries: list[str], ctx: PersonaContext, rng: random.Random, log: list[dict] | None = None
+) -> list[str]:
+    """Grow the query set: show 5, ask for more like them; `query_steps` rounds (rejections into `log`)."""
     pool = list(queries) or ["What do you do for a living?", "What do you like to do for fun?"]
     for _ in range(ctx.query_steps):
         shown = rng.sample(pool, min(5, len(pool)))
@@ -78,13 +87,8 @@ async def bootstrap_queries(llm: ChatModel, queries: list[str], ctx: PersonaCont
             prompts.QUERY_BOOTSTRAP.format(queries="\n".join(shown)),
             GenParams(max_tokens=96, top_k=40),
         )
-        pool = list(dict.fromkeys(pool + _questions([reply.text])))
+        pool = list(dict.fromkeys(pool + _questions([reply.text], log)))
     return pool
-
-
-def _valid_attribute(text: str) -> bool:
-    words = text.split()
-    return bool(words) and words[0] in {"I", "My", "I'm", "I've"} and 3 <= len(words) <= 25
 
 
 def _is_new(vec: np.ndarray, kept: np.ndarray, threshold: float) -> bool:
@@ -111,10 +115,10 @@ async def bootstrap_personas(
         replies = await asyncio.gather(
             *[llm.achat(prompts.PERSONA_BOOTSTRAP.format(persona="\n".join(p), query=q), SHORT) for p, q in asks]
         )
-        for reply in replies:
+        for reply, (_, query) in zip(replies, asks, strict=True):
             text = _first_line(reply.text).strip('"')
-            if not _valid_attribute(text):
-                log.append({"attribute": text, "reason": "not one short sentence starting with I or My"})
+            if problem := hygiene.attribute_problem(text, query):
+                log.append({"attribute": text, "reason": problem})
                 continue
             vec = embedder.embed([text])[0]
             if not _is_new(vec, kept_vecs, ctx.duplicate_cosine):
@@ -252,11 +256,15 @@ def parse_candidate(raw: str, job: GenerationJob, index: int, ctx: PersonaContex
             break
         counts[speaker] += 1
         turns.append(Turn(speaker=speaker, content=text))
-    error = None
+    error = problems = None
     if not turns:
         error = "no 'User 1:'/'User 2:' lines"
     elif min(counts.values()) < ctx.min_turns:
         error = f"too short: {counts['User 1']}/{counts['User 2']} turns, need {ctx.min_turns} per user"
+    else:
+        limits = hygiene.Limits(recitation_cap=ctx.recitation_cap)
+        spoken = [(t.speaker, t.content) for t in turns]
+        problems = "; ".join(hygiene.conversation_problems(spoken, job.profiles, limits))
     return Candidate(
         id=f"{job.pair_id}-c{index}",
         pair_id=job.pair_id,
@@ -265,6 +273,7 @@ def parse_candidate(raw: str, job: GenerationJob, index: int, ctx: PersonaContex
         turns=turns,
         raw=raw,
         parse_error=error,
+        hygiene=problems or None,
     )
 
 
@@ -303,6 +312,12 @@ def make_record(cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critic
     }
 
 
+def reason_key(reason: str) -> str:
+    """A rejection reason without its details: `unparseable`, `dropped by faithfulness`, `hygiene: loop`, ..."""
+    head = reason.split(" (")[0]
+    return head.split(";")[0] if head.startswith("hygiene:") else head.split(":")[0]
+
+
 def iteration_stats(
     it: int,
     cands: list[Candidate],
@@ -313,7 +328,7 @@ def iteration_stats(
     pool_size: int,
 ) -> dict:
     """One iteration's counts, rejection reasons and mean critic scores (the card's per-iteration row)."""
-    reasons = Counter(r["reason"].split(" (")[0].split(":")[0] for r in rejected)
+    reasons = Counter(reason_key(r["reason"]) for r in rejected)
     means = {}
     for critic in critics:
         scores = [v.score for v in verdicts.get(critic.name, {}).values() if v.valid and v.score is not None]

@@ -1,0 +1,176 @@
+"""Stage hygiene: what a persona attribute or a generated conversation must be before it reaches the critics.
+
+Every check returns a reason (a short rule name, then details in brackets) or None, so each rejection is logged
+with why. The rules were set against the real Synthetic-Persona-Chat conversations (`eval personas` reports the
+reference's own rates beside the generated ones): a real conversation repeats short turns ("Bye!") and now and
+then lets one speaker talk twice, so only long turns count as loops and one double turn is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from itertools import pairwise
+
+from rapidfuzz import fuzz
+
+from convoforge.agents.persona import prompts
+from convoforge.datasets.metrics import tokens
+
+NGRAM = 4
+# words of the pipeline's own vocabulary that a persona sentence or a real conversation has no reason to say
+META = re.compile(
+    r"\b(personas?|user ?[12]|statements?|prompt|as an ai|language model|conversation:|"
+    r"following (?:statements|persona)|turns? for each user)\b",
+    re.IGNORECASE,
+)
+INSTRUCTION = re.compile(r"^(answer|write|imagine|do not|don't|please|respond|add|now|generate|create)\b", re.I)
+FIRST_PERSON = {"I", "My", "I'm", "I've", "I'd", "I'll", "Im"}
+
+
+@cache
+def prompt_ngrams() -> frozenset[tuple[str, ...]]:
+    """Word 4-grams of every prompt template of the persona pipeline (format fields left out)."""
+    grams: set[tuple[str, ...]] = set()
+    for name in dir(prompts):
+        text = getattr(prompts, name)
+        if name.isupper() and isinstance(text, str):
+            for part in re.split(r"\{[a-z0-9_]+\}", text):
+                toks = tokens(part)
+                grams.update(tuple(toks[i : i + NGRAM]) for i in range(len(toks) - NGRAM + 1))
+    return frozenset(grams)
+
+
+def _grams(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
+    toks = tokens(text)
+    return {tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)}
+
+
+def prompt_leak(text: str) -> str | None:
+    """Why `text` carries the pipeline's own prompt text (a template 4-gram or a meta word), else None."""
+    if shared := _grams(text) & prompt_ngrams():
+        return f"prompt text ({' '.join(sorted(shared)[0])!r})"
+    if m := META.search(text):
+        return f"prompt text ({m.group(0)!r})"
+    return None
+
+
+def attribute_problem(text: str, query: str | None = None) -> str | None:
+    """Why `text` is not one short first-person sentence about the speaker, else None."""
+    words = text.split()
+    if not words:
+        return "empty"
+    if words[0] not in FIRST_PERSON:
+        return "not first person (starts with I or My)"
+    if not 3 <= len(words) <= 25:
+        return f"length ({len(words)} words, 3-25)"
+    if "?" in text:
+        return "a question"
+    if re.search(r"[.!;]\s+\S", text.strip()):
+        return "more than one sentence"
+    if INSTRUCTION.match(text) or re.search(r"\b(answer with|do not repeat|starts with)\b", text, re.I):
+        return "an instruction"
+    if leak := prompt_leak(text):
+        return leak
+    if query and (quoted := _grams(text) & _grams(query)):
+        return f"quotes the query ({' '.join(sorted(quoted)[0])!r})"
+    return None
+
+
+def question_problem(text: str) -> str | None:
+    """Why an induced or bootstrapped persona question is unusable (prompt text), else None."""
+    return prompt_leak(text)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Conversation hygiene thresholds (checked against the real SPC conversations, see the module doc)."""
+
+    loop_min_words: int = 5
+    fuzzy_min_words: int = 10
+    near_duplicate: float = 90.0
+    max_double_turns: int = 1
+    recitation_cap: float = 0.34
+    max_words: int = 80
+
+
+def _norm(text: str) -> str:
+    return " ".join(tokens(text))
+
+
+def _same(a: str, b: str, limits: Limits) -> bool:
+    """Equal words; for long turns, near-equal (short questions differ in one word: favorite food / color)."""
+    if a == b:
+        return True
+    long = min(len(a.split()), len(b.split())) >= limits.fuzzy_min_words
+    return long and fuzz.ratio(a, b) >= limits.near_duplicate
+
+
+def loop(turns: list[tuple[str, str]], limits: Limits = Limits()) -> str | None:
+    """A speaker saying one of their own long turns again (same or near-same words), or a block of turns repeated."""
+    keys = [_norm(t) for _, t in turns]
+    for i, key in enumerate(keys):
+        if len(key.split()) < limits.loop_min_words:
+            continue
+        for j in range(i):
+            if turns[j][0] == turns[i][0] and _same(key, keys[j], limits):
+                return f"loop (turn {i + 1} repeats turn {j + 1})"
+    blocks: dict[tuple[str, str], int] = {}
+    for i in range(len(keys) - 1):
+        block = (keys[i], keys[i + 1])
+        if block in blocks and blocks[block] < i - 1:
+            return f"loop (turns {i + 1}-{i + 2} repeat turns {blocks[block] + 1}-{blocks[block] + 2})"
+        blocks.setdefault(block, i)
+    return None
+
+
+def copying(turns: list[tuple[str, str]], limits: Limits = Limits()) -> str | None:
+    """A speaker echoing (near) word for word the other speaker's turn just before."""
+    for i in range(1, len(turns)):
+        key = _norm(turns[i][1])
+        if len(key.split()) < limits.loop_min_words or turns[i][0] == turns[i - 1][0]:
+            continue
+        if _same(key, _norm(turns[i - 1][1]), limits):
+            return f"copying (turn {i + 1} echoes turn {i})"
+    return None
+
+
+def recitations(turns: list[tuple[str, str]], profiles: dict[str, list[str]], min_words: int = 3) -> int:
+    """How many turns contain one of their own speaker's persona sentences word for word."""
+    from convoforge.datasets.metrics import recited
+
+    return sum(recited([text], profiles.get(speaker, []), min_words) for speaker, text in turns)
+
+
+def conversation_problems(
+    turns: list[tuple[str, str]], profiles: dict[str, list[str]], limits: Limits = Limits()
+) -> list[str]:
+    """Every hygiene rule a parsed conversation breaks (empty: clean)."""
+    problems = []
+    doubles = sum(a == b for (a, _), (b, _) in pairwise(turns))
+    if doubles > limits.max_double_turns:
+        problems.append(f"speakers do not alternate ({doubles} double turns)")
+    for check in (loop, copying):
+        if found := check(turns, limits):
+            problems.append(found)
+    if turns and (n := recitations(turns, profiles)) / len(turns) > limits.recitation_cap:
+        problems.append(f"recitation ({n} of {len(turns)} turns copy a persona sentence)")
+    for i, (_, text) in enumerate(turns):
+        if leak := prompt_leak(text):
+            problems.append(f"{leak.split(' (')[0]} (turn {i + 1}: {leak.split(' (', 1)[1]}")
+            break
+    if long := [i + 1 for i, (_, t) in enumerate(turns) if len(t.split()) > limits.max_words]:
+        problems.append(f"turn bounds (turn {long[0]} has over {limits.max_words} words)")
+    return problems
+
+
+def conversation_flags(messages: list[dict], profiles: dict[str, list[str]], limits: Limits = Limits()) -> dict:
+    """Per-conversation measures for reports: degenerate (loop or copying), recited turns, prompt leak."""
+    turns = [(m["speaker"], m["content"]) for m in messages]
+    return {
+        "degenerate": bool(loop(turns, limits) or copying(turns, limits)),
+        "recited_turns": recitations(turns, profiles),
+        "turns": len(turns),
+        "prompt_leak": any(prompt_leak(t) for _, t in turns),
+    }

@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+
+from convoforge.agents.persona import hygiene
+from convoforge.agents.persona.context import PersonaContext
+from convoforge.agents.persona.evaluate import hygiene_rates
+from convoforge.agents.persona.stages import GenerationJob, parse_candidate, reason_key
+from convoforge.datasets.discriminator import cv_accuracy
+
+PROFILES = {
+    "User 1": ["I play the piano every evening.", "I live in a small town."],
+    "User 2": ["I am a nurse.", "I have two cats."],
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I play the piano every evening.",
+        "My favourite food is pizza.",
+        "I've lived in Spain for ten years.",
+        "I'm afraid of heights.",
+    ],
+)
+def test_good_attributes_pass(text):
+    assert hygiene.attribute_problem(text, "What do you do in the evening?") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            'I am a person with the persona of "The most specific question that I am replying to with the '
+            'provided statements."',
+            "prompt text",
+        ),
+        ("I am a person with the persona of a teacher.", "prompt text"),
+        ("I reply to the most specific question that you asked.", "prompt text"),
+        ("I answer with only one short sentence.", "an instruction"),
+        ("I like dogs. I also like cats.", "more than one sentence"),
+        ("I wonder what you do for a living?", "a question"),
+        ("Answer with only one short sentence.", "not first person"),
+        ("The holidays make me sad.", "not first person"),
+        ("I think what you do in your free time matters.", "quotes the query"),
+        ("I", "length"),
+    ],
+)
+def test_bad_attributes_are_rejected_with_their_reason(text, reason):
+    problem = hygiene.attribute_problem(text, "What do you do in your free time?")
+    assert problem is not None and problem.startswith(reason), problem
+
+
+def test_prompt_leak_questions_are_dropped():
+    assert hygiene.question_problem("What is the most specific question that you are replying to?")
+    assert hygiene.question_problem("What do you do for a living?") is None
+
+
+GOOD = [
+    ("User 1", "Hi! How was your day at the hospital?"),
+    ("User 2", "Long, but the patients were kind. Do you still play music?"),
+    ("User 1", "Every evening, mostly Chopin. It calms me down."),
+    ("User 2", "My cats would sit on the keys if I had a piano."),
+    ("User 1", "Ha! Small towns are quiet, so I can play late."),
+    ("User 2", "That sounds lovely. Bye for now!"),
+]
+
+
+def test_a_clean_conversation_has_no_problems():
+    assert hygiene.conversation_problems(GOOD, PROFILES) == []
+
+
+def test_short_repeated_turns_are_not_loops():
+    turns = [("User 1", "Hi!"), ("User 2", "Hi!"), *GOOD, ("User 1", "Bye!"), ("User 2", "Bye!")]
+    assert hygiene.conversation_problems(turns, PROFILES) == []
+
+
+@pytest.mark.parametrize(
+    ("turns", "reason"),
+    [
+        (GOOD + [GOOD[2]], "loop"),
+        (GOOD + [("User 2", "Long, but the patients were so kind. Do you still play music?")], "loop"),
+        (GOOD[:2] + [("User 1", "Yes."), ("User 2", "No.")] * 3, "loop"),
+        (GOOD[:3] + [("User 2", GOOD[2][1])] + GOOD[4:], "copying"),
+        ([("User 1", t) for _, t in GOOD], "speakers do not alternate"),
+        (
+            [
+                ("User 1", "I play the piano every evening."),
+                ("User 2", "I am a nurse."),
+                ("User 1", "I live in a small town."),
+                ("User 2", "I have two cats."),
+            ],
+            "recitation",
+        ),
+        (GOOD + [("User 1", "User 2 persona: I am a nurse.")], "prompt text"),
+        (GOOD + [("User 1", "word " * 90)], "turn bounds"),
+    ],
+)
+def test_bad_conversations_are_flagged_with_their_reason(turns, reason):
+    problems = hygiene.conversation_problems(turns, PROFILES)
+    assert any(p.startswith(reason) for p in problems), problems
+
+
+def test_a_degenerate_candidate_is_rejected_before_the_critics_with_its_reason():
+    raw = "\n".join(f"{s}: {t}" for s, t in GOOD + [GOOD[2], GOOD[3]])
+    cand = parse_candidate(raw, GenerationJob("p0", 0, PROFILES), 0, PersonaContext(min_turns=3, max_turns=7))
+    assert cand.parse_error is None and cand.hygiene.startswith("loop")
+    assert not cand.usable
+    assert reason_key(f"hygiene: {cand.hygiene}") == "hygiene: loop"
+    assert reason_key("unparseable: too short: 1/1 turns") == "unparseable"
+
+
+def test_hygiene_rates_of_crafted_rows():
+    rows = [
+        {"profiles": PROFILES, "messages": [{"speaker": s, "content": t} for s, t in GOOD]},
+        {"profiles": PROFILES, "messages": [{"speaker": s, "content": t} for s, t in GOOD + [GOOD[2]]]},
+        {
+            "profiles": PROFILES,
+            "messages": [{"speaker": "User 1", "content": "I play the piano every evening."}]
+            + [{"speaker": "User 2", "content": "User 2 persona: I am a nurse."}],
+        },
+    ]
+    rates = hygiene_rates(rows)
+    assert rates["degenerate_rate"] == round(1 / 3, 4)
+    assert rates["prompt_leak_rate"] == round(1 / 3, 4)
+    assert rates["recitation_rate"] == round(2 / 15, 4)
+
+
+def test_discriminator_on_known_answers():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(60, 8))
+    same = rng.normal(size=(60, 8))
+    shifted = rng.normal(loc=3.0, size=(60, 8))
+    assert cv_accuracy(real, shifted)["accuracy"] >= 0.95
+    assert abs(cv_accuracy(real, same)["accuracy"] - 0.5) <= 0.15
+    small = cv_accuracy(real[:4], shifted[:4])
+    assert small["accuracy"] is None and "fewer than" in small["reason"]
