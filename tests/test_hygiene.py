@@ -77,10 +77,10 @@ def test_short_repeated_turns_are_not_loops():
 @pytest.mark.parametrize(
     ("turns", "reason"),
     [
-        (GOOD + [GOOD[2]], "loop"),
-        (GOOD + [("User 2", "Long, but the patients were so kind. Do you still play music?")], "loop"),
+        ([*GOOD, GOOD[2]], "loop"),
+        ([*GOOD, ("User 2", "Long, but the patients were so kind. Do you still play music?")], "loop"),
         (GOOD[:2] + [("User 1", "Yes."), ("User 2", "No.")] * 3, "loop"),
-        (GOOD[:3] + [("User 2", GOOD[2][1])] + GOOD[4:], "copying"),
+        ([*GOOD[:3], ("User 2", GOOD[2][1]), *GOOD[4:]], "copying"),
         ([("User 1", t) for _, t in GOOD], "speakers do not alternate"),
         (
             [
@@ -91,8 +91,8 @@ def test_short_repeated_turns_are_not_loops():
             ],
             "recitation",
         ),
-        (GOOD + [("User 1", "User 2 persona: I am a nurse.")], "prompt text"),
-        (GOOD + [("User 1", "word " * 90)], "turn bounds"),
+        ([*GOOD, ("User 1", "User 2 persona: I am a nurse.")], "prompt text"),
+        ([*GOOD, ("User 1", "word " * 90)], "turn bounds"),
     ],
 )
 def test_bad_conversations_are_flagged_with_their_reason(turns, reason):
@@ -101,7 +101,7 @@ def test_bad_conversations_are_flagged_with_their_reason(turns, reason):
 
 
 def test_a_degenerate_candidate_is_rejected_before_the_critics_with_its_reason():
-    raw = "\n".join(f"{s}: {t}" for s, t in GOOD + [GOOD[2], GOOD[3]])
+    raw = "\n".join(f"{s}: {t}" for s, t in [*GOOD, GOOD[2], GOOD[3]])
     cand = parse_candidate(raw, GenerationJob("p0", 0, PROFILES), 0, PersonaContext(min_turns=3, max_turns=7))
     assert cand.parse_error is None and cand.hygiene.startswith("loop")
     assert not cand.usable
@@ -112,11 +112,13 @@ def test_a_degenerate_candidate_is_rejected_before_the_critics_with_its_reason()
 def test_hygiene_rates_of_crafted_rows():
     rows = [
         {"profiles": PROFILES, "messages": [{"speaker": s, "content": t} for s, t in GOOD]},
-        {"profiles": PROFILES, "messages": [{"speaker": s, "content": t} for s, t in GOOD + [GOOD[2]]]},
+        {"profiles": PROFILES, "messages": [{"speaker": s, "content": t} for s, t in [*GOOD, GOOD[2]]]},
         {
             "profiles": PROFILES,
-            "messages": [{"speaker": "User 1", "content": "I play the piano every evening."}]
-            + [{"speaker": "User 2", "content": "User 2 persona: I am a nurse."}],
+            "messages": [
+                {"speaker": "User 1", "content": "I play the piano every evening."},
+                {"speaker": "User 2", "content": "User 2 persona: I am a nurse."},
+            ],
         },
     ]
     rates = hygiene_rates(rows)

@@ -79,6 +79,7 @@ def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
     assert {v["critic"] for v in row["verdicts"]} >= {"faithfulness", "toxicity", "quality_depth"}
     card = (out / "README.md").read_text()
     assert "## Per iteration" in card and "quality_depth" in card and "faithfulness" in card
+    assert "## Quality without the critic" in card and "accepted, iteration 1" in card
     assert (out / "accepted.jsonl").is_file() and (out / "rejected.parquet").is_file()
     assert "iteration" in result.stdout and "accepted" in result.stdout
 
@@ -92,6 +93,13 @@ def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
     report = json.loads(evaluation.stdout)
     assert report["generated"]["conversations"] == len(data["accepted"])
     assert len(report["faithfulness_per_conversation"]) == len(data["accepted"])
+    assert report["generated"]["degenerate_rate"] == 0.0 and len(report["per_iteration"]) == 2
+
+    versus = cf("eval", "personas", "--data", str(out), "--versus", str(out))
+    assert versus.returncode == 0, versus.stderr
+    paired = json.loads(versus.stdout)["versus"]["paired"]
+    assert paired["pairs"] == 6 and paired["pairs_better"] == paired["pairs_worse"] == 0
+    assert paired["acceptance"] == paired["acceptance_other"]
 
 
 @pytest.mark.parametrize(

