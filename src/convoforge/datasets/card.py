@@ -89,6 +89,7 @@ def persona_card(
 QUALITY_KEYS = (
     "conversations",
     "discriminator_accuracy",
+    "discriminator_per_class",
     "degenerate_rate",
     "recitation_rate",
     "prompt_leak_rate",

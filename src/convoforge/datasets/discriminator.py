@@ -7,11 +7,11 @@ import random
 import numpy as np
 
 
-def cv_accuracy(real: np.ndarray, synthetic: np.ndarray, folds: int = 5, seed: int = 0) -> dict:
+def cv_accuracy(real: np.ndarray, synthetic: np.ndarray, folds: int = 5, seed: int = 0, least: int = 6) -> dict:
     """Balanced classes (the larger side sampled down), scaled features, logistic regression, stratified k-fold.
 
-    0.5 means the two sides cannot be told apart; `accuracy` is None when either side has fewer than 2 rows per
-    fold (the count and the reason come back instead).
+    0.5 means the two sides cannot be told apart. Small sides get fewer folds (at least 3 rows of each side
+    per fold); `accuracy` is None below `least` rows a side (the count and the reason come back instead).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -19,8 +19,9 @@ def cv_accuracy(real: np.ndarray, synthetic: np.ndarray, folds: int = 5, seed: i
     from sklearn.preprocessing import StandardScaler
 
     n = min(len(real), len(synthetic))
-    if n < 2 * folds:
-        return {"accuracy": None, "per_class": n, "reason": f"fewer than {2 * folds} rows on a side"}
+    if n < least:
+        return {"accuracy": None, "per_class": n, "reason": f"fewer than {least} rows on a side"}
+    folds = max(2, min(folds, n // 3))
     rng = random.Random(seed)
     real = real[sorted(rng.sample(range(len(real)), n))]
     synthetic = synthetic[sorted(rng.sample(range(len(synthetic)), n))]

@@ -150,7 +150,8 @@ def quality_report(embedder: Embedder, rows: list[dict], reference: list[dict] |
         keep = ("conversations", "turns_per_user", "distinct_1", "distinct_2")
         found = {k: stats[k] for k in keep} | hygiene_rates(part)
         if reference:
-            found["discriminator_accuracy"] = discriminator(embedder, reference, part, seed)["accuracy"]
+            judged = discriminator(embedder, reference, part, seed)
+            found["discriminator_accuracy"], found["discriminator_per_class"] = judged["accuracy"], judged["per_class"]
         return found
 
     report: dict = {"generated": measures(rows) if rows else {"conversations": 0}}
