@@ -18,10 +18,13 @@ OK_BODY = {
 
 
 class FaultServer:
-    """Behaviour is chosen by the request's model name (see _answer)."""
+    """Behaviour is chosen by the request's model name (see _answer); `die_after` requests, it goes away."""
 
-    def __init__(self) -> None:
+    def __init__(self, die_after: int | None = None) -> None:
         self.attempts: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.die_after = die_after
+        self.served = 0
         self.loop = asyncio.new_event_loop()
         self.port = 0
         ready = threading.Event()
@@ -62,7 +65,12 @@ class FaultServer:
                 body = json.loads(await reader.readexactly(length)) if length else {}
                 model = body.get("model", "")
                 self.attempts[model] += 1
-                if not await self._answer(model, self.attempts[model], writer):
+                self.served += 1
+                if self.die_after is not None and self.served > self.die_after:
+                    self.server.close()  # killed: this connection drops, new ones are refused
+                    writer.close()
+                    return
+                if not await self._answer(model, self.attempts[model], writer, body):
                     writer.close()
                     return
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -77,9 +85,11 @@ class FaultServer:
             + data
         )
 
-    async def _answer(self, model: str, attempt: int, writer: asyncio.StreamWriter) -> bool:
+    async def _answer(self, model: str, attempt: int, writer: asyncio.StreamWriter, body: dict) -> bool:
         """Write one response; False closes the connection."""
         error = json.dumps({"error": {"message": f"{model} says no", "type": "x"}})
+        if model.startswith("persona"):
+            return await self._persona(model, attempt, writer, body, error)
         if model == "429-then-ok" and attempt <= 2:
             self._send(writer, "429 Too Many Requests", error, "Retry-After: 0.05\r\n")
         elif model == "500":
@@ -101,5 +111,32 @@ class FaultServer:
             self._send(writer, "400 Bad Request", error)
         else:
             self._send(writer, "200 OK", json.dumps(OK_BODY))
+        await writer.drain()
+        return True
+
+    async def _persona(self, model: str, attempt: int, writer: asyncio.StreamWriter, body: dict, error: str) -> bool:
+        """The persona pipeline's scripted answers; `persona-flaky` mixes in 429s, 500s and garbage."""
+        from convoforge.llm.types import as_messages
+        from tests.persona_fakes import pipeline_reply
+
+        fault = None
+        if model == "persona-flaky":
+            fault = {1: "429", 3: "500"}.get(attempt % 6) or ("garbage" if attempt % 12 == 5 else None)
+        if fault:
+            self.faults[fault] += 1
+        if fault == "429":
+            self._send(writer, "429 Too Many Requests", error, "Retry-After: 0.01\r\n")
+        elif fault == "500":
+            self._send(writer, "500 Internal Server Error", error)
+        elif fault == "garbage":
+            self._send(writer, "200 OK", '{"id": "x", "choices": [')
+        else:
+            n = body.get("n", 1)
+            text = pipeline_reply(as_messages(body["messages"]))
+            choices = [
+                {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                for i in range(n)
+            ]
+            self._send(writer, "200 OK", json.dumps({**OK_BODY, "choices": choices}))
         await writer.drain()
         return True

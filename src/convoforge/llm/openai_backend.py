@@ -152,11 +152,14 @@ class OpenAIChatModel(ChatModel):
                 log.info("%s: %s; retry %d in %.2fs", self.name, type(exc).__name__, attempt + 1, delay)
                 await asyncio.sleep(delay)
             except openai.APIStatusError as exc:
-                raise BackendError(f"{self._where()} answered {exc.status_code}: {_short(exc)}") from exc
+                self.failures[f"{self._where(replica)}: {exc.status_code}"] += 1
+                raise BackendError(f"{self._where(replica)} answered {exc.status_code}: {_short(exc)}") from exc
             except openai.APIResponseValidationError as exc:
-                raise BackendError(f"{self._where()} sent a malformed response: {_short(exc)}") from exc
+                self.failures[f"{self._where(replica)}: malformed response"] += 1
+                raise BackendError(f"{self._where(replica)} sent a malformed response: {_short(exc)}") from exc
             except ValueError as exc:  # a body that is not JSON at all
-                raise BackendError(f"{self._where()} sent a malformed response: {exc}") from exc
+                self.failures[f"{self._where(replica)}: malformed response"] += 1
+                raise BackendError(f"{self._where(replica)} sent a malformed response: {exc}") from exc
         if isinstance(last, openai.APIConnectionError) and not isinstance(last, openai.APITimeoutError):
             raise BackendError(f"cannot reach {self._where()} ({self.max_retries + 1} attempts): {_short(last)}")
         tries = self.max_retries + 1

@@ -14,6 +14,7 @@ from convoforge.agents.persona import stages
 from convoforge.agents.persona.context import PersonaContext
 from convoforge.agents.persona.state import GenerateInput, PersonaState
 from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
+from convoforge.errors import BackendError
 from convoforge.llm import GenParams
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import Embedder, load_embedder
@@ -108,7 +109,11 @@ def build_graph(
             max_tokens=ctx.max_tokens,
             n=ctx.candidates,
         )
-        result = await generator_llm.achat(stages.generator_messages(gen, ctx), params)
+        try:
+            result = await generator_llm.achat(stages.generator_messages(gen, ctx), params)
+        except BackendError as exc:  # the request failed for good (after retries): recorded, not a crashed run
+            failed = [stages.failed_candidate(gen, c, str(exc)) for c in range(ctx.candidates)]
+            return {"candidates": [cand.model_dump() for cand in failed]}
         return {"candidates": [stages.parse_candidate(t, gen, c, ctx).model_dump() for c, t in enumerate(result.texts)]}
 
     def critic_node(critic: Critic):

@@ -17,11 +17,13 @@ from convoforge.agents.persona.context import PersonaContext
 from convoforge.critics.base import Candidate, Critic, Turn, Verdict
 from convoforge.critics.selection import select
 from convoforge.datasets.spc import parse_transcript
+from convoforge.errors import BackendError
 from convoforge.llm import GenParams, astructured
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import Embedder
 
 SHORT = GenParams(temperature=0.7, max_tokens=48, top_k=40)
+BACKEND_FAILED = "backend failed:"
 
 
 def cluster(embedder: Embedder, texts: list[str], distance: float) -> list[int]:
@@ -32,6 +34,20 @@ def cluster(embedder: Embedder, texts: list[str], distance: float) -> list[int]:
 
     model = AgglomerativeClustering(n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average")
     return model.fit_predict(embedder.embed(texts)).tolist()
+
+
+async def _texts(llm: ChatModel, asks: list[str], params: GenParams, log: list[dict] | None) -> list[str]:
+    """Every prompt's reply; one that failed for good (after the backend's retries) is "" and logged."""
+
+    async def one(prompt: str) -> str:
+        try:
+            return (await llm.achat(prompt, params)).text
+        except BackendError as exc:
+            if log is not None:
+                log.append({"request": prompt[:60], "reason": f"{BACKEND_FAILED} {exc}"})
+            return ""
+
+    return list(await asyncio.gather(*[one(a) for a in asks]))
 
 
 def _first_line(text: str) -> str:
@@ -54,10 +70,8 @@ async def induce_queries(
     multi = [g for g in groups.values() if len(g) >= 2]
     chosen = multi or sorted(groups.values(), key=len, reverse=True)
     samples = [rng.sample(g, min(3, len(g))) for g in chosen[:32]]
-    replies = await asyncio.gather(
-        *[llm.achat(prompts.QUERY_INDUCTION.format(statements="\n".join(s)), SHORT) for s in samples]
-    )
-    return _questions((r.text for r in replies), log)
+    asks = [prompts.QUERY_INDUCTION.format(statements="\n".join(s)) for s in samples]
+    return _questions(await _texts(llm, asks, SHORT, log), log)
 
 
 def _questions(texts, log: list[dict] | None = None) -> list[str]:
@@ -83,11 +97,9 @@ async def bootstrap_queries(
     pool = list(queries) or ["What do you do for a living?", "What do you like to do for fun?"]
     for _ in range(ctx.query_steps):
         shown = rng.sample(pool, min(5, len(pool)))
-        reply = await llm.achat(
-            prompts.QUERY_BOOTSTRAP.format(queries="\n".join(shown)),
-            GenParams(max_tokens=96, top_k=40),
-        )
-        pool = list(dict.fromkeys(pool + _questions([reply.text], log)))
+        ask = prompts.QUERY_BOOTSTRAP.format(queries="\n".join(shown))
+        replies = await _texts(llm, [ask], GenParams(max_tokens=96, top_k=40), log)
+        pool = list(dict.fromkeys(pool + _questions(replies, log)))
     return pool
 
 
@@ -112,11 +124,10 @@ async def bootstrap_personas(
         batch = min(8, 4 * ctx.persona_target - tries)
         tries += batch
         asks = [(rng.sample(attributes, min(5, len(attributes))), rng.choice(queries)) for _ in range(batch)]
-        replies = await asyncio.gather(
-            *[llm.achat(prompts.PERSONA_BOOTSTRAP.format(persona="\n".join(p), query=q), SHORT) for p, q in asks]
-        )
+        texts = [prompts.PERSONA_BOOTSTRAP.format(persona="\n".join(p), query=q) for p, q in asks]
+        replies = await _texts(llm, texts, SHORT, log)
         for reply, (_, query) in zip(replies, asks, strict=True):
-            text = _first_line(reply.text).strip('"')
+            text = _first_line(reply).strip('"')
             if problem := hygiene.attribute_problem(text, query):
                 log.append({"attribute": text, "reason": problem})
                 continue
@@ -277,6 +288,17 @@ def parse_candidate(raw: str, job: GenerationJob, index: int, ctx: PersonaContex
     )
 
 
+def failed_candidate(job: GenerationJob, index: int, error: str) -> Candidate:
+    """A candidate whose generation request failed for good: kept as a rejection with the backend's error."""
+    return Candidate(
+        id=f"{job.pair_id}-c{index}",
+        pair_id=job.pair_id,
+        iteration=job.iteration,
+        profiles=job.profiles,
+        parse_error=f"{BACKEND_FAILED} {error}",
+    )
+
+
 def sort_candidates(
     cands: list[Candidate], verdicts: dict[str, dict[str, Verdict]], critics: list[Critic]
 ) -> tuple[list[dict], list[dict]]:
@@ -315,6 +337,8 @@ def make_record(cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critic
 def reason_key(reason: str) -> str:
     """A rejection reason without its details: `unparseable`, `dropped by faithfulness`, `hygiene: loop`, ..."""
     head = reason.split(" (")[0]
+    if head.startswith(f"unparseable: {BACKEND_FAILED}"):
+        return "backend failed"
     return head.split(";")[0] if head.startswith("hygiene:") else head.split(":")[0]
 
 
