@@ -94,6 +94,7 @@ def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
     assert report["generated"]["conversations"] == len(data["accepted"])
     assert len(report["faithfulness_per_conversation"]) == len(data["accepted"])
     assert report["generated"]["degenerate_rate"] == 0.0 and len(report["per_iteration"]) == 2
+    assert report["candidates"]["conversations"] >= report["generated"]["conversations"]
 
     versus = cf("eval", "personas", "--data", str(out), "--versus", str(out))
     assert versus.returncode == 0, versus.stderr

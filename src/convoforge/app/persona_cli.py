@@ -257,6 +257,7 @@ def eval_personas(
 
     quality = quality_report(load_embedder(EMBEDDED_EMBEDDER), rows, ref_rows, seed)
     result["generated"] |= quality["generated"]
+    result["candidates"] = candidate_quality(dataset, ref_rows, seed)
     if ref_rows:
         result["reference"] |= quality["reference"]
         result["discriminator"] = (
@@ -267,6 +268,15 @@ def eval_personas(
     if versus:
         result["versus"] = versus_report(dataset, versus, ref_rows, seed)
     typer.echo(json.dumps(result))
+
+
+def candidate_quality(dataset: dict, reference: list[dict] | None, seed: int) -> dict:
+    """The same measures over every candidate with turns (accepted or not): the generator before the critic."""
+    from convoforge.agents.persona.evaluate import quality_report
+    from convoforge.llm.embeddings import load_embedder
+
+    rows = [dict(r) for name in ("accepted", "rejected") for r in dataset[name] if r["messages"]]
+    return quality_report(load_embedder(), rows, reference, seed)["generated"] if rows else {"conversations": 0}
 
 
 def versus_report(dataset: dict, other: Path, reference: list[dict] | None, seed: int) -> dict:
@@ -284,6 +294,7 @@ def versus_report(dataset: dict, other: Path, reference: list[dict] | None, seed
     return {
         "data": str(other),
         "generated": quality["generated"],
+        "candidates": candidate_quality(theirs, reference, seed),
         "per_iteration": quality["per_iteration"],
         "paired": paired_comparison(mine, pair_outcomes(rows["accepted"], rows["rejected"])),
     }
