@@ -181,6 +181,11 @@ def pair_outcomes(accepted: list[dict], rejected: list[dict]) -> dict[str, dict]
     return out
 
 
+def _p(value: float) -> float:
+    """A p-value to three significant digits (small ones stay visible)."""
+    return float(f"{float(value):.3g}")
+
+
 def paired_comparison(mine: dict[str, dict], theirs: dict[str, dict]) -> dict:
     """The persona pair as the unit: acceptance share and the winner's recitation, this run against the other."""
     from scipy.stats import binomtest, wilcoxon
@@ -197,8 +202,8 @@ def paired_comparison(mine: dict[str, dict], theirs: dict[str, dict]) -> dict:
         "acceptance_other": round(sum(b for _, b in share.values()) / len(common), 4) if common else None,
         "pairs_better": better,
         "pairs_worse": worse,
-        "sign_test_p": round(binomtest(better, better + worse).pvalue, 4) if better + worse else None,
-        "wilcoxon_p": round(float(wilcoxon([d for d in diffs if d]).pvalue), 4) if better + worse >= 6 else None,
+        "sign_test_p": _p(binomtest(better, better + worse).pvalue) if better + worse else None,
+        "wilcoxon_p": _p(wilcoxon([d for d in diffs if d]).pvalue) if better + worse >= 6 else None,
     }
     both = [(mine[k]["recitation"], theirs[k]["recitation"]) for k in common]
     both = [(a, b) for a, b in both if a is not None and b is not None]
@@ -207,5 +212,5 @@ def paired_comparison(mine: dict[str, dict], theirs: dict[str, dict]) -> dict:
         report["recitation"] = round(sum(a for a, _ in both) / len(both), 4)
         report["recitation_other"] = round(sum(b for _, b in both) / len(both), 4)
         moved = [a - b for a, b in both if a != b]
-        report["recitation_wilcoxon_p"] = round(float(wilcoxon(moved).pvalue), 4) if len(moved) >= 6 else None
+        report["recitation_wilcoxon_p"] = _p(wilcoxon(moved).pvalue) if len(moved) >= 6 else None
     return report
