@@ -102,7 +102,8 @@ def test_bad_conversations_are_flagged_with_their_reason(turns, reason):
 
 def test_a_degenerate_candidate_is_rejected_before_the_critics_with_its_reason():
     raw = "\n".join(f"{s}: {t}" for s, t in [*GOOD, GOOD[2], GOOD[3]])
-    cand = parse_candidate(raw, GenerationJob("p0", 0, PROFILES), 0, PersonaContext(min_turns=3, max_turns=7))
+    # the loop starts after 3 turns each: with 4 needed, nothing can be kept
+    cand = parse_candidate(raw, GenerationJob("p0", 0, PROFILES), 0, PersonaContext(min_turns=4, max_turns=7))
     assert cand.parse_error is None and cand.hygiene.startswith("loop")
     assert not cand.usable
     assert reason_key(f"hygiene: {cand.hygiene}") == "hygiene: loop"
@@ -136,3 +137,15 @@ def test_discriminator_on_known_answers():
     assert abs(cv_accuracy(real, same)["accuracy"] - 0.5) <= 0.15
     small = cv_accuracy(real[:4], shifted[:4])
     assert small["accuracy"] is None and "fewer than" in small["reason"]
+
+
+def test_a_loop_after_the_conversation_met_its_bounds_is_trimmed_off():
+    looped = [*GOOD, GOOD[2], GOOD[3], GOOD[2], GOOD[3]]
+    raw = "\n".join(f"{s}: {t}" for s, t in looped)
+    cand = parse_candidate(raw, GenerationJob("p0", 0, PROFILES), 0, PersonaContext(min_turns=3, max_turns=7))
+    assert cand.usable and [(t.speaker, t.content) for t in cand.turns] == GOOD
+    assert cand.raw == raw  # what the model wrote stays in the record
+    assert hygiene.first_degenerate(GOOD) is None
+    echoed = [*GOOD, ("User 1", "That sounds lovely, bye for now!")]
+    assert hygiene.first_degenerate(echoed) == 6
+    assert hygiene.trim_degenerate_tail(echoed, 3) == 6 and hygiene.trim_degenerate_tail(echoed, 4) == 7

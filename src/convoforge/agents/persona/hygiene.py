@@ -136,6 +136,33 @@ def copying(turns: list[tuple[str, str]], limits: Limits = Limits()) -> str | No
     return None
 
 
+def first_degenerate(turns: list[tuple[str, str]], limits: Limits = Limits()) -> int | None:
+    """Index of the first turn that starts a loop or echoes the turn before (None: no such turn)."""
+    keys = [_norm(t) for _, t in turns]
+    blocks: dict[tuple[str, str], int] = {}
+    for i, key in enumerate(keys):
+        long = len(key.split()) >= limits.loop_min_words
+        if long and any(turns[j][0] == turns[i][0] and _same(key, keys[j], limits) for j in range(i)):
+            return i
+        if long and i and turns[i][0] != turns[i - 1][0] and _same(key, keys[i - 1], limits):
+            return i
+        if i + 1 < len(keys):
+            block = (key, keys[i + 1])
+            if block in blocks and blocks[block] < i - 1:
+                return i
+            blocks.setdefault(block, i)
+    return None
+
+
+def trim_degenerate_tail(turns: list[tuple[str, str]], min_turns: int, limits: Limits = Limits()) -> int:
+    """How many turns to keep: all, or those before a loop or echo when they still give each speaker min_turns."""
+    cut = first_degenerate(turns, limits)
+    if cut is None:
+        return len(turns)
+    kept = [s for s, _ in turns[:cut]]
+    return cut if min(kept.count("User 1"), kept.count("User 2")) >= min_turns else len(turns)
+
+
 def recitations(turns: list[tuple[str, str]], profiles: dict[str, list[str]], min_words: int = 3) -> int:
     """How many turns contain one of their own speaker's persona sentences word for word."""
     from convoforge.datasets.metrics import recited

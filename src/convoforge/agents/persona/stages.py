@@ -259,7 +259,10 @@ def generator_messages(job: GenerationJob, ctx: PersonaContext) -> list[dict]:
 
 
 def parse_candidate(raw: str, job: GenerationJob, index: int, ctx: PersonaContext) -> Candidate:
-    """Parse a generated conversation; cut past max_turns per user; too short is a parse error."""
+    """Parse a generated conversation; cut past max_turns per user and before a loop that follows min_turns.
+
+    Too short is a parse error; a conversation that breaks a hygiene rule keeps its turns and says which.
+    """
     turns: list[Turn] = []
     counts = {"User 1": 0, "User 2": 0}
     for speaker, text in parse_transcript(raw):
@@ -275,6 +278,9 @@ def parse_candidate(raw: str, job: GenerationJob, index: int, ctx: PersonaContex
     else:
         limits = hygiene.Limits(recitation_cap=ctx.recitation_cap)
         spoken = [(t.speaker, t.content) for t in turns]
+        # a small model that loops once the conversation is done has not stopped: keep what came before
+        keep = hygiene.trim_degenerate_tail(spoken, ctx.min_turns, limits)
+        turns, spoken = turns[:keep], spoken[:keep]
         problems = "; ".join(hygiene.conversation_problems(spoken, job.profiles, limits))
     return Candidate(
         id=f"{job.pair_id}-c{index}",
