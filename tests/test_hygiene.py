@@ -80,6 +80,7 @@ def test_short_repeated_turns_are_not_loops():
         ([*GOOD, GOOD[2]], "loop"),
         ([*GOOD, ("User 2", "Long, but the patients were so kind. Do you still play music?")], "loop"),
         (GOOD[:2] + [("User 1", "Yes."), ("User 2", "No.")] * 3, "loop"),
+        ([*GOOD[:3], ("User 2", "Music! Music!"), ("User 1", "Music! Music!"), ("User 2", "Music! Music!")], "loop"),
         ([*GOOD[:3], ("User 2", GOOD[2][1]), *GOOD[4:]], "copying"),
         ([("User 1", t) for _, t in GOOD], "speakers do not alternate"),
         (
