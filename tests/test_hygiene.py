@@ -43,6 +43,7 @@ def test_good_attributes_pass(text):
         ("The holidays make me sad.", "not first person"),
         ("I think what you do in your free time matters.", "quotes the query"),
         ("I", "length"),
+        ("I am a highly specialized AI designed to assist human users with their branding.", "the model, not a person"),
     ],
 )
 def test_bad_attributes_are_rejected_with_their_reason(text, reason):
@@ -82,6 +83,7 @@ def test_short_repeated_turns_are_not_loops():
         (GOOD[:2] + [("User 1", "Yes."), ("User 2", "No.")] * 3, "loop"),
         ([*GOOD[:3], ("User 2", "Music! Music!"), ("User 1", "Music! Music!"), ("User 2", "Music! Music!")], "loop"),
         ([*GOOD[:3], ("User 2", GOOD[2][1]), *GOOD[4:]], "copying"),
+        ([*GOOD[:4], ("User 1", "I'm glad you're interested."), ("User 2", "I'm glad you're interested.")], "copying"),
         ([("User 1", t) for _, t in GOOD], "speakers do not alternate"),
         (
             [

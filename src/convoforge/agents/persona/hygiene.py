@@ -25,6 +25,8 @@ META = re.compile(
     r"following (?:statements|persona)|turns? for each user)\b",
     re.IGNORECASE,
 )
+# the model describing itself instead of a person (none of SPC's 494 attributes matches)
+SELF = re.compile(r"\b(AI|artificial intelligence|chatbot|virtual assistant|assist (?:human )?users)\b")
 INSTRUCTION = re.compile(r"^(answer|write|imagine|do not|don't|please|respond|add|now|generate|create)\b", re.I)
 FIRST_PERSON = {"I", "My", "I'm", "I've", "I'd", "I'll", "Im"}
 
@@ -73,6 +75,8 @@ def attribute_problem(text: str, query: str | None = None) -> str | None:
         return "an instruction"
     if leak := prompt_leak(text):
         return leak
+    if m := SELF.search(text):
+        return f"the model, not a person ({m.group(0)!r})"
     if query and (quoted := _grams(text) & _grams(query)):
         return f"quotes the query ({' '.join(sorted(quoted)[0])!r})"
     return None
@@ -88,6 +92,7 @@ class Limits:
     """Conversation hygiene thresholds (checked against the real SPC conversations, see the module doc)."""
 
     loop_min_words: int = 5
+    echo_min_words: int = 4
     fuzzy_min_words: int = 10
     near_duplicate: float = 90.0
     max_double_turns: int = 1
@@ -131,13 +136,20 @@ def loop(turns: list[tuple[str, str]], limits: Limits = Limits()) -> str | None:
     return None
 
 
+def _echoes(i: int, turns: list[tuple[str, str]], keys: list[str], limits: Limits) -> bool:
+    """Turn i says (near) word for word what the other speaker just said (exact from 4 words, near from 10)."""
+    if not i or turns[i][0] == turns[i - 1][0]:
+        return False
+    words = len(keys[i].split())
+    exact = words >= limits.echo_min_words and keys[i] == keys[i - 1]
+    return exact or (words >= limits.loop_min_words and _same(keys[i], keys[i - 1], limits))
+
+
 def copying(turns: list[tuple[str, str]], limits: Limits = Limits()) -> str | None:
-    """A speaker echoing (near) word for word the other speaker's turn just before."""
+    """A speaker echoing the other speaker's turn just before (3 of 997 real SPC conversations do, at 4+ words)."""
+    keys = [_norm(t) for _, t in turns]
     for i in range(1, len(turns)):
-        key = _norm(turns[i][1])
-        if len(key.split()) < limits.loop_min_words or turns[i][0] == turns[i - 1][0]:
-            continue
-        if _same(key, _norm(turns[i - 1][1]), limits):
+        if _echoes(i, turns, keys, limits):
             return f"copying (turn {i + 1} echoes turn {i})"
     return None
 
@@ -152,7 +164,7 @@ def first_degenerate(turns: list[tuple[str, str]], limits: Limits = Limits()) ->
         long = len(key.split()) >= limits.loop_min_words
         if long and any(turns[j][0] == turns[i][0] and _same(key, keys[j], limits) for j in range(i)):
             return i
-        if long and i and turns[i][0] != turns[i - 1][0] and _same(key, keys[i - 1], limits):
+        if _echoes(i, turns, keys, limits):
             return i
         if i + 1 < len(keys):
             block = (key, keys[i + 1])
