@@ -147,7 +147,16 @@ def test_generate_samples_judges_the_policy_on_train_pairs_into_on_policy_pairs(
     thumbs = tmp_path / "thumbs"
     assert cf("export", "--data", str(persona_data), "--format", "thumbs", "--out", str(thumbs)).returncode == 0
     train_pairs = set(load_from_disk(str(thumbs / "hf"))["train"]["pair_id"])
-    good = "\n".join(f"User {1 + i % 2}: turn {i}, I like tea and I have a dog." for i in range(6))
+    good = "\n".join(
+        [
+            "User 1: Hi, I like tea in the morning.",
+            "User 2: I have a dog who loves long walks.",
+            "User 1: What breed is your dog?",
+            "User 2: A beagle, he is very loud.",
+            "User 1: I would love to meet him some day.",
+            "User 2: Come by the park on Sunday then.",
+        ]
+    )
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps([good, "User 1: Hi.\nUser 2: Hey."]))  # each request: one good, one too short
     out = tmp_path / "samples"
