@@ -171,10 +171,11 @@ def pair_outcomes(accepted: list[dict], rejected: list[dict]) -> dict[str, dict]
     from convoforge.agents.persona.hygiene import recitations
 
     out: dict[str, dict] = {}
-    for row in accepted + rejected:
-        slot = out.setdefault(row["pair_id"], {"candidates": 0, "passed": 0, "recitation": None})
-        slot["candidates"] += 1
-        slot["passed"] += row in accepted or row.get("reason", "").startswith("lost the vote")
+    for won, rows in ((True, accepted), (False, rejected)):
+        for row in rows:
+            slot = out.setdefault(row["pair_id"], {"candidates": 0, "passed": 0, "recitation": None})
+            slot["candidates"] += 1
+            slot["passed"] += won or row.get("reason", "").startswith("lost the vote")
     for row in accepted:
         turns = [(m["speaker"], m["content"]) for m in row["messages"]]
         out[row["pair_id"]]["recitation"] = recitations(turns, row["profiles"]) / len(turns) if turns else 0.0

@@ -16,7 +16,7 @@ from itertools import pairwise
 from rapidfuzz import fuzz
 
 from convoforge.agents.persona import prompts
-from convoforge.datasets.metrics import tokens
+from convoforge.datasets.metrics import recited, tokens
 
 NGRAM = 4
 # words of the pipeline's own vocabulary that a persona sentence or a real conversation has no reason to say
@@ -185,8 +185,6 @@ def trim_degenerate_tail(turns: list[tuple[str, str]], min_turns: int, limits: L
 
 def recitations(turns: list[tuple[str, str]], profiles: dict[str, list[str]], min_words: int = 3) -> int:
     """How many turns contain one of their own speaker's persona sentences word for word."""
-    from convoforge.datasets.metrics import recited
-
     return sum(recited([text], profiles.get(speaker, []), min_words) for speaker, text in turns)
 
 
