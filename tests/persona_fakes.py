@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import time
+import zlib
 
 from convoforge.llm.types import Message
 
@@ -54,8 +57,30 @@ def faithful(prompt: str) -> str:
 
 def pipeline_reply(messages: list[Message]) -> str:
     """Answer by recognising the prompt."""
+    return _answer(messages[-1].content, next(_counter))
+
+
+_seen: dict[str, int] = {}
+
+
+def stable_reply(messages: list[Message]) -> str:
+    """pipeline_reply chosen by the prompt (its hash, and how often this process saw it), not by a global counter.
+
+    So a run gives the same answers in any process and any order: on Ray workers, after a worker restarts, after a
+    resume. With CONVOFORGE_TEST_CALLS set, each conversation request appends this process's id to that file.
+    """
     text = messages[-1].content
-    n = next(_counter)
+    k = 0
+    if "Now write a new conversation" in text:  # its n candidates differ; judges answer a text the same way
+        k = _seen[text] = _seen.get(text, -1) + 1
+    if (log := os.environ.get("CONVOFORGE_TEST_CALLS")) and "Now write a new conversation" in text:
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(float(os.environ.get("CONVOFORGE_TEST_DELAY", "0")))
+    return _answer(text, zlib.crc32(text.encode()) + k)
+
+
+def _answer(text: str, n: int) -> str:
     if "most specific question" in text:
         return "What do you like to do in your free time?"
     if "Add more persona questions" in text:

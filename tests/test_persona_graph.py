@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from convoforge.agents.persona.context import PersonaContext
-from convoforge.agents.persona.graph import build_graph
+from convoforge.agents.persona.graph import build_conversation_graph, build_graph
 from convoforge.agents.persona.seeds import load_seeds
 from convoforge.critics import load_critics
 from convoforge.llm.scripted import ScriptedChatModel
@@ -38,8 +38,10 @@ async def test_iterations_grow_the_few_shot_pool_with_winners():
 
 async def test_user_critics_are_graph_nodes_and_their_verdicts_are_kept():
     ctx = PersonaContext(iterations=1, pairs=2, candidates=2, persona_target=2, query_steps=1, min_turns=3)
-    state, _, graph = await run(["tests.persona_fakes:brevity", "tests.persona_fakes:NoQuestions"], ctx)
-    assert {"critic_brevity", "critic_no_questions"} <= set(graph.get_graph().nodes)
+    critics = ["tests.persona_fakes:brevity", "tests.persona_fakes:NoQuestions"]
+    state, llm, _ = await run(critics, ctx)
+    shard_graph = build_conversation_graph(llm, load_critics(critics))
+    assert {"generate", "critic_brevity", "critic_no_questions"} <= set(shard_graph.get_graph().nodes)
     record = state["accepted"][0]
     names = [v["critic"] for v in record["verdicts"]]
     assert names == ["brevity", "no_questions"]

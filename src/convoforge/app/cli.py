@@ -181,6 +181,8 @@ def hoist_global_options(argv: list[str]) -> list[str]:
             i += 1
         elif arg in GLOBAL_FLAGS:
             front.append(arg)
+        elif arg == "--ray" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            rest += [arg, "local"]  # `--ray` alone: a Ray instance on this machine (`--ray ADDRESS` joins one)
         else:
             rest.append(arg)
         i += 1

@@ -32,6 +32,13 @@ def default_generator(model: str) -> str:
     return f"{DEFAULT_MODEL}+adapter=persona-generator" if model == DEFAULT_MODEL else model
 
 
+def _cluster_cpus(address: str | None) -> int:
+    """CPUs of the Ray cluster at `address` (starts or joins it)."""
+    from convoforge.cluster import connect
+
+    return max(1, int(connect(address).cluster_resources().get("CPU", 1)))
+
+
 @generate_app.command("personas")
 def generate_personas(
     out_dir: Path = typer.Option(..., "--out", help="Output folder (a Hugging Face dataset and its card)."),
@@ -67,6 +74,17 @@ def generate_personas(
     random_seed: int = typer.Option(0, "--random-seed", help="Random seed of sampling and pairing."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run (settings come from the run)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out (only once the new one is complete)."),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        metavar="[ADDRESS]",
+        help="Run the shards of pairs on Ray workers: a new local Ray instance, or ADDRESS ('auto', "
+        "'ray://host:10001'). Needs pip install 'convoforge[ray]'.",
+    ),
+    workers: int | None = typer.Option(None, min=1, help="Ray workers (default: one per CPU of the cluster)."),
+    shard_size: int = typer.Option(
+        0, min=0, help="Persona pairs per shard (0: one locally; with --ray, about two shards per worker)."
+    ),
 ) -> None:
     """Generate persona dialogues with the Generator-Critic loop into a Hugging Face dataset.
 
@@ -87,6 +105,7 @@ def generate_personas(
         max_tokens=max_tokens,
         persona_target=persona_target,
         query_steps=query_steps,
+        shard_size=shard_size or (max(1, -(-pairs // (2 * (workers or _cluster_cpus(ray))))) if ray else 1),
         check_contradictions=contradictions if contradictions is not None else not is_embedded_spec(settings.model),
         seed=random_seed,
     )
@@ -104,6 +123,7 @@ def generate_personas(
         context=context.as_dict(),
         critic_options={"faithfulness": faithfulness} if faithfulness else {},
         generator_model=generator_model or default_generator(settings.model),
+        ray={"address": ray, "workers": workers} if ray else None,
     )
     planned = PersonaContext(**stored.context) if resume and (stored := stored_config(out_dir)) else context
     with Progress(
@@ -125,10 +145,9 @@ def generate_personas(
                 progress.advance(stage)
                 detail = {k: len(v) for k, v in update.items() if isinstance(v, list) and k != "log"}
                 progress.console.print(f"[green]✓[/] {node} {detail}")
-            elif node == "generate":
+            elif node == "conversations":
                 progress.advance(conversations, len(update.get("candidates", [])))
-            elif node.startswith("critic_"):
-                progress.advance(judged)
+                progress.advance(judged, len(update.get("verdicts", {})))
             elif node == "select":
                 s = update["stats"][0]
                 progress.console.print(

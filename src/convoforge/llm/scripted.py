@@ -25,7 +25,7 @@ class ScriptedChatModel(ChatModel):
         self._replies = replies if callable(replies) else list(replies)
         if not callable(replies) and not self._replies:
             raise ValueError("a scripted model needs at least one reply")
-        self._delay = delay
+        self.delay = delay
         self._lock = threading.Lock()
         self._next = 0
         self.requests: list[list[Message]] = []
@@ -41,8 +41,8 @@ class ScriptedChatModel(ChatModel):
     async def _agenerate(
         self, messages: list[Message], params: GenParams, json_schema: dict | None = None
     ) -> ChatResult:
-        if self._delay:
-            await asyncio.sleep(self._delay)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self._lock:
             self.requests.append(messages)
         texts = [_apply_stop(self._one(messages), params.stop) for _ in range(params.n)]

@@ -32,12 +32,14 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     options: dict[str, str] = {}
     for extra in extras:
         key, eq, value = extra.partition("=")
-        allowed = {"local": {"adapter"}, "openai": {"seed"}}.get(backend, set())
+        allowed = {"local": {"adapter"}, "openai": {"seed"}, "scripted": {"delay"}}[backend]
         if not eq or key not in allowed:
-            hint = {"local": "+adapter=DIR", "openai": "+seed=off"}.get(backend, "no options")
+            hint = {"local": "+adapter=DIR", "openai": "+seed=off", "scripted": "+delay=SECONDS"}[backend]
             raise ModelSpecError(f"bad model spec {spec!r}: unknown option {extra!r} (try {hint})")
         if key == "seed" and value not in {"on", "off"}:
             raise ModelSpecError(f"bad model spec {spec!r}: seed is on or off")
+        if key == "delay" and not _seconds(value):
+            raise ModelSpecError(f"bad model spec {spec!r}: delay is a number of seconds >= 0")
         options[key] = value
     if not ref:
         raise ModelSpecError(f"bad model spec {spec!r}: nothing after '{backend}:'")
@@ -55,7 +57,16 @@ def load_chat_model(spec: str = DEFAULT_MODEL, *, base_url: str | None = None, a
         from convoforge.llm.openai_backend import OpenAIChatModel
 
         return OpenAIChatModel(ref, base_url=base_url, api_key=api_key, send_seed=options.get("seed") != "off")
-    return _scripted(ref)
+    model = _scripted(ref)
+    model.delay = float(options.get("delay", 0))  # a fixed latency per request (benchmarks/scale.py)
+    return model
+
+
+def _seconds(value: str) -> bool:
+    try:
+        return float(value) >= 0
+    except ValueError:
+        return False
 
 
 def _scripted(ref: str) -> ChatModel:

@@ -28,6 +28,7 @@ class PersonaContext:
     pair_cluster_distance: float = 0.6
     pair_threshold: int = 2
     recitation_cap: float = 0.34
+    shard_size: int = 1
     seed: int = 0
 
     def as_dict(self) -> dict:

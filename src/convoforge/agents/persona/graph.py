@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import warnings
+from collections.abc import Awaitable, Callable
 from itertools import pairwise
 from typing import Any
 
@@ -12,12 +14,16 @@ from langgraph.types import Send
 
 from convoforge.agents.persona import stages
 from convoforge.agents.persona.context import PersonaContext
-from convoforge.agents.persona.state import GenerateInput, PersonaState
+from convoforge.agents.persona.state import GenerateInput, PersonaState, ShardInput, ShardState
 from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
 from convoforge.errors import BackendError
 from convoforge.llm import GenParams
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import Embedder, load_embedder
+
+# a shard graph run inside a checkpointed node must say durability="exit", which LangGraph then warns is moot
+warnings.filterwarnings("ignore", message="`durability` has no effect", category=UserWarning)
+ShardRunner = Callable[[list[GenerateInput], PersonaContext], Awaitable[dict]]
 
 
 def _rng(ctx: PersonaContext, *salt: Any) -> random.Random:
@@ -31,10 +37,12 @@ def build_graph(
     embedder: Embedder | None = None,
     checkpointer: Any = None,
     generator_llm: ChatModel | None = None,
+    shard_runner: ShardRunner | None = None,
 ):
-    """Compile the pipeline; every critic becomes a node between `generate` and `select`.
+    """Compile the pipeline: expansion, profiles, pairing, then per iteration shards of pairs, then `select`.
 
     `llm` runs persona expansion and profiles; `generator_llm` (default: `llm`) writes the conversations.
+    Each shard runs `build_conversation_graph` in this process, or through `shard_runner` (Ray workers).
     """
     critic_llm = critic_llm or llm
     generator_llm = generator_llm or llm
@@ -79,6 +87,8 @@ def build_graph(
     def start_iteration(state: PersonaState) -> dict:
         return {"candidates": None, "verdicts": None}
 
+    conversations_graph = build_conversation_graph(generator_llm, critics, critic_llm)
+
     def fan_out(state: PersonaState, runtime: Runtime[PersonaContext]) -> list[Send]:
         ctx, it = runtime.context, state["iteration"]
         rng = _rng(ctx, "pairs", it)
@@ -88,41 +98,22 @@ def build_graph(
             if len(pairs) >= ctx.pairs
             else [pairs[k % len(pairs)] for k in range(ctx.pairs)]
         )
-        sends = []
+        jobs = []
         for k, (i, j) in enumerate(chosen):
             examples = rng.sample(state["pool"], min(ctx.few_shot, len(state["pool"])))
             profiles = {"User 1": state["profiles"][i], "User 2": state["profiles"][j]}
-            sends.append(
-                Send(
-                    "generate",
-                    GenerateInput(pair_id=f"it{it}-p{k}", iteration=it, profiles=profiles, examples=examples),
-                )
+            jobs.append(GenerateInput(pair_id=f"it{it}-p{k}", iteration=it, profiles=profiles, examples=examples))
+        size = max(1, ctx.shard_size)
+        return [Send("conversations", ShardInput(jobs=jobs[k : k + size])) for k in range(0, len(jobs), size)]
+
+    async def conversations(shard: ShardInput, runtime: Runtime[PersonaContext]) -> dict:
+        if shard_runner is not None:
+            done = await shard_runner(shard["jobs"], runtime.context)
+        else:
+            done = await conversations_graph.ainvoke(
+                {"jobs": shard["jobs"]}, context=runtime.context, durability="exit"
             )
-        return sends
-
-    async def generate(job: GenerateInput, runtime: Runtime[PersonaContext]) -> dict:
-        ctx = runtime.context
-        gen = stages.GenerationJob(job["pair_id"], job["iteration"], job["profiles"], job["examples"])
-        params = GenParams(
-            temperature=ctx.temperature,
-            top_k=ctx.top_k,
-            max_tokens=ctx.max_tokens,
-            n=ctx.candidates,
-        )
-        try:
-            result = await generator_llm.achat(stages.generator_messages(gen, ctx), params)
-        except BackendError as exc:  # the request failed for good (after retries): recorded, not a crashed run
-            failed = [stages.failed_candidate(gen, c, str(exc)) for c in range(ctx.candidates)]
-            return {"candidates": [cand.model_dump() for cand in failed]}
-        return {"candidates": [stages.parse_candidate(t, gen, c, ctx).model_dump() for c, t in enumerate(result.texts)]}
-
-    def critic_node(critic: Critic):
-        async def judge(state: PersonaState) -> dict:
-            cands = [cand for c in state["candidates"] if (cand := Candidate(**c)).usable]
-            verdicts = await verdicts_by_id(critic, cands, critic_llm)
-            return {"verdicts": {critic.name: {cid: v.model_dump() for cid, v in verdicts.items()}}}
-
-        return judge
+        return {"candidates": done.get("candidates", []), "verdicts": done.get("verdicts", {})}
 
     def select_node(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         it = state["iteration"]
@@ -155,7 +146,7 @@ def build_graph(
         ("build_profiles", build_profiles),
         ("pair_profiles", pair_profiles),
         ("start_iteration", start_iteration),
-        ("generate", generate),
+        ("conversations", conversations),
         ("select", select_node),
     ]:
         graph.add_node(name, fn)
@@ -170,13 +161,46 @@ def build_graph(
     graph.add_edge(START, chain[0])
     for a, b in pairwise(chain):
         graph.add_edge(a, b)
-    graph.add_conditional_edges("start_iteration", fan_out, ["generate"])
+    graph.add_conditional_edges("start_iteration", fan_out, ["conversations"])
+    graph.add_edge("conversations", "select")
+    graph.add_conditional_edges("select", more, ["start_iteration", END])
+    return graph.compile(checkpointer=checkpointer)
+
+
+def build_conversation_graph(generator_llm: ChatModel, critics: list[Critic], critic_llm: ChatModel | None = None):
+    """One shard of persona pairs: each pair's candidates are written, then every critic judges them as its own node."""
+    critic_llm = critic_llm or generator_llm
+
+    def fan_out(state: ShardState) -> list[Send]:
+        return [Send("generate", job) for job in state["jobs"]]
+
+    async def generate(job: GenerateInput, runtime: Runtime[PersonaContext]) -> dict:
+        ctx = runtime.context
+        gen = stages.GenerationJob(job["pair_id"], job["iteration"], job["profiles"], job["examples"])
+        params = GenParams(temperature=ctx.temperature, top_k=ctx.top_k, max_tokens=ctx.max_tokens, n=ctx.candidates)
+        try:
+            result = await generator_llm.achat(stages.generator_messages(gen, ctx), params)
+        except BackendError as exc:  # the request failed for good (after retries): recorded, not a crashed run
+            failed = [stages.failed_candidate(gen, c, str(exc)) for c in range(ctx.candidates)]
+            return {"candidates": [cand.model_dump() for cand in failed]}
+        return {"candidates": [stages.parse_candidate(t, gen, c, ctx).model_dump() for c, t in enumerate(result.texts)]}
+
+    def critic_node(critic: Critic):
+        async def judge(state: ShardState) -> dict:
+            cands = [cand for c in state["candidates"] if (cand := Candidate(**c)).usable]
+            verdicts = await verdicts_by_id(critic, cands, critic_llm)
+            return {"verdicts": {critic.name: {cid: v.model_dump() for cid, v in verdicts.items()}}}
+
+        return judge
+
+    graph = StateGraph(ShardState, context_schema=PersonaContext)
+    graph.add_node("generate", generate)
+    graph.add_conditional_edges(START, fan_out, ["generate"])
     if not critics:
-        graph.add_edge("generate", "select")
+        graph.add_edge("generate", END)
     for critic in critics:
         node = f"critic_{critic.name}"
         graph.add_node(node, critic_node(critic))
         graph.add_edge("generate", node)
-        graph.add_edge(node, "select")
-    graph.add_conditional_edges("select", more, ["start_iteration", END])
-    return graph.compile(checkpointer=checkpointer)
+        graph.add_edge(node, END)
+    return graph.compile(checkpointer=False)

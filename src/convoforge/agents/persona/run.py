@@ -14,6 +14,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from convoforge.agents.persona.context import PersonaContext
+from convoforge.agents.persona.distributed import failure_counts, ray_runner
 from convoforge.agents.persona.graph import build_graph
 from convoforge.agents.persona.seeds import load_seeds
 from convoforge.critics import load_critics
@@ -40,6 +41,7 @@ class RunConfig:
     context: dict = field(default_factory=dict)
     critic_options: dict = field(default_factory=dict)
     generator_model: str | None = None
+    ray: dict | None = None  # {"address": ..., "workers": ...}: shards of pairs run on Ray workers
 
     @property
     def generator(self) -> str:
@@ -90,32 +92,40 @@ async def run_persona_pipeline(
     seeds = load_seeds(cfg.seed)
     critics = load_critics(cfg.critics, cfg.critic_options)
     llm = load_chat_model(cfg.model, base_url=cfg.base_url)
-    critic_llm = llm if cfg.critic_model == cfg.model else load_chat_model(cfg.critic_model, base_url=cfg.base_url)
-    generator_llm = llm if cfg.generator == cfg.model else load_chat_model(cfg.generator, base_url=cfg.base_url)
+    if cfg.ray is None:
+        critic_llm = llm if cfg.critic_model == cfg.model else load_chat_model(cfg.critic_model, base_url=cfg.base_url)
+        generator_llm = llm if cfg.generator == cfg.model else load_chat_model(cfg.generator, base_url=cfg.base_url)
+        runner, pool, remote_failures = None, None, Counter()
+    else:  # generator and critics run in the Ray workers; this process runs expansion and selection
+        critic_llm = generator_llm = llm
+        runner, pool, remote_failures = ray_runner(asdict(cfg), cfg.ray)
     if not resume:
         cfg, work = prepare(cfg, resume, force)
     ctx = PersonaContext(**cfg.context)
-    async with AsyncSqliteSaver.from_conn_string(str(work / "checkpoints.sqlite")) as saver:
-        graph = build_graph(llm, critics, critic_llm, checkpointer=saver, generator_llm=generator_llm)
-        snapshot = await graph.aget_state(THREAD)
-        started = bool(snapshot.values)
-        if resume and started and not snapshot.next:
-            inputs: Any = None  # finished before the output was written
-        elif started:
-            inputs = None
-        else:
-            inputs = {"seed_attributes": seeds.attributes, "seed_examples": seeds.examples}
-        if inputs is not None or snapshot.next:
-            stream = graph.astream(inputs, THREAD, context=ctx, stream_mode="updates", durability="sync")
-            async for update in stream:
-                for node, value in update.items():
-                    if on_update:
-                        on_update(node, value or {})
-        state = (await graph.aget_state(THREAD)).values
-    failures: dict[str, int] = {}
-    for model in {id(m): m for m in (llm, critic_llm, generator_llm)}.values():
-        for where, count in getattr(model, "failures", {}).items():
-            failures[f"{model.name} @ {where}"] = count
+    try:
+        async with AsyncSqliteSaver.from_conn_string(str(work / "checkpoints.sqlite")) as saver:
+            graph = build_graph(
+                llm, critics, critic_llm, checkpointer=saver, generator_llm=generator_llm, shard_runner=runner
+            )
+            snapshot = await graph.aget_state(THREAD)
+            started = bool(snapshot.values)
+            if resume and started and not snapshot.next:
+                inputs: Any = None  # finished before the output was written
+            elif started:
+                inputs = None
+            else:
+                inputs = {"seed_attributes": seeds.attributes, "seed_examples": seeds.examples}
+            if inputs is not None or snapshot.next:
+                stream = graph.astream(inputs, THREAD, context=ctx, stream_mode="updates", durability="sync")
+                async for update in stream:
+                    for node, value in update.items():
+                        if on_update:
+                            on_update(node, value or {})
+            state = (await graph.aget_state(THREAD)).values
+    finally:
+        if pool is not None:
+            pool.close()
+    failures = dict(failure_counts([llm, critic_llm, generator_llm]) + remote_failures)
     summary = _write(cfg, ctx, seeds.source, critics, state, force=cfg.force, failures=failures)
     shutil.rmtree(work, ignore_errors=True)
     return summary

@@ -47,3 +47,17 @@ class GenerateInput(TypedDict):
     iteration: int
     profiles: dict[str, list[str]]
     examples: list[dict]
+
+
+class ShardInput(TypedDict):
+    """What one `conversations` task (a shard of pairs) receives through Send."""
+
+    jobs: list[GenerateInput]
+
+
+class ShardState(TypedDict, total=False):
+    """State of the conversation graph that one shard runs: its jobs, their candidates and verdicts."""
+
+    jobs: list[GenerateInput]
+    candidates: Annotated[list[dict], extend_or_reset]
+    verdicts: Annotated[dict[str, dict[str, dict]], merge_or_reset]
