@@ -1,0 +1,108 @@
+"""`generate personas --ray`: shards on a local Ray instance give the local run's output byte for byte,
+survive a killed worker, and resume after a SIGKILL of the driver without redoing a finished shard."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_persona_cli import ROOT, cf
+
+pytest.importorskip("ray", reason="the Ray path needs pip install 'convoforge[ray]'")
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+MODEL = ["--model", "scripted:tests.persona_fakes:stable_reply"]
+PLAN = ["--iterations", "3", "--pairs", "4", "--candidates", "2", "--persona-target", "2", "--query-steps", "1"]
+PLAN += ["--min-turns", "3"]
+CONVERSATIONS = 3 * 4 * 2
+DATA_FILES = ["accepted.jsonl", "rejected.jsonl", "accepted.parquet", "rejected.parquet"]
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local") / "p"
+    result = cf(*MODEL, "generate", "personas", *PLAN, "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out
+
+
+def same_data(a: Path, b: Path) -> None:
+    for name in DATA_FILES:
+        assert filecmp.cmp(a / name, b / name, shallow=False), name
+
+
+def start(out: Path, env: dict, *extra: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "convoforge", *MODEL, "generate", "personas", *PLAN, "--out", str(out), *extra]
+    return subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def calls(path: Path) -> list[int]:
+    return [int(x) for x in path.read_text().split()] if path.is_file() else []
+
+
+def wait_for(check, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_ray_run_writes_the_local_runs_output_byte_for_byte(local_run, tmp_path):
+    out = tmp_path / "p"
+    result = cf(*MODEL, "generate", "personas", *PLAN, "--out", str(out), "--ray", "--workers", "2", "--shard-size", "3")
+    assert result.returncode == 0, result.stderr[-2000:]
+    same_data(local_run, out)
+    assert "shard_size" in (out / "README.md").read_text()
+
+
+def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost_or_doubled(local_run, tmp_path):
+    log = tmp_path / "calls"
+    env = dict(os.environ, CONVOFORGE_TEST_CALLS=str(log), CONVOFORGE_TEST_DELAY="0.4")
+    out = tmp_path / "p"
+    proc = start(out, env, "--ray", "--workers", "2", "--shard-size", "2")
+    try:
+        wait_for(lambda: len([p for p in calls(log) if p != proc.pid]) >= 4)
+        victim = next(p for p in calls(log) if p != proc.pid)
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr[-2000:]
+    workers = set(calls(log)) - {proc.pid}
+    assert victim in workers and len(workers) >= 3  # two workers, and the one Ray restarted
+    same_data(local_run, out)
+
+
+def test_sigkill_of_the_driver_then_resume_redoes_no_finished_shard(local_run, tmp_path):
+    log = tmp_path / "calls"
+    env = dict(os.environ, CONVOFORGE_TEST_CALLS=str(log), CONVOFORGE_TEST_DELAY="0.2")
+    out = tmp_path / "p"
+    proc = start(out, env, "--ray", "--workers", "2", "--shard-size", "1")
+    try:
+        for line in proc.stderr:
+            if "iteration 0:" in line:
+                break
+        wait_for(lambda: len(calls(log)) >= 2 * 4 + 2)  # into iteration 1
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray instance it started
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    before = len(calls(log))
+    assert not out.exists() and before < CONVERSATIONS
+    result = cf("generate", "personas", "--resume", "--out", str(out), env=env)  # settings (and --ray) of the run
+    assert result.returncode == 0, result.stderr[-2000:]
+    after = len(calls(log)) - before
+    # iteration 0 (4 pairs x 2 candidates) finished before the kill and is never generated again
+    assert after <= CONVERSATIONS - 2 * 4
+    same_data(local_run, out)
