@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from convoforge.datasets.records import read_dataset
 from tests.test_persona_cli import ROOT, cf
 
 pytest.importorskip("ray", reason="the Ray path needs pip install 'convoforge[ray]'")
@@ -58,7 +59,8 @@ def wait_for(check, timeout: float = 240) -> None:
 
 def test_ray_run_writes_the_local_runs_output_byte_for_byte(local_run, tmp_path):
     out = tmp_path / "p"
-    result = cf(*MODEL, "generate", "personas", *PLAN, "--out", str(out), "--ray", "--workers", "2", "--shard-size", "3")
+    ray = ["--ray", "--workers", "2", "--shard-size", "3"]
+    result = cf(*MODEL, "generate", "personas", *PLAN, "--out", str(out), *ray)
     assert result.returncode == 0, result.stderr[-2000:]
     same_data(local_run, out)
     assert "shard_size" in (out / "README.md").read_text()
@@ -106,3 +108,15 @@ def test_sigkill_of_the_driver_then_resume_redoes_no_finished_shard(local_run, t
     # iteration 0 (4 pairs x 2 candidates) finished before the kill and is never generated again
     assert after <= CONVERSATIONS - 2 * 4
     same_data(local_run, out)
+
+
+def test_simulate_on_ray_writes_the_local_sessions(tmp_path):
+    from tests.test_catalog import SAMPLE
+
+    args = ["simulate", "--n", "8", "--simulator", "template", "--catalog", str(SAMPLE), "--max-turns", "3"]
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert cf(*args, "--out", str(local)).returncode == 0
+    result = cf(*args, "--out", str(remote), "--ray", "--workers", "2", "--shard-size", "3")
+    assert result.returncode == 0, result.stderr[-2000:]
+    a, b = read_dataset(local)["sessions"].to_list(), read_dataset(remote)["sessions"].to_list()
+    assert len(a) == 8 and a == b  # same sessions, same order, whichever worker ran them

@@ -75,6 +75,15 @@ class RayPool:
         self.actors = [actor.remote(factory) for _ in range(n)]
         self._idle: asyncio.Queue | None = None
 
+    def wait_ready(self) -> list[int]:
+        """Block until every worker is built (models loaded); a worker that cannot be built is a one-line error."""
+        ray = _ray()
+        try:
+            return ray.get([a.pid.remote() for a in self.actors])
+        except ray.exceptions.RayError as exc:
+            cause = str(exc).strip().splitlines()[-1][:300]
+            raise ConvoforgeError(f"a Ray worker could not start: {cause}") from exc
+
     def __len__(self) -> int:
         return len(self.actors)
 
@@ -89,10 +98,6 @@ class RayPool:
             return await worker.run.remote(payload)
         finally:
             self._idle.put_nowait(worker)
-
-    def pids(self) -> list[int]:
-        """Process ids of the workers."""
-        return _ray().get([a.pid.remote() for a in self.actors])
 
     def close(self) -> None:
         """Stop the workers (the Ray instance stays up for the process; `shutdown` ends it)."""

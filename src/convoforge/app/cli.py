@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -192,6 +193,7 @@ def vllm_serve(
             raise ConvoforgeError(f"--lora {item!r}: expected NAME=ADAPTER")
         lora[key] = value
     server = VLLMServer(model, name=name, port=port, gpu=gpu, lora=lora)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` stops the server too, as Ctrl-C does
     err.print(f"starting vLLM on {server.weights} (warm-up takes 1-4 minutes; log: {server.log_path}) ...")
     server.start()
     models = ", ".join(f"openai:{n}" for n in [name, *lora])

@@ -59,14 +59,36 @@ def _agent(
     embedder: Path | None = None,
     train: list[Path] | None = None,
 ):
-    from convoforge.agents.recommender.agent import RecommenderAgent, build_retriever
-    from convoforge.llm import load_chat_model
+    from convoforge.agents.recommender.agent import RecommenderAgent
+
+    recipe = _recipe(catalog, popularity, use_llm, embedder, train)
+    agent, llm = recipe.build()
+    if store is not None:
+        agent = RecommenderAgent(llm, agent.retriever, store=store, use_llm=use_llm)
+    return agent, llm
+
+
+def _recipe(
+    catalog: Path | None,
+    popularity: Path | None,
+    use_llm: bool,
+    embedder: Path | None = None,
+    train: list[Path] | None = None,
+):
+    """The checked, picklable recipe of the recommender the options describe."""
+    from convoforge.agents.recommender.agent import AgentRecipe
 
     _check_embedder(embedder)
     _check_train(train)
-    retriever = build_retriever(catalog or default_catalog(), popularity, str(embedder) if embedder else None, train)
-    llm = load_chat_model(settings.model, base_url=settings.base_url)
-    return RecommenderAgent(llm, retriever, store=store, use_llm=use_llm), llm
+    return AgentRecipe(
+        catalog=str(catalog or default_catalog()),
+        popularity=str(popularity) if popularity else None,
+        embedder=str(embedder) if embedder else None,
+        train=[str(t) for t in train or []],
+        model=settings.model,
+        base_url=settings.base_url,
+        use_llm=use_llm,
+    )
 
 
 @app.command()
@@ -132,6 +154,15 @@ def simulate(
     agent_llm: bool = typer.Option(False, help="Let the recommender use the LLM manager and ranker."),
     seed: int = typer.Option(0, help="Random seed."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        metavar="[ADDRESS]",
+        help="Run the sessions in shards on Ray workers: a new local Ray instance, or ADDRESS. "
+        "Needs pip install 'convoforge[ray]'.",
+    ),
+    workers: int | None = typer.Option(None, min=1, help="Ray workers (default: one per CPU of the cluster)."),
+    shard_size: int = typer.Option(0, min=0, help="Sessions per Ray shard (0: about four shards per worker)."),
 ) -> None:
     """Simulated users talk to the recommender; write labelled sessions as a dataset.
 
@@ -157,8 +188,14 @@ def simulate(
         "related": name_related,
         "style": SeekerStyle.from_dialogues(train) if train else None,  # real seekers' phrasing
     }
+    on_ray = None
+    if ray:
+        recipe = _recipe(catalog, popularity, agent_llm, embedder, train)
+        on_ray = {"address": ray, "workers": workers, "shard_size": shard_size, "recipe": recipe}
     summary = asyncio.run(
-        simulate_sessions(agent, model if simulator == "llm" else None, n, out_dir, plan, max_turns, seed, force)
+        simulate_sessions(
+            agent, model if simulator == "llm" else None, n, out_dir, plan, max_turns, seed, force, ray=on_ray
+        )
     )
     typer.echo(json.dumps(summary))
 

@@ -122,14 +122,22 @@ class OpenAIChatModel(ChatModel):
             return min(float(header), self.backoff_max)
         return min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.5)
 
-    async def _with_retries(self, call: Callable[[AsyncOpenAI], Awaitable[R]]) -> R:
+    async def _with_retries(self, call: Callable[[AsyncOpenAI], Awaitable[R]], gated: bool = True) -> R:
+        """Call with retries; with `gated`, the replica is picked once a concurrency slot is free.
+
+        So the first failures of a dead replica take it out before the requests queued behind them go there.
+        """
         last: Exception | None = None
+        _, gate = self._client()
         for attempt in range(self.max_retries + 1):
             self.attempts += 1
-            replica = self._pick()
-            client, _ = self._client(replica)
             try:
-                return await call(client)
+                if gated:
+                    async with gate:
+                        replica = self._pick()
+                        return await call(self._client(replica)[0])
+                replica = self._pick()
+                return await call(self._client(replica)[0])
             except openai.AuthenticationError as exc:
                 raise BackendError(f"{self._where()} refused the API key (401): set OPENAI_API_KEY") from exc
             except openai.PermissionDeniedError as exc:
@@ -186,7 +194,6 @@ class OpenAIChatModel(ChatModel):
     async def _agenerate(
         self, messages: list[Message], params: GenParams, json_schema: dict | None = None
     ) -> ChatResult:
-        _, gate = self._client()
         texts: list[str] = []
         reasons: list[str] = []
         usage = Usage()
@@ -199,8 +206,7 @@ class OpenAIChatModel(ChatModel):
                 }
 
             async def call(client: AsyncOpenAI, kwargs: dict[str, Any] = kwargs) -> Any:
-                async with gate:
-                    return await client.chat.completions.create(**kwargs)
+                return await client.chat.completions.create(**kwargs)
 
             try:
                 response = await self._with_retries(call)
@@ -228,7 +234,9 @@ class OpenAIChatModel(ChatModel):
         _, gate = self._client()
         kwargs = self._kwargs(as_messages(messages), params, 1)
         async with gate:
-            stream = await self._with_retries(lambda client: client.chat.completions.create(**kwargs, stream=True))
+            stream = await self._with_retries(
+                lambda client: client.chat.completions.create(**kwargs, stream=True), gated=False
+            )
             try:
                 async for chunk in stream:
                     if chunk.choices and chunk.choices[0].delta.content:

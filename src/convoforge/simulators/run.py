@@ -7,6 +7,7 @@ import json
 import random
 import statistics
 from collections import Counter
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,89 @@ def plan_sessions(agent: Any, n: int, plan: dict, max_turns: int, seed: int) -> 
     ]
 
 
+async def run_session(
+    agent: Any, llm: ChatModel | None, controls: UserControls, i: int, plan: dict, max_turns: int, seed: int
+) -> dict:
+    """One simulated session against the agent, as a dataset row (hidden controls and per-turn labels)."""
+    catalog = agent.retriever.catalog
+    liked = [catalog.by_id[t] for t in controls.liked]
+    targets = [catalog.by_id[t] for t in controls.targets]
+    user = SimulatedUser(controls, targets, llm, liked, plan.get("style"))
+    loop = build_loop(user, agent, max_turns=max_turns)
+    state = await loop.ainvoke({"session_id": f"sim-{seed}-{i}"}, {"recursion_limit": 4 * max_turns + 10})
+    return {
+        "id": f"sim-{seed}-{i}",
+        "profile": controls.profile,
+        "targets": controls.targets,
+        "target_names": [catalog.by_id[t].name for t in controls.targets],
+        "target_texts": [catalog.by_id[t].text() for t in controls.targets],
+        "liked_names": [it.name for it in liked],
+        "patience": controls.patience,
+        "verbosity": controls.verbosity,
+        "knowledge": controls.knowledge,
+        "messages": [
+            {
+                "role": m["role"],
+                "content": m["content"],
+                "intent": m.get("intent", ""),
+                "source": m.get("source", ""),
+                "items": m.get("items", []),
+                "leaks_removed": m.get("leaks_removed", 0),
+            }
+            for m in state["messages"]
+        ],
+        "outcome": state.get("outcome", ""),
+        "hit_turn": state.get("hit_turn", -1),
+        "agent_turns": state.get("turn", 0),
+    }
+
+
+class SessionWorker:
+    """Runs shards of sessions in a Ray worker: the agent (retriever, models) built once from a recipe."""
+
+    def __init__(self, recipe: Any, llm_simulator: bool, plan: dict, max_turns: int, seed: int) -> None:
+        self.agent, llm = recipe.build()
+        self.llm = llm if llm_simulator else None
+        self.plan, self.max_turns, self.seed = plan, max_turns, seed
+
+    async def __call__(self, shard: list[tuple[int, UserControls]]) -> list[dict]:
+        """The rows of one shard of (index, controls)."""
+        return await asyncio.gather(
+            *[run_session(self.agent, self.llm, c, i, self.plan, self.max_turns, self.seed) for i, c in shard]
+        )
+
+
+@dataclass
+class SessionWorkerFactory:
+    """Picklable recipe of a SessionWorker."""
+
+    recipe: Any
+    llm_simulator: bool
+    plan: dict
+    max_turns: int
+    seed: int
+
+    def __call__(self) -> SessionWorker:
+        """Build the worker in the Ray process."""
+        return SessionWorker(self.recipe, self.llm_simulator, self.plan, self.max_turns, self.seed)
+
+
+async def _on_ray(plans: list[UserControls], factory: SessionWorkerFactory, ray: dict) -> list[dict]:
+    """Sessions in shards on a Ray actor pool; rows come back in session order, whatever finished first."""
+    from convoforge.cluster import RayPool
+
+    pool = RayPool(factory, workers=ray.get("workers"), address=ray.get("address"))
+    try:
+        pool.wait_ready()
+        size = ray.get("shard_size") or max(1, -(-len(plans) // (4 * len(pool))))
+        items = list(enumerate(plans))
+        shards = [items[k : k + size] for k in range(0, len(items), size)]
+        done = await asyncio.gather(*[pool.run(shard) for shard in shards])
+    finally:
+        pool.close()
+    return [row for rows in done for row in rows]
+
+
 async def simulate_sessions(
     agent: Any,
     llm: ChatModel | None,
@@ -125,46 +209,22 @@ async def simulate_sessions(
     seed: int,
     force: bool = False,
     concurrency: int = 8,
+    ray: dict | None = None,
 ) -> dict:
-    """Simulate n sessions concurrently and write them (with a card) to out."""
+    """Simulate n sessions concurrently (here, or on Ray workers built from `ray["recipe"]`) and write them."""
     catalog = agent.retriever.catalog
     plans = plan_sessions(agent, n, plan, max_turns, seed)
-    gate = asyncio.Semaphore(concurrency)
+    if ray is not None:
+        factory = SessionWorkerFactory(ray["recipe"], llm is not None, plan, max_turns, seed)
+        rows = await _on_ray(plans, factory, ray)
+    else:
+        gate = asyncio.Semaphore(concurrency)
 
-    async def one(i: int, controls: UserControls) -> dict:
-        async with gate:
-            liked = [catalog.by_id[t] for t in controls.liked]
-            targets = [catalog.by_id[t] for t in controls.targets]
-            user = SimulatedUser(controls, targets, llm, liked, plan.get("style"))
-            loop = build_loop(user, agent, max_turns=max_turns)
-            state = await loop.ainvoke({"session_id": f"sim-{seed}-{i}"}, {"recursion_limit": 4 * max_turns + 10})
-            return {
-                "id": f"sim-{seed}-{i}",
-                "profile": controls.profile,
-                "targets": controls.targets,
-                "target_names": [catalog.by_id[t].name for t in controls.targets],
-                "target_texts": [catalog.by_id[t].text() for t in controls.targets],
-                "liked_names": [it.name for it in liked],
-                "patience": controls.patience,
-                "verbosity": controls.verbosity,
-                "knowledge": controls.knowledge,
-                "messages": [
-                    {
-                        "role": m["role"],
-                        "content": m["content"],
-                        "intent": m.get("intent", ""),
-                        "source": m.get("source", ""),
-                        "items": m.get("items", []),
-                        "leaks_removed": m.get("leaks_removed", 0),
-                    }
-                    for m in state["messages"]
-                ],
-                "outcome": state.get("outcome", ""),
-                "hit_turn": state.get("hit_turn", -1),
-                "agent_turns": state.get("turn", 0),
-            }
+        async def one(i: int, controls: UserControls) -> dict:
+            async with gate:
+                return await run_session(agent, llm, controls, i, plan, max_turns, seed)
 
-    rows = await asyncio.gather(*[one(i, c) for i, c in enumerate(plans)])
+        rows = await asyncio.gather(*[one(i, c) for i, c in enumerate(plans)])
     outcomes = Counter(r["outcome"] for r in rows)
     intents = Counter(m["intent"] for r in rows for m in r["messages"] if m["role"] == "user")
     summary = {

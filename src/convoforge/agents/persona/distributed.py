@@ -59,6 +59,7 @@ def ray_runner(run: dict, ray: dict) -> tuple[ShardRunner, Any, Counter]:
     from convoforge.cluster import RayPool
 
     pool = RayPool(ShardWorkerFactory(run), workers=ray.get("workers"), address=ray.get("address"))
+    pool.wait_ready()
     failures: Counter = Counter()
 
     async def runner(jobs: list[GenerateInput], ctx: PersonaContext) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,27 @@ from convoforge.agents.recommender.retrieval import Retriever, movielens_popular
 from convoforge.datasets.catalog import load_catalog
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import load_embedder
+
+
+@dataclass
+class AgentRecipe:
+    """Everything that builds a recommender and its LLM: picklable, so Ray workers build their own."""
+
+    catalog: str
+    popularity: str | None = None
+    embedder: str | None = None
+    train: list[str] = field(default_factory=list)
+    model: str = "local:smollm2-135m"
+    base_url: str | None = None
+    use_llm: bool = False
+
+    def build(self) -> tuple[RecommenderAgent, ChatModel]:
+        """The agent and the LLM it (and an LLM simulator) talks to."""
+        from convoforge.llm import load_chat_model
+
+        retriever = build_retriever(self.catalog, self.popularity, self.embedder, [Path(t) for t in self.train])
+        llm = load_chat_model(self.model, base_url=self.base_url)
+        return RecommenderAgent(llm, retriever, use_llm=self.use_llm), llm
 
 
 def build_retriever(
