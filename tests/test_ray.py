@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,20 @@ def same_data(a: Path, b: Path) -> None:
         assert filecmp.cmp(a / name, b / name, shallow=False), name
 
 
-def start(out: Path, env: dict, *extra: str) -> subprocess.Popen:
+@contextmanager
+def started(out: Path, delay: float, *extra: str):
+    """A Ray run in its own process group (killed with all it started when the test ends); its calls log."""
+    log = out.parent / "calls"
+    env = dict(os.environ, CONVOFORGE_TEST_CALLS=str(log), CONVOFORGE_TEST_DELAY=str(delay))
     args = [sys.executable, "-m", "convoforge", *MODEL, "generate", "personas", *PLAN, "--out", str(out), *extra]
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
+    try:
+        yield proc, log, env
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def calls(path: Path) -> list[int]:
@@ -67,18 +77,12 @@ def test_ray_run_writes_the_local_runs_output_byte_for_byte(local_run, tmp_path)
 
 
 def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost_or_doubled(local_run, tmp_path):
-    log = tmp_path / "calls"
-    env = dict(os.environ, CONVOFORGE_TEST_CALLS=str(log), CONVOFORGE_TEST_DELAY="0.4")
     out = tmp_path / "p"
-    proc = start(out, env, "--ray", "--workers", "2", "--shard-size", "2")
-    try:
+    with started(out, 0.4, "--ray", "--workers", "2", "--shard-size", "2") as (proc, log, _):
         wait_for(lambda: len([p for p in calls(log) if p != proc.pid]) >= 4)
         victim = next(p for p in calls(log) if p != proc.pid)
         os.kill(victim, signal.SIGKILL)
         _, stderr = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, stderr[-2000:]
     workers = set(calls(log)) - {proc.pid}
     assert victim in workers and len(workers) >= 3  # two workers, and the one Ray restarted
@@ -86,20 +90,14 @@ def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost_or_doubled(loc
 
 
 def test_sigkill_of_the_driver_then_resume_redoes_no_finished_shard(local_run, tmp_path):
-    log = tmp_path / "calls"
-    env = dict(os.environ, CONVOFORGE_TEST_CALLS=str(log), CONVOFORGE_TEST_DELAY="0.2")
     out = tmp_path / "p"
-    proc = start(out, env, "--ray", "--workers", "2", "--shard-size", "1")
-    try:
+    with started(out, 0.2, "--ray", "--workers", "2", "--shard-size", "1") as (proc, log, env):
         for line in proc.stderr:
             if "iteration 0:" in line:
                 break
         wait_for(lambda: len(calls(log)) >= 2 * 4 + 2)  # into iteration 1
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray instance it started
         proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     before = len(calls(log))
     assert not out.exists() and before < CONVERSATIONS
     result = cf("generate", "personas", "--resume", "--out", str(out), env=env)  # settings (and --ray) of the run
@@ -120,3 +118,16 @@ def test_simulate_on_ray_writes_the_local_sessions(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     a, b = read_dataset(local)["sessions"].to_list(), read_dataset(remote)["sessions"].to_list()
     assert len(a) == 8 and a == b  # same sessions, same order, whichever worker ran them
+
+
+def test_embedded_model_on_ray_workers(tmp_path):
+    out = tmp_path / "p"
+    plan = ["--iterations", "1", "--pairs", "2", "--candidates", "2", "--persona-target", "0", "--query-steps", "0"]
+    plan += ["--min-turns", "2", "--max-tokens", "160", "--few-shot", "1"]
+    result = cf("generate", "personas", *plan, "--out", str(out), "--ray", "--workers", "2", timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = read_dataset(out)
+    rows = list(data["accepted"]) + list(data["rejected"])
+    assert sorted(r["id"] for r in rows) == ["it0-p0-c0", "it0-p0-c1", "it0-p1-c0", "it0-p1-c1"]
+    assert all(r["generator_model"] == "local:smollm2-135m+adapter=persona-generator" for r in rows)
+    assert all(r["messages"] or r["reason"] for r in rows)

@@ -153,6 +153,17 @@ def serve(
     uvicorn.run(build_app(model, name), host=host, port=port, log_level="warning")
 
 
+def ray_option(what: str) -> str | None:
+    """The --ray [ADDRESS] option of the commands that scale out (a bare --ray means 'local')."""
+    return typer.Option(
+        None,
+        "--ray",
+        metavar="[ADDRESS]",
+        help=f"Run {what} in shards on Ray workers: a new local Ray instance, or ADDRESS ('auto', "
+        "'ray://host:10001'). Needs pip install 'convoforge[ray]'.",
+    )
+
+
 vllm_app = typer.Typer(help="vLLM, the serving engine: its environment and a server on a local model.")
 app.add_typer(vllm_app, name="vllm")
 

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from convoforge.agents.persona.context import PersonaContext
-from convoforge.app.cli import app, critics_app, err, eval_app, generate_app, out, settings
+from convoforge.app.cli import app, critics_app, err, eval_app, generate_app, out, ray_option, settings
 from convoforge.critics import DEFAULT_CRITICS, list_critics
 from convoforge.errors import ConvoforgeError
 
@@ -74,13 +74,7 @@ def generate_personas(
     random_seed: int = typer.Option(0, "--random-seed", help="Random seed of sampling and pairing."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run (settings come from the run)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out (only once the new one is complete)."),
-    ray: str | None = typer.Option(
-        None,
-        "--ray",
-        metavar="[ADDRESS]",
-        help="Run the shards of pairs on Ray workers: a new local Ray instance, or ADDRESS ('auto', "
-        "'ray://host:10001'). Needs pip install 'convoforge[ray]'.",
-    ),
+    ray: str | None = ray_option("the persona pairs"),
     workers: int | None = typer.Option(None, min=1, help="Ray workers (default: one per CPU of the cluster)."),
     shard_size: int = typer.Option(
         0, min=0, help="Persona pairs per shard (0: one locally; with --ray, about two shards per worker)."

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from convoforge.app.cli import app, err, eval_app, out, settings
+from convoforge.app.cli import app, err, eval_app, out, ray_option, settings
 from convoforge.errors import ConvoforgeError
 
 
@@ -154,13 +154,7 @@ def simulate(
     agent_llm: bool = typer.Option(False, help="Let the recommender use the LLM manager and ranker."),
     seed: int = typer.Option(0, help="Random seed."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
-    ray: str | None = typer.Option(
-        None,
-        "--ray",
-        metavar="[ADDRESS]",
-        help="Run the sessions in shards on Ray workers: a new local Ray instance, or ADDRESS. "
-        "Needs pip install 'convoforge[ray]'.",
-    ),
+    ray: str | None = ray_option("the sessions"),
     workers: int | None = typer.Option(None, min=1, help="Ray workers (default: one per CPU of the cluster)."),
     shard_size: int = typer.Option(0, min=0, help="Sessions per Ray shard (0: about four shards per worker)."),
 ) -> None:
