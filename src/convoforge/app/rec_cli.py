@@ -59,13 +59,7 @@ def _agent(
     embedder: Path | None = None,
     train: list[Path] | None = None,
 ):
-    from convoforge.agents.recommender.agent import RecommenderAgent
-
-    recipe = _recipe(catalog, popularity, use_llm, embedder, train)
-    agent, llm = recipe.build()
-    if store is not None:
-        agent = RecommenderAgent(llm, agent.retriever, store=store, use_llm=use_llm)
-    return agent, llm
+    return _recipe(catalog, popularity, use_llm, embedder, train).build(store)
 
 
 def _recipe(

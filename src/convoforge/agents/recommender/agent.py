@@ -31,13 +31,13 @@ class AgentRecipe:
     base_url: str | None = None
     use_llm: bool = False
 
-    def build(self) -> tuple[RecommenderAgent, ChatModel]:
-        """The agent and the LLM it (and an LLM simulator) talks to."""
+    def build(self, store: Any = None) -> tuple[RecommenderAgent, ChatModel]:
+        """The agent (profiles in `store`, default in memory) and the LLM it (and an LLM simulator) talks to."""
         from convoforge.llm import load_chat_model
 
         retriever = build_retriever(self.catalog, self.popularity, self.embedder, [Path(t) for t in self.train])
         llm = load_chat_model(self.model, base_url=self.base_url)
-        return RecommenderAgent(llm, retriever, use_llm=self.use_llm), llm
+        return RecommenderAgent(llm, retriever, store=store, use_llm=self.use_llm), llm
 
 
 def build_retriever(
