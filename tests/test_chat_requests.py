@@ -31,6 +31,7 @@ def test_parse_request_reads_constraints_feedback_and_ordinals(catalog):
     assert parse_request("a funny movie after 2010", catalog).want_genres == ["comedy"]
     assert parse_request("a funny movie after 2010", catalog).year_min == 2011
     assert parse_request("anything directed by Christopher Nolan", catalog).people == ["christopher nolan"]
+    assert parse_request("A comedy with Tom Hanks. Or Tim Allen", catalog).people == ["tom hanks"]  # the full stop
     assert parse_request("something recent", catalog, latest_year=2017).year_min == 2007
     why = parse_request("I've seen that one. Why would I like the first one?", catalog)
     assert why.seen and why.why and why.ordinal == 0
@@ -139,3 +140,13 @@ def test_app_answers_why_with_the_explanation_and_turns_down_seen_films(monkeypa
     at.chat_input[0].set_value("not those, something else").run()
     newest = [m.value for m in at.markdown if m.value.startswith("**")][4:]
     assert len(newest) == 3 and not set(newest) & set(cards)
+
+
+def test_only_films_in_a_negative_clause_are_disliked(catalog):
+    from convoforge.agents.recommender.graph import disliked_films
+
+    said = "I didn't like The Shining (1980) but I loved Toy Story (1995)"
+    assert disliked_films(said, catalog.mentioned) == {"m01"}
+    assert disliked_films("I hate Alien (1979). Inception (2010) was great", catalog.mentioned) == {"m07"}
+    assert disliked_films("Seen it. I loved Toy Story (1995)", catalog.mentioned) == set()
+    assert disliked_films("Not Toy Story (1995), please", catalog.mentioned) == {"m02"}

@@ -18,6 +18,17 @@ def test_recall_counts_each_target():
     assert hits(["a", "b", "c"], ["b", "z"], [1, 3]) == [{1: False, 3: True}, {1: False, 3: False}]
 
 
+def test_llm_roles_follow_the_measured_model():
+    from convoforge.agents.recommender.agent import llm_roles
+
+    class Named:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    assert llm_roles(Named("local:smollm2-135m")) == {"llm_manager": False, "llm_ranker": False}
+    assert llm_roles(Named("openai:gpt-4o-mini")) == {"llm_manager": True, "llm_ranker": True}
+
+
 def test_paired_mcnemar_counts_discordant_examples():
     ours = [{10: True}] * 8 + [{10: False}] + [{10: True}] * 5 + [{10: False}] * 3
     theirs = [{10: False}] * 8 + [{10: True}] + [{10: True}] * 5 + [{10: False}] * 3
@@ -60,6 +71,8 @@ def test_eval_crs_original_and_interactive():
         (["--mode", "both"], "--mode must be"),
         (["--k", "ten"], "--k must be integers"),
         (["--turns", "/no/turns.jsonl"], "no turns file"),
+        (["--manager", "llm-ish"], "--manager must be llm or rules"),
+        (["--ranker", "llm"], "add --agent"),
     ],
 )
 def test_eval_crs_bad_input(args, message):
@@ -98,6 +111,14 @@ def test_eval_crs_whole_agent_beside_retrieval_and_learned_fusion_versus_rrf(tmp
     assert report["examples"] == 3 and set(report["paired"]) == {"recall@1", "recall@3"}
     # the scripted manager asks for horror and its ranker puts The Shining first: the first turn's target
     assert report["recall@1"] >= 0.33
+    assert report["agent"].endswith("manager llm, ranker llm")  # any model but the embedded one: the LLM's parts
+    plain = cf(*model, "eval", "crs", "--turns", str(TURNS), "--catalog", str(SAMPLE), "--k", "1,3", "--agent",
+               "--manager", "rules", "--ranker", "retrieval")  # fmt: skip
+    assert plain.returncode == 0, plain.stderr[-1500:]
+    rules = json.loads(plain.stdout)
+    assert rules["agent"].endswith("manager rules, ranker retrieval order")
+    # rules route every request turn to retrieval (the graph's query adds the request as a concept)
+    assert rules["recall@3"] >= rules["versus"]["recall@3"] > 0
     train = toy_story_then_notebook(tmp_path)
     learned = cf("eval", "crs", "--turns", str(TURNS), "--catalog", str(SAMPLE), "--k", "1,3", "--train", str(train))
     assert learned.returncode == 0, learned.stderr[-1500:]

@@ -147,3 +147,39 @@ def test_train_retriever_on_real_dialogue_pairs(tmp_path):
     result = cf(*args, "--batch-size", "4")
     assert result.returncode == 0, result.stderr[-1500:]
     assert (out / "config.json").is_file() or (out / "modules.json").is_file()
+
+
+def test_item_meta_counts_the_people_a_message_names():
+    from convoforge.agents.recommender.fusion import ItemMeta, Query
+
+    catalog = load_catalog(SAMPLE)
+    meta = ItemMeta.from_catalog(catalog)
+    named = meta.named("Something with tom hanks, or by Christopher Nolan?")
+    nolan = {catalog.index_of[x] for x in ("m04", "m09", "m23")}
+    assert named[catalog.index_of["m02"]] == 1  # Toy Story stars Tom Hanks
+    assert all(named[r] >= 1 for r in nolan if "Christopher Nolan" in catalog.items[r].fields.get("director", ""))
+    assert named[catalog.index_of["m01"]] == 0 and named.sum() >= 2
+    assert not meta.named("I like Tom and Hanks is a name").any()  # whole names only
+    scores = meta.scores(Query(None, [], 5, text="a horror film", last_text="now a comedy"))
+    assert scores["genre_last"][catalog.index_of["m06"]] == 1 and scores["genre_last"][catalog.index_of["m01"]] == 0
+    assert scores["genre_context"][catalog.index_of["m01"]] == 1
+
+
+async def test_films_shown_and_named_again_are_not_liked():
+    from convoforge.agents.recommender.agent import RecommenderAgent, build_retriever
+
+    agent = RecommenderAgent(None, build_retriever(SAMPLE), use_llm=False)
+    asked = ["Something scary please", "Why would The Shining (1980) suit me?"]
+    liked = await agent.recommend(asked, k=5)
+    shown = await agent.recommend(asked, k=5, exclude={"m01"})
+    assert "m01" not in liked and "m01" not in shown
+    assert liked != shown  # named but shown: not a film the user likes, so its neighbours do not lead
+
+
+async def test_recommend_puts_the_people_the_last_message_names_first():
+    from convoforge.agents.recommender.agent import RecommenderAgent, build_retriever
+
+    agent = RecommenderAgent(None, build_retriever(SAMPLE), use_llm=False)
+    plain = await agent.recommend(["Something scary please."], k=5)
+    hanks = await agent.recommend(["Something scary please.", "No, I want a movie with Tom Hanks."], k=5)
+    assert plain[0] != "m02" and hanks[0] == "m02"  # Toy Story, the one film with Tom Hanks

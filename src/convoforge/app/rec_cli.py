@@ -209,6 +209,12 @@ def eval_crs(
     rrf: bool = typer.Option(
         False, "--versus-rrf", help="With --train: also run today's hand-set fusion on the same turns (paired test)."
     ),
+    manager: str | None = typer.Option(
+        None, help="--agent: who picks the action, llm or rules (default: as measured for the model)."
+    ),
+    ranker: str | None = typer.Option(
+        None, help="--agent: who orders the top items, llm or retrieval (default: as measured for the model)."
+    ),
 ) -> None:
     """Recall@k of the recommender on iEvaLM turns, original or with a simulated user.
 
@@ -228,6 +234,14 @@ def eval_crs(
         raise ConvoforgeError("--versus-rrf compares the learned fusion with today's; it needs --train")
     if whole_agent and (versus or rrf):
         raise ConvoforgeError("--agent already reports retrieval beside the whole agent; drop --versus/--versus-rrf")
+    roles = {}
+    for name, value, other_side in (("manager", manager, "rules"), ("ranker", ranker, "retrieval")):
+        if value is not None and value not in {"llm", other_side}:
+            raise ConvoforgeError(f"--{name} must be llm or {other_side}, not {value!r}")
+        if value is not None and not whole_agent:
+            raise ConvoforgeError(f"--{name} sets a part of the whole agent; add --agent")
+        if value is not None:
+            roles[f"llm_{name}"] = value == "llm"
     agent, model = _agent(catalog, popularity, use_llm=False, embedder=embedder, train=train)
     rival = None
     if versus:  # same catalogue and prior, already loaded; only the embedder differs
@@ -247,7 +261,7 @@ def eval_crs(
     if whole_agent:
         from convoforge.agents.recommender.agent import GraphRecommender, RecommenderAgent
 
-        rival, agent = agent, GraphRecommender(RecommenderAgent(model, agent.retriever, use_llm=True))
+        rival, agent = agent, GraphRecommender(RecommenderAgent(model, agent.retriever, use_llm=True, roles=roles))
     records = load_turns(turns, agent.retriever.catalog, limit)
     if not records:
         raise ConvoforgeError(f"no turn in {turns} has a target in the catalogue")
@@ -256,7 +270,9 @@ def eval_crs(
     report["embedder"] = str(embedder) if embedder else "all-MiniLM-L6-v2"
     report["fusion"] = "learned (--train)" if train else "reciprocal rank (hand-set weights)"
     if whole_agent:
-        report["agent"] = f"whole graph, manager and ranker on {settings.model}"
+        parts = agent.agent.roles
+        who = ("llm" if parts["llm_manager"] else "rules", "llm" if parts["llm_ranker"] else "retrieval order")
+        report["agent"] = f"whole graph on {settings.model}: manager {who[0]}, ranker {who[1]}"
     ours = report.pop("hits")
     if rival is not None:
         theirs = asyncio.run(evaluate(rival, agent.retriever.catalog, records, ks, mode, llm, rounds, keep_hits=True))

@@ -14,3 +14,5 @@ class RecContext:
     rank_top: int = 5
     show: int = 3
     use_llm: bool = True
+    llm_manager: bool = True  # with use_llm: the LLM decides the action; off: the rules do (rule_decision)
+    llm_ranker: bool = True  # with use_llm: the LLM's fit reorders the top items; off: retrieval order stays

@@ -11,19 +11,23 @@ from pathlib import Path
 
 import numpy as np
 import skops.io as skops_io
+from scipy import sparse
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from convoforge.agents.recommender.requests import genre_words, genres_of
+from convoforge.agents.recommender.requests import genre_words, genres_of, people_of
 from convoforge.agents.recommender.signals import MovieLensCF, Signals, files_key, redial_turns
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.local import cache_root
 
 log = logging.getLogger(__name__)
-SOURCES = ["context", "items", "comention", "cooccur", "prior", "cf", "popularity", "items_last", "cooccur_last"]
-METADATA = ["genre_liked", "genre_context", "year_near"]  # scored, but never adding candidates
+SOURCES = [
+    "context", "items", "comention", "cooccur", "prior", "cf", "popularity", "items_last", "cooccur_last",
+    "context_last", "people",
+]  # fmt: skip
+METADATA = ["genre_liked", "genre_context", "genre_last", "year_near"]  # scored, but never adding candidates
 FEATURES = [f"{s}_{kind}" for s in SOURCES + METADATA for kind in ("score", "rank")] + ["n_liked", "context_words"]
 DEPTH = 200  # candidates taken from the top of each source
-FORMAT = 3  # bump when the features or the model change (the cache key)
+FORMAT = 5  # bump when the features or the model change (the cache key)
 
 
 @dataclass
@@ -34,16 +38,20 @@ class Query:
     liked: list[int]
     words: int
     exclude: set[int] = field(default_factory=set)
-    text: str = ""  # the whole context (its genre words)
+    text: str = ""  # the whole context (its genre words and people)
+    last_vector: np.ndarray | None = None  # the last utterance alone: the request of this turn
+    last_text: str = ""
 
 
 @dataclass
 class ItemMeta:
-    """Per item: its genres (0/1 over the catalogue's vocabulary) and year, for the metadata features."""
+    """Per item: its genres (0/1 over the catalogue's vocabulary), year and people, for the metadata features."""
 
     vocab: list[str]
     genres: np.ndarray
     years: np.ndarray
+    people: sparse.csr_matrix | None = None  # items x people (directors, stars, writers)
+    names: dict[str, int] = field(default_factory=dict)  # a person's lower-case name -> column
 
     @classmethod
     def from_catalog(cls, catalog) -> ItemMeta:
@@ -55,26 +63,52 @@ class ItemMeta:
             for g in genres_of(it):
                 genres[r, col[g]] = 1.0
         years = np.array([float(it.year) if it.year.isdigit() else np.nan for it in catalog.items], np.float32)
-        return cls(vocab, genres, years)
+        names: dict[str, int] = {}
+        rows, cols = [], []
+        for r, it in enumerate(catalog.items):
+            for person in people_of(it):
+                rows.append(r)
+                cols.append(names.setdefault(person, len(names)))
+        shape = (len(catalog), max(len(names), 1))
+        people = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
+        return cls(vocab, genres, years, people, names)
 
-    def scores(self, query: Query) -> dict[str, np.ndarray]:
-        """Genre overlap with the films named and with the genre words said; nearness in years to the films named."""
-        size = self.genres.shape[0]
-        count = self.genres.sum(axis=1) + 1e-6
-        liked = self.genres[query.liked].mean(axis=0) if query.liked else np.zeros(self.genres.shape[1], np.float32)
+    def named(self, text: str) -> np.ndarray:
+        """How many of each item's people the text names (word 2- to 4-grams looked up by full name)."""
+        if self.people is None or not text:
+            return np.zeros(self.genres.shape[0], np.float32)
+        words = re.findall(r"[a-z0-9'.-]+", text.lower())
+        grams = (" ".join(words[i : i + n]) for n in (2, 3, 4) for i in range(len(words) - n + 1))
+        said = {col for g in grams if (col := self.names.get(g, self.names.get(g.rstrip(".")))) is not None}
+        if not said:
+            return np.zeros(self.genres.shape[0], np.float32)
+        hot = np.zeros(self.people.shape[1], np.float32)
+        hot[list(said)] = 1.0
+        return self.people @ hot
+
+    def _said(self, text: str) -> np.ndarray:
+        """0/1 over the genre vocabulary: the genres the text's words mean."""
         said = np.zeros(self.genres.shape[1], dtype=np.float32)
         vocab = frozenset(self.vocab)
         column = {g: i for i, g in enumerate(self.vocab)}
-        for word in set(re.findall(r"[a-z][a-z-]+", query.text.lower())):
+        for word in set(re.findall(r"[a-z][a-z-]+", text.lower())):
             for g in genre_words(word, vocab):
                 said[column[g]] = 1.0
+        return said
+
+    def scores(self, query: Query) -> dict[str, np.ndarray]:
+        """Genre overlap with the films named, the genre words said (all, and in the last utterance); year nearness."""
+        size = self.genres.shape[0]
+        count = self.genres.sum(axis=1) + 1e-6
+        liked = self.genres[query.liked].mean(axis=0) if query.liked else np.zeros(self.genres.shape[1], np.float32)
         year = (
             np.nanmean(self.years[query.liked]) if query.liked and np.isfinite(self.years[query.liked]).any() else None
         )
         near = -np.abs(self.years - year) if year is not None else np.zeros(size, np.float32)
         return {
             "genre_liked": (self.genres @ liked) / count,
-            "genre_context": self.genres @ said,
+            "genre_context": self.genres @ self._said(query.text),
+            "genre_last": self.genres @ self._said(query.last_text),
             "year_near": np.nan_to_num(near, nan=-100.0).astype(np.float32),
         }
 
@@ -109,13 +143,15 @@ class InDomain:
             "popularity": self.popularity if self.popularity is not None else zero,
             "items_last": vectors @ vectors[last[0]] if last else zero,  # the film named most recently
             "cooccur_last": signals.scores(last)["cooccur"] if last else zero,
+            "context_last": vectors @ query.last_vector if query.last_vector is not None else zero,
+            "people": self.meta.named(query.text) if self.meta is not None else zero,  # actors, directors named
         }
         picks = []
         for name, scores in full.items():
             if name in {"items", "comention", "cooccur", "cf", "items_last", "cooccur_last"} and not query.liked:
                 continue
             top = np.argpartition(-scores, min(DEPTH, size - 1))[:DEPTH]
-            picks.append(top if name in {"context", "prior"} else top[scores[top] > 0])
+            picks.append(top if name in {"context", "context_last", "prior"} else top[scores[top] > 0])
         if self.meta is not None:
             full.update(self.meta.scores(query))
         else:

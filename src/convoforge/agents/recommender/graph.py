@@ -26,6 +26,14 @@ MANAGER_PARAMS = GenParams(temperature=0.0, max_tokens=320)  # room for the boun
 _NEGATIVE = re.compile(r"\b(no|not|don't|dont|didn't|hate|seen (it|that)|already seen|boring|dislike)\b", re.I)
 
 
+_CLAUSE = re.compile(r"(?<=\(\d{4}\))|(?<=\.)\s+(?=[A-Z])|[!?;]|\bbut\b")  # after `Title (Year)`, . ! ? ; but
+
+
+def disliked_films(text: str, mentioned) -> set[str]:
+    """Ids of the films named in a clause with a negative word; the others in the message stay liked."""
+    return {it.id for clause in _CLAUSE.split(text) if _NEGATIVE.search(clause) for it in mentioned(clause)}
+
+
 Phrase = Annotated[str, StringConstraints(max_length=40)]
 
 
@@ -133,7 +141,7 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
             retriever.mentioned(" ".join(m["content"] for m in messages[:-1])) if not state.get("preferences") else []
         )
         decision = None
-        if runtime.context.use_llm:
+        if runtime.context.use_llm and runtime.context.llm_manager:
             prompt = prompts.MANAGER.format(profile=state.get("profile") or "none", conversation=_transcript(messages))
             result = await astructured(llm, prompt, DecisionAnswer, MANAGER_PARAMS, retries=1)
             decision = Decision(**result.value.model_dump()) if result.ok else None
@@ -141,16 +149,17 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
         decision = decision or rule_decision(user_text, bool(state.get("recommendations")), mentioned, req)
         prefs = dict(state.get("preferences") or {})
         negative = bool(_NEGATIVE.search(user_text)) or req.seen or req.not_that
+        against = disliked_films(user_text, retriever.mentioned)  # "I didn't like X (2001) but loved Y (2003)"
         liked = [
             *prefs.get("liked", []),
             *[it.name for it in earlier if it not in mentioned],
             *decision.liked,
-            *([] if negative else [it.name for it in mentioned]),
+            *[it.name for it in mentioned if it.id not in against],
         ]
         disliked = [
             *prefs.get("disliked", []),
             *decision.disliked,
-            *([it.name for it in mentioned] if negative else []),
+            *[it.name for it in mentioned if it.id in against],
         ]
         prefs = {
             "liked": list(dict.fromkeys(liked)),
@@ -190,26 +199,34 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
         user_turns = [m["content"] for m in state["messages"] if m["role"] == "user"][-2:]
         liked = [it for name in prefs.get("liked", []) if (it := catalog.find(name))]
         context = user_turns + prefs.get("constraints", [])
+        concepts = decision.get("concepts", [])
+        req = Request(**state["request"]) if state.get("request") else Request()
+        order = req
+        if retriever.learned is not None:
+            # the learned ranker reads a conversation as it was trained: every utterance but this agent's own
+            # lists, genre words included; a concept that only repeats a message adds nothing
+            context = [m["content"] for m in state["messages"] if not m.get("agent")]
+            concepts = [c for c in concepts if c not in context]
+            order = Request(**{**req.__dict__, "want_genres": []})  # its genre features already weigh them
         exclude = set(state.get("shown", [])) | set(state.get("rejected", [])) | {it.id for it in liked}
         exclude |= {it.id for name in prefs.get("disliked", []) if (it := catalog.find(name))}
-        req = Request(**state["request"]) if state.get("request") else Request()
         found = retriever.retrieve(
             context,
             liked,
-            decision.get("concepts", []),
+            concepts,
             decision.get("titles", []),
             state.get("profile", ""),
             exclude,
             k=max(4 * runtime.context.k, 200),
         )
         scores = {item.id: score for item, score in found}
-        kept = apply_request([item for item, _ in found], req)[: runtime.context.k]
+        kept = apply_request([item for item, _ in found], order)[: runtime.context.k]
         return {"candidates": [item_card(it, scores[it.id], explanation=explain(it, liked, req)) for it in kept]}
 
     async def rank(state: RecState, runtime: Runtime[RecContext]) -> dict:
         ctx, candidates = runtime.context, state["candidates"]
         top, rest = candidates[: ctx.rank_top], candidates[ctx.rank_top :]
-        if not ctx.use_llm or not top:
+        if not ctx.use_llm or not ctx.llm_ranker or not top:
             return {"recommendations": candidates}
         prefs = state["preferences"]
         summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in prefs.items() if v) or state["messages"][-1]["content"]
@@ -243,7 +260,8 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
             req = Request(**state["request"]) if state.get("request") else Request()
             card = show[shown_index(req, len(show))]
             reply = f"{card['name']}: {card['explanation']}"
-            return {"reply": reply, "focus": [card], "messages": [{"role": "assistant", "content": reply}]}
+            said = {"role": "assistant", "content": reply, "agent": True}
+            return {"reply": reply, "focus": [card], "messages": [said]}
         if decision["action"] in {"recommend", "explain"} and show:
             lines = [prompts.RECOMMEND_INTRO] + [f"{i}. {c['name']}: {c['explanation']}" for i, c in enumerate(show, 1)]
             reply = "\n".join(lines)
@@ -251,7 +269,7 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
         else:
             reply = decision.get("response") or prompts.FALLBACK_QUESTION
             shown = state.get("shown", [])
-        return {"reply": reply, "shown": shown, "messages": [{"role": "assistant", "content": reply}]}
+        return {"reply": reply, "shown": shown, "messages": [{"role": "assistant", "content": reply, "agent": True}]}
 
     async def remember(state: RecState, runtime: Runtime[RecContext]) -> dict:
         if runtime.store is None:

@@ -134,8 +134,9 @@ def parse_request(text: str, catalog: Catalog, latest_year: int | None = None) -
     for m in _PERSON.finditer(text):
         words = m.group(1).split()
         for n in range(len(words), 1, -1):
-            if (name := " ".join(words[:n]).lower()) in people:
-                req.people.append(name)
+            name = " ".join(words[:n]).lower()
+            if (name if name in people else name.rstrip(".")) in people:  # "with Tom Hanks." / "by J.J. Abrams"
+                req.people.append(name if name in people else name.rstrip("."))
                 break
     return req
 

@@ -62,14 +62,17 @@ class Retriever:
         vecs = self.embedder.embed_query(flat) if flat else np.zeros((0, self.vectors.shape[1]), np.float32)
         out, at = [], 0
         for (context, liked), group in zip(turns, texts, strict=True):
-            vector = None
+            vector = last = None
             if group:
                 vector = vecs[at : at + len(group)].mean(axis=0)
                 vector = vector / (np.linalg.norm(vector) + 1e-9)
+                last = vecs[at + len(group) - 1]
+                last = last / (np.linalg.norm(last) + 1e-9)
                 at += len(group)
             rows = [self.catalog.index_of[it.id] for it in liked if it.id in self.catalog.index_of]
             words = sum(len(t.split()) for t in context)
-            out.append(Query(vector, list(dict.fromkeys(rows)), words, text=" ".join(context)))
+            said, request = " ".join(context), group[-1] if group else ""
+            out.append(Query(vector, list(dict.fromkeys(rows)), words, text=said, last_vector=last, last_text=request))
         return out
 
     def mentioned(self, text: str) -> list[Item]:
