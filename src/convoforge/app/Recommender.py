@@ -50,7 +50,12 @@ with st.sidebar:
     st.header("Settings")
     model = st.text_input("Model", os.environ.get("CONVOFORGE_MODEL", "local:smollm2-135m"))
     catalog = st.text_input("Catalogue", os.environ.get("CONVOFORGE_CATALOG", ""))
-    use_llm = st.toggle("LLM manager and ranker", value=os.environ.get("CONVOFORGE_APP_LLM", "1") == "1")
+    use_llm = st.toggle(
+        "LLM manager and ranker",
+        value=os.environ.get("CONVOFORGE_APP_LLM", "1") == "1",
+        help="On the embedded SmolLM2 the rules decide and the retrieval order stays: its manager and ranker "
+        "lowered recall on ReDial (README Results). Other models play both parts.",
+    )
     user_id = st.text_input("User id", "anonymous")
     if st.button("Reset conversation"):
         for key in ("session", "turns", "state"):
