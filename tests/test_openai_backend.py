@@ -41,11 +41,13 @@ async def test_against_served_local_model(serve):
     assert len(pieces) > 1 and "".join(pieces).strip()
     results = await asyncio.gather(*[llm.achat(f"Say the number {i}.", max_tokens=6) for i in range(4)])
     assert all(r.text for r in results)
-    # JSON schema through `response_format`: the server masks the local model's tokens with it
+    # JSON schema through `response_format`: the server masks the local model's tokens with it. max_tokens leaves
+    # room for the longest answer the schema allows (an 80-character reason can take 80 tokens): at 60, a sampled
+    # answer was cut before its closing brace in CI
     answers = await asyncio.gather(
         *[
             astructured(
-                llm, f"Rate chat {i}: A: hi B: hello", Score, GenParams(max_tokens=60, temperature=0.8), retries=0
+                llm, f"Rate chat {i}: A: hi B: hello", Score, GenParams(max_tokens=120, temperature=0.8), retries=0
             )
             for i in range(4)
         ]
