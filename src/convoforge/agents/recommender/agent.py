@@ -137,9 +137,9 @@ class RecommenderAgent:
         said = [c for c in context if c]
         # the learned ranker embeds the last two utterances itself and reads the whole history's genre words
         said = said if self.retriever.learned is not None else said[-2:]
-        found = self.retriever.retrieve(said, liked, [], [], "", exclude, k=max(4 * k, 200))
         # the people the latest message names come first, as in chat ("a comedy with Will Ferrell.")
         named = parse_request(said[-1], self.retriever.catalog).people if said else []
+        found = self.retriever.retrieve(said, liked, [], [], "", exclude, k=max(4 * k, 200) if named else k)
         items = [item for item, _ in found]
         items = apply_request(items, Request(people=named)) if named else items
         return [item.id for item in items[:k]]

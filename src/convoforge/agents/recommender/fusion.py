@@ -86,11 +86,9 @@ class ItemMeta:
         hot[list(said)] = 1.0
         return self.people @ hot
 
-    def _said(self, text: str) -> np.ndarray:
+    def _said(self, text: str, vocab: frozenset[str], column: dict[str, int]) -> np.ndarray:
         """0/1 over the genre vocabulary: the genres the text's words mean."""
         said = np.zeros(self.genres.shape[1], dtype=np.float32)
-        vocab = frozenset(self.vocab)
-        column = {g: i for i, g in enumerate(self.vocab)}
         for word in set(re.findall(r"[a-z][a-z-]+", text.lower())):
             for g in genre_words(word, vocab):
                 said[column[g]] = 1.0
@@ -105,10 +103,11 @@ class ItemMeta:
             np.nanmean(self.years[query.liked]) if query.liked and np.isfinite(self.years[query.liked]).any() else None
         )
         near = -np.abs(self.years - year) if year is not None else np.zeros(size, np.float32)
+        vocab, column = frozenset(self.vocab), {g: i for i, g in enumerate(self.vocab)}
         return {
             "genre_liked": (self.genres @ liked) / count,
-            "genre_context": self.genres @ self._said(query.text),
-            "genre_last": self.genres @ self._said(query.last_text),
+            "genre_context": self.genres @ self._said(query.text, vocab, column),
+            "genre_last": self.genres @ self._said(query.last_text, vocab, column),
             "year_near": np.nan_to_num(near, nan=-100.0).astype(np.float32),
         }
 

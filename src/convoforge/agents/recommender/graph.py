@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from typing import Annotated, Any, Literal
 
@@ -207,7 +208,7 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
             # lists, genre words included; a concept that only repeats a message adds nothing
             context = [m["content"] for m in state["messages"] if not m.get("agent")]
             concepts = [c for c in concepts if c not in context]
-            order = Request(**{**req.__dict__, "want_genres": []})  # its genre features already weigh them
+            order = dataclasses.replace(req, want_genres=[])  # its genre features already weigh them
         exclude = set(state.get("shown", [])) | set(state.get("rejected", [])) | {it.id for it in liked}
         exclude |= {it.id for name in prefs.get("disliked", []) if (it := catalog.find(name))}
         found = retriever.retrieve(
