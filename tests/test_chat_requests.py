@@ -33,6 +33,7 @@ def test_parse_request_reads_constraints_feedback_and_ordinals(catalog):
     assert parse_request("anything directed by Christopher Nolan", catalog).people == ["christopher nolan"]
     assert parse_request("A comedy with Tom Hanks. Or Tim Allen", catalog).people == ["tom hanks"]  # the full stop
     assert parse_request("something recent", catalog, latest_year=2017).year_min == 2007
+    assert parse_request("I don't tend to watch newer movies", catalog, latest_year=2017).year_min is None
     why = parse_request("I've seen that one. Why would I like the first one?", catalog)
     assert why.seen and why.why and why.ordinal == 0
     assert parse_request("what about the last one?", catalog).ordinal == -1
@@ -150,3 +151,15 @@ def test_only_films_in_a_negative_clause_are_disliked(catalog):
     assert disliked_films("I hate Alien (1979). Inception (2010) was great", catalog.mentioned) == {"m07"}
     assert disliked_films("Seen it. I loved Toy Story (1995)", catalog.mentioned) == set()
     assert disliked_films("Not Toy Story (1995), please", catalog.mentioned) == {"m02"}
+    # not seen yet, or no preference, says nothing against the film
+    assert disliked_films("I have not seen Alien (1979), but I loved Toy Story (1995)", catalog.mentioned) == set()
+    assert disliked_films("I don't care about the genre, maybe Alien (1979)", catalog.mentioned) == set()
+    assert disliked_films("I haven't seen Alien (1979) and I don't like Toy Story (1995)", catalog.mentioned) == {"m02"}
+
+
+def test_a_greeting_gets_a_question_only_when_it_opens_the_conversation():
+    from convoforge.agents.recommender.graph import rule_decision
+
+    assert rule_decision("hi there", False, []).action == "ask"
+    assert rule_decision("ok", False, [], opening=False).action == "recommend"
+    assert rule_decision("thanks", True, [], opening=False).action == "recommend"

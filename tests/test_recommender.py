@@ -71,3 +71,21 @@ async def test_without_llm_it_is_retrieval_and_rules(retriever):
     state = await agent.chat("s8", "a romantic film set in Paris")
     assert llm.requests == [] and state["recommendations"]
     assert await agent.recommend(["I want a space movie like The Martian (2015)"], k=5)
+
+
+async def test_each_history_of_the_whole_agent_is_its_own_user(retriever):
+    """`eval crs --agent`: one history's preferences never become the next history's profile."""
+    agent = RecommenderAgent(ScriptedChatModel(broken_reply), retriever, use_llm=False)
+    await agent.recommend_via_graph(["I loved Alien (1979), more horror please"], k=5)
+    seen: list[str] = []
+    graph = agent.graph
+
+    class Spy:
+        async def ainvoke(self, state, config, context):
+            out = await graph.ainvoke(state, config, context=context)
+            seen.append(out.get("profile") or "")
+            return out
+
+    agent.graph = Spy()
+    assert await agent.recommend_via_graph(["a romantic film set in Paris"], k=5)
+    assert seen == [""]  # the first history's "Alien (1979)" and "horror" are not remembered here

@@ -148,15 +148,17 @@ class RecommenderAgent:
         """The whole agent on a history: manager, retrieval and ranker in a fresh thread (`eval crs --agent`).
 
         Utterances alternate roles backwards from the last one, the user's; a turn the manager answers
-        without recommending returns no items, as the agent would.
+        without recommending returns no items, as the agent would. Each history is its own user, so no
+        remembered profile carries from one history to the next.
         """
         said = [c for c in context if c]
         messages = [
             {"role": "user" if (len(said) - 1 - i) % 2 == 0 else "assistant", "content": text}
             for i, text in enumerate(said)
         ]
-        config = {"configurable": {"thread_id": uuid.uuid4().hex}}
-        settings = self.settings(k=k)
+        thread = uuid.uuid4().hex
+        config = {"configurable": {"thread_id": thread}}
+        settings = self.settings(k=k, user_id=thread)
         state = await self.graph.ainvoke({"messages": messages, "shown": list(exclude or ())}, config, context=settings)
         return [r["id"] for r in state.get("recommendations") or []]
 

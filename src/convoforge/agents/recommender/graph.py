@@ -28,11 +28,25 @@ _NEGATIVE = re.compile(r"\b(no|not|don't|dont|didn't|hate|seen (it|that)|already
 
 
 _CLAUSE = re.compile(r"(?<=\(\d{4}\))|(?<=\.)\s+(?=[A-Z])|[!?;]|\bbut\b")  # after `Title (Year)`, . ! ? ; but
+# a negative word that says nothing against the film: not seen yet, no preference, unsure
+_NOT_AGAINST = re.compile(
+    r"\b(?:(?:have|has|had)(?:n't| not)|not|never|didn't|did not) (?:yet )?(?:seen|watched)\b"
+    r"|\b(?:don'?t|do not) (?:care|mind)\b|\bnot sure\b|\bno (?:preference|problem)\b",
+    re.I,
+)
 
 
 def disliked_films(text: str, mentioned) -> set[str]:
-    """Ids of the films named in a clause with a negative word; the others in the message stay liked."""
-    return {it.id for clause in _CLAUSE.split(text) if _NEGATIVE.search(clause) for it in mentioned(clause)}
+    """Ids of the films named in a clause with a negative word; the others in the message stay liked.
+
+    "I haven't seen X (2016)" or "I don't care about the genre, maybe X (1997)" is not against X.
+    """
+    return {
+        it.id
+        for clause in _CLAUSE.split(text)
+        if _NEGATIVE.search(_NOT_AGAINST.sub(" ", clause))
+        for it in mentioned(clause)
+    }
 
 
 Phrase = Annotated[str, StringConstraints(max_length=40)]
@@ -70,15 +84,20 @@ class Fit(BaseModel):
     explanation: str = Field("", max_length=200)
 
 
-def rule_decision(user_text: str, has_recs: bool, mentioned: list[Item], req: Request | None = None) -> Decision:
-    """What the manager does when the LLM's answer is unusable: simple, predictable rules."""
+def rule_decision(
+    user_text: str, has_recs: bool, mentioned: list[Item], req: Request | None = None, opening: bool = True
+) -> Decision:
+    """What the manager does when the LLM's answer is unusable: simple, predictable rules.
+
+    A greeting that opens the conversation gets a question; later, "ok" or "thanks" goes on recommending.
+    """
     req = req or Request()
     if has_recs and req.why:
         return Decision(action="explain", reasoning="rules: the user asks why")
     if has_recs and (req.seen or req.not_that):
         return Decision(action="recommend", reasoning="rules: the user turns down what was shown")
     words = re.findall(r"\w+", user_text.lower())
-    if len(words) <= 3 and not mentioned and set(words) <= {"hi", "hello", "hey", "there", "thanks", "ok"}:
+    if opening and len(words) <= 3 and not mentioned and set(words) <= {"hi", "hello", "hey", "there", "thanks", "ok"}:
         return Decision(action="ask", reasoning="rules: greeting", response=prompts.FALLBACK_QUESTION)
     return Decision(action="recommend", reasoning="rules: a request or preference", concepts=[user_text])
 
@@ -147,7 +166,8 @@ def build_graph(llm: ChatModel, retriever: Retriever, checkpointer: Any = None, 
             result = await astructured(llm, prompt, DecisionAnswer, MANAGER_PARAMS, retries=1)
             decision = Decision(**result.value.model_dump()) if result.ok else None
         req = parse_request(user_text, catalog, newest)
-        decision = decision or rule_decision(user_text, bool(state.get("recommendations")), mentioned, req)
+        opening = not any(m["role"] == "user" for m in messages[:-1])
+        decision = decision or rule_decision(user_text, bool(state.get("recommendations")), mentioned, req, opening)
         prefs = dict(state.get("preferences") or {})
         negative = bool(_NEGATIVE.search(user_text)) or req.seen or req.not_that
         against = disliked_films(user_text, retriever.mentioned)  # "I didn't like X (2001) but loved Y (2003)"

@@ -39,6 +39,7 @@ _DECADE = re.compile(r"\b(?:the\s+)?(?:(19|20)?(\d)0)'?s\b", re.I)
 _AFTER = re.compile(r"\b(?:after|since|newer than|from after)\s+((?:19|20)\d\d)\b", re.I)
 _BEFORE = re.compile(r"\b(?:before|older than|earlier than)\s+((?:19|20)\d\d)\b", re.I)
 _RECENT = re.compile(r"\b(recent|new|newer|latest)\b", re.I)
+_NEGATION = {"not", "no", "never", "don't", "dont", "doesn't", "didn't", "won't", "isn't"}
 _PERSON = re.compile(
     r"\b(?:with|by|starring|stars|directed by|from director|featuring)\s+([A-Z][\w.'-]+(?:\s+[A-Z][\w.'-]+){0,2})"
 )
@@ -101,6 +102,11 @@ def genre_words(word: str, genres: frozenset[str]) -> list[str]:
     return [g for g in genres if g.replace("-", "") == word.replace("-", "")]
 
 
+def _wanted(match: re.Match, text: str) -> bool:
+    """Whether a word is asked for, not negated within the four words before it ("I don't watch newer films")."""
+    return not _NEGATION & {w.lower() for w in text[: match.start()].split()[-4:]}
+
+
 def parse_request(text: str, catalog: Catalog, latest_year: int | None = None) -> Request:
     """Rules over one message: genres wanted, avoided or wanted less, years, people, feedback, an ordinal."""
     genres, people = _vocabulary(catalog)
@@ -129,7 +135,7 @@ def parse_request(text: str, catalog: Catalog, latest_year: int | None = None) -
         req.year_min = int(m.group(1)) + 1
     if m := _BEFORE.search(text):
         req.year_max = int(m.group(1)) - 1
-    if _RECENT.search(text) and latest_year and req.year_min is None:
+    if latest_year and req.year_min is None and any(_wanted(m, text) for m in _RECENT.finditer(text)):
         req.year_min = latest_year - 10
     for m in _PERSON.finditer(text):
         words = m.group(1).split()
