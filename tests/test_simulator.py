@@ -233,3 +233,49 @@ async def test_simulated_user_speaks_in_seeker_style_without_leaking(tmp_path):
     user = SimulatedUser(UserControls(targets=[target.id]), [target], None, [liked], style)
     message = await user.utter(0, [], [], [])
     assert message == {**message, "content": "I want a horror movie like Alien (1979)", "source": "seeker style"}
+
+
+async def test_llm_simulator_gets_real_seekers_words_as_few_shot_examples():
+    from convoforge.simulators.style import SeekerStyle
+
+    catalog = load_catalog(SAMPLE)
+    style = SeekerStyle({"ask_for_recommendations": ["hey any good {genre} flicks like {liked}??"]})
+    target, liked = catalog.find("The Shining (1980)"), catalog.find("Alien (1979)")
+    plain = ScriptedChatModel(lambda prompt: "Something creepy please.")
+    await SimulatedUser(UserControls(targets=[target.id]), [target], plain, [liked]).utter(0, [], [], [])
+    assert "Real users wrote" not in plain.requests[0][-1].content
+    grounded = ScriptedChatModel(lambda prompt: "Something creepy please.")
+    user = SimulatedUser(UserControls(targets=[target.id]), [target], grounded, [liked], style)
+    message = await user.utter(0, [], [], [])
+    assert "- hey any good horror flicks like Alien (1979)??" in grounded.requests[0][-1].content
+    assert message["content"] == "Something creepy please." and message["source"] == "llm"
+
+
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ("User: Any good horror films like Alien (1979)?", "Any good horror films like Alien (1979)?"),
+        ("Can you recommend a comedy?", "Can you recommend a comedy?"),
+        ("I'm a helpful AI, and I can help you with whatever you need.", ""),
+        ("Hello there, and welcome to a fantastic movie recommendation.", ""),
+        ("Hey [user_name],", ""),
+        ("1. The Way Back (2010): A comedy", ""),
+        ("The movie you secretly want:", ""),
+        ("Dear user,", ""),
+    ],
+)
+def test_llm_turns_out_of_the_seekers_role_are_dropped(said, kept):
+    from convoforge.simulators.user import in_role
+
+    assert in_role(said) == kept
+
+
+async def test_an_out_of_role_llm_turn_falls_back_to_real_seekers_words():
+    from convoforge.simulators.style import SeekerStyle
+
+    catalog = load_catalog(SAMPLE)
+    style = SeekerStyle({"ask_for_recommendations": ["any {genre} movies like {liked}?"]})
+    target, liked = catalog.find("The Shining (1980)"), catalog.find("Alien (1979)")
+    llm = ScriptedChatModel(lambda prompt: "As an AI language model, here are some movies:")
+    message = await SimulatedUser(UserControls(targets=[target.id]), [target], llm, [liked], style).utter(0, [], [], [])
+    assert message["content"] == "any horror movies like Alien (1979)?" and message["source"] == "seeker style"

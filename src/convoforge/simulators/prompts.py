@@ -8,8 +8,11 @@ USER = (
     "How you talk: {verbosity}. Your film knowledge: {knowledge}.\n"
     "Conversation so far:\n{conversation}\n\n"
     "Your goal for this message: {intent}\n"
+    "{examples}"
     "Write only your next message as the user, one to three sentences."
 )
+# with real seekers' phrasing (`--train`): how real users worded such a message, as few-shot examples
+EXAMPLES = "Real users wrote such messages like this:\n{lines}\nWrite in the same casual way.\n"
 
 INTENTS = {
     "ask_for_recommendations": "ask for movie recommendations, describing what you want without naming the movie",

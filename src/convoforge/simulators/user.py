@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -13,6 +14,23 @@ from convoforge.llm.base import ChatModel
 from convoforge.simulators import prompts
 from convoforge.simulators.leak import remove_leaks
 from convoforge.simulators.style import SeekerStyle
+
+# an LLM turn out of the seeker's role: the assistant speaking, the prompt echoed, a placeholder, a list, a header
+_OUT_OF_ROLE = re.compile(
+    r"\b(?:as an ai|i'?m an ai|i am an ai|language model|helpful (?:ai|assistant)|how (?:can|may) i (?:help|assist)"
+    r"|i'?m here to help|welcome to|i (?:can )?recommend|here (?:are|is) (?:some|a few)|i'?m (?:just )?a (?:movie )?"
+    r"recommender|(?:your|my|this) (?:message|response)|the movie you secretly want|prompt|pretend|role-?play)\b"
+    r"|\[[^\]]*\]|^\s*\d+\.\s|^\s*dear\b|^\s*you(?:'re| are) a\b|[:,]\s*$",
+    re.I,
+)
+_ROLE_PREFIX = re.compile(r"^\s*(?:user|me|seeker)\s*:\s*", re.I)
+
+
+def in_role(text: str) -> str:
+    """An LLM user turn without a role prefix ("User: ..."), or "" when it speaks out of the seeker's role."""
+    text = _ROLE_PREFIX.sub("", text).strip()
+    return "" if _OUT_OF_ROLE.search(text) else text
+
 
 Intent = Literal[
     "ask_for_recommendations", "give_feedback", "ask_for_explanation", "express_dissatisfaction", "accept", "leave"
@@ -97,6 +115,15 @@ class SimulatedUser:
         self.style = style  # real seekers' phrasing (from training dialogues) instead of the fixed templates
         self.rng = random.Random(controls.seed)
 
+    def _examples(self, intent: str, target: Item, n: int = 3) -> str:
+        """Few-shot lines of real seekers' words for this intent (none without a style)."""
+        if self.style is None:
+            return ""
+        genre = (target.fields.get("genre") or "good").split(",")[0].strip().lower()
+        liked = self.liked[0].name if self.liked else ""
+        lines = list(dict.fromkeys(x for _ in range(n) if (x := self.style.utter(intent, self.rng, genre, liked))))
+        return prompts.EXAMPLES.format(lines="\n".join(f"- {x}" for x in lines)) if lines else ""
+
     async def utter(self, turn: int, messages: list[dict], recommended: list[str], rec_names: list[str]) -> dict:
         """The next user message with its labels (intent, leak-filter counts)."""
         intent = choose_intent(self.controls, turn, recommended, self.rng)
@@ -113,9 +140,10 @@ class SimulatedUser:
                 knowledge=prompts.KNOWLEDGE[self.controls.knowledge],
                 conversation="\n".join(f"{m['role']}: {m['content']}" for m in messages[-6:]) or "(none yet)",
                 intent=prompts.INTENTS[intent],
+                examples=self._examples(intent, target),
             )
             reply = await self.llm.achat(prompt, GenParams(temperature=0.8, max_tokens=60, top_k=40))
-            text, source = reply.text.strip().split("\n")[0], "llm"
+            text, source = in_role(reply.text.strip().split("\n")[0]), "llm"
         titles = [t.name for t in self.targets]
         text, dropped = remove_leaks(text, titles)
         if not text and self.style is not None:
