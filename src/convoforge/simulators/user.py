@@ -68,6 +68,11 @@ def describe(item: Item, knowledge: str) -> str:
     return "; ".join(p for p in parts if not p.endswith(": "))
 
 
+def goal_genre(item: Item) -> str:
+    """The first catalogue genre of a user's goal ("good" when it has none), for the user's own words."""
+    return (item.fields.get("genre") or "good").split(",")[0].strip()
+
+
 def template_utterance(
     intent: Intent, target: Item, first_rec: str, knowledge: str, liked: str = "", variant: int = 0
 ) -> str:
@@ -77,7 +82,7 @@ def template_utterance(
     target's genre or lead actor instead of quoting the target's plot, as ReDial seekers do; `variant` picks
     one of the phrasings.
     """
-    genre = (target.fields.get("genre") or "good").split(",")[0].strip()
+    genre = goal_genre(target)
     a_genre = ("an " if genre[:1].lower() in "aeiou" else "a ") + genre
     star = target.fields.get("star", "").split(",")[0].strip()
     if liked and intent in prompts.TEMPLATES_LIKED:
@@ -119,7 +124,7 @@ class SimulatedUser:
         """Few-shot lines of real seekers' words for this intent (none without a style)."""
         if self.style is None:
             return ""
-        genre = (target.fields.get("genre") or "good").split(",")[0].strip().lower()
+        genre = goal_genre(target).lower()
         liked = self.liked[0].name if self.liked else ""
         lines = list(dict.fromkeys(x for _ in range(n) if (x := self.style.utter(intent, self.rng, genre, liked))))
         return prompts.EXAMPLES.format(lines="\n".join(f"- {x}" for x in lines)) if lines else ""
@@ -148,7 +153,7 @@ class SimulatedUser:
         text, dropped = remove_leaks(text, titles)
         if not text and self.style is not None:
             liked = self.liked[turn % len(self.liked)].name if self.liked else ""
-            genre = (target.fields.get("genre") or "good").split(",")[0].strip()
+            genre = goal_genre(target)
             text, source = self.style.utter(intent, self.rng, genre, liked) or "", "seeker style"
             text, dropped = remove_leaks(text, titles)
         if not text:
