@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 
-from convoforge.datasets.export import pair_rows, sft_rows, thumbs_rows
+from convoforge.datasets.export import conversation_prompt, pair_rows, sft_rows, thumbs_rows
 from convoforge.errors import ModelSpecError
 from convoforge.llm import load_chat_model
 from tests.test_persona_cli import cf, scripted_personas
@@ -183,7 +183,7 @@ def test_generate_samples_judges_the_policy_on_train_pairs_into_on_policy_pairs(
 
 
 def test_adapter_chain_follows_training_records_and_refuses_loops(tmp_path):
-    from convoforge.llm.local import adapter_chain
+    from convoforge.llm.local import adapter_chain, adapter_path
 
     def adapter(name: str, base: str) -> Path:
         folder = tmp_path / name
@@ -201,6 +201,8 @@ def test_adapter_chain_follows_training_records_and_refuses_loops(tmp_path):
     orphan = adapter("c", f"local:smollm2-135m+adapter={tmp_path / 'gone'}")
     with pytest.raises(ModelSpecError, match="no PEFT adapter"):
         adapter_chain(str(orphan))
+    on_shipped = adapter("d", "local:smollm2-135m+adapter=persona-generator")  # a shipped parent, by its name
+    assert adapter_chain(str(on_shipped)) == [adapter_path("persona-generator").resolve(), on_shipped.resolve()]
 
 
 def test_train_rejects_wrong_data(tmp_path):
@@ -218,3 +220,118 @@ def test_a_tied_vote_makes_no_pair_but_a_dropped_loser_does():
     tie = {**LOSE, "verdicts": [], "reason": "lost the vote (0 vs 0 votes)"}
     dropped = {**LOSE, "id": "d", "verdicts": [], "reason": "dropped by faithfulness"}
     assert [r["rejected_reason"] for r in pair_rows([unscored], [tie, dropped])] == ["dropped by faithfulness"]
+
+
+def test_records_keep_the_prompt_they_were_written_in_and_exports_train_in_it(persona_data):
+    from convoforge.datasets.records import read_dataset
+
+    data = read_dataset(persona_data)
+    accepted = list(data["accepted"])
+    assert accepted and all("Now write a new conversation." in json.loads(r["prompt"])[-1]["content"] for r in accepted)
+    (sft,) = [r for r in sft_rows(accepted[:1], own=True) if r["kind"] == "conversation"]
+    assert sft["messages"][:-1] == json.loads(accepted[0]["prompt"])  # the generator's own prompt, not a generic one
+    (generic,) = [r for r in sft_rows(accepted[:1]) if r["kind"] == "conversation"]
+    old = {k: v for k, v in accepted[0].items() if k != "prompt"}  # a record written before records kept prompts
+    (old_row,) = [r for r in sft_rows([old], own=True) if r["kind"] == "conversation"]
+    assert generic["messages"][:-1] == old_row["messages"][:-1] == conversation_prompt(accepted[0]["profiles"])
+
+
+def test_generate_samples_on_an_spc_csv_samples_its_train_pairs_in_the_generators_prompt(tmp_path):
+    from convoforge.critics.faithfulness_data import split_of
+    from convoforge.datasets.records import read_dataset
+    from convoforge.datasets.spc import read_spc
+    from convoforge.training.sampling import sample_run
+    from tests.test_critics_eval import fixture_rows, write_spc
+
+    spc = tmp_path / "spc.csv"
+    write_spc(spc, fixture_rows(20))
+    train = [r for r in read_spc(spc) if split_of(r) == "train"]
+    good = "\n".join(f"User {1 + i % 2}: Turn number {i} about something else entirely." for i in range(6))
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps([good, "User 1: Hi.\nUser 2: Hey."]))
+    out = tmp_path / "samples"
+    summary = sample_run(spc, f"scripted:{replies}", out, ["toxicity"], f"scripted:{replies}", samples=2, limit=3)
+    assert summary["pairs"] == 3 and summary["candidates"] == 6 and summary["pairs_with_winner_and_loser"] == 3
+    rows = read_dataset(out)
+    profiles = [r["profiles"] for r in train]
+    for r in list(rows["accepted"]) + list(rows["rejected"]):
+        assert r["profiles"] in profiles  # train persona pairs only
+        task = json.loads(r["prompt"])[-1]["content"]
+        assert "Now write a new conversation." in task and " ".join(r["profiles"]["User 1"]) in task
+        assert "more than 2 turns and less than 8 turns" in task  # the run's bounds: --min-turns 3, max 7
+    (pair, *_) = pair_rows(list(rows["accepted"]), list(rows["rejected"]), own=True)
+    assert pair["prompt"] == json.loads(rows["accepted"][0]["prompt"]) and pair["chosen"][0]["content"] == good
+
+
+@pytest.mark.slow
+def test_merged_adapters_equal_the_chain_they_merge(tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+
+    from convoforge.llm.local import adapter_path, resolve_weights, with_adapter
+    from convoforge.training.generator import merge_adapters
+
+    first = adapter_path("persona-generator")
+    second = tmp_path / "second"  # a different LoRA trained "on top of" the first: its factors shuffled and scaled
+    second.mkdir()
+    shutil.copy(first / "adapter_config.json", second / "adapter_config.json")
+    gen = torch.Generator().manual_seed(0)
+    tensors = {
+        k: (v.float() * 3)[torch.randperm(v.shape[0], generator=gen)]
+        for k, v in load_file(first / "adapter_model.safetensors").items()
+    }
+    save_file({k: v.half().contiguous() for k, v in tensors.items()}, second / "adapter_model.safetensors")
+    (second / "convoforge_training.json").write_text(json.dumps({"base": f"local:smollm2-135m+adapter={first}"}))
+    merge_adapters(first, second, tmp_path / "merged")
+    assert json.loads((tmp_path / "merged" / "adapter_config.json").read_text())["r"] == 32
+    weights = resolve_weights("smollm2-135m")
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]])
+
+    def logits(adapter: Path | None) -> torch.Tensor:
+        model = AutoModelForCausalLM.from_pretrained(weights, torch_dtype=torch.float32)
+        model = with_adapter(model, str(adapter)) if adapter else model
+        with torch.no_grad():
+            return model(ids).logits
+
+    chain, merged, plain = logits(second), logits(tmp_path / "merged"), logits(None)
+    assert (chain - plain).abs().max() > 0.5  # the adapters move the output
+    assert torch.allclose(chain, merged, atol=2e-2)  # and the single merged adapter moves it the same way
+
+
+@pytest.mark.slow
+def test_train_generator_rounds_sample_judge_train_dpo_on_top_and_ship_one_merged_adapter(tmp_path, monkeypatch):
+    import convoforge.training.sampling as sampling
+    from convoforge.training.generator import Rounds, train_generator
+    from convoforge.training.lora import LoraSettings
+    from tests.test_critics_eval import fixture_rows, write_spc
+
+    spc = tmp_path / "spc.csv"
+    write_spc(spc, fixture_rows(20))
+    good = "\n".join(f"User {1 + i % 2}: Turn number {i} about something else entirely." for i in range(6))
+    looped = "\n".join(
+        f"User {1 + i % 2}: Write each turn on its own line, speaker {i}." for i in range(6)
+    )  # parses, then fails hygiene
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps([good, looped]))
+    real = sampling.sample_run
+    seen = []
+
+    def scripted_policy(data, model, *args, **kwargs):  # samples and critics scripted; export, DPO, merge real
+        seen.append(model)
+        return real(data, f"scripted:{replies}", args[0], ["toxicity"], f"scripted:{replies}", *args[3:], **kwargs)
+
+    monkeypatch.setattr(sampling, "sample_run", scripted_policy)
+    settings = LoraSettings(steps=1, batch_size=1, max_length=1024)
+    out = tmp_path / "generator"
+    result = train_generator(spc, out, settings, rounds=Rounds(count=1, pairs=3, samples=2, steps=1), test_limit=4)
+    assert seen and "+adapter=" in seen[0]  # round 1 sampled the SFT adapter just trained
+    (done,) = result["rounds"]
+    assert done["acceptance"] == 0.5 and done["preference_pairs"] >= 1
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 32  # SFT and DPO merged into one LoRA
+    assert json.loads((out / "convoforge_training.json").read_text())["base"] == "local:smollm2-135m"
+    card = (out / "README.md").read_text()
+    assert "On-policy DPO rounds: 1" in card and "--rounds 1" in card
+    assert not list(tmp_path.glob(".generator.*"))  # no work folder left behind

@@ -171,7 +171,11 @@ def generate_personas(
 
 @generate_app.command("samples")
 def generate_samples(
-    data: Path = typer.Option(..., help="A pairs or thumbs export: the persona pairs of its --split are the prompts."),
+    data: Path = typer.Option(
+        ...,
+        help="A pairs or thumbs export (its --split's persona pairs are the prompts), or a Synthetic-Persona-Chat "
+        "CSV (its train persona pairs in the generator's own few-shot prompt).",
+    ),
     out_dir: Path = typer.Option(..., "--out", help="Output folder (a persona dataset: accepted and rejected)."),
     samples: int = typer.Option(4, min=2, help="Conversations per persona pair (a winner needs losers)."),
     split: str = typer.Option("train", help="Which split's persona pairs to sample (train keeps test unseen)."),
@@ -189,7 +193,8 @@ def generate_samples(
     of the same policy (`--base local:NAME+adapter=DIR`) is one round of iterative DPO.
 
     Example: convoforge --model local:smollm2-135m+adapter=models/sft generate samples --data out/pairs
-    --samples 6 --out out/samples
+    --samples 6 --out out/samples. With an SPC CSV and the shipped generator, one such round improves the shipped
+    generator in the prompt `generate personas` uses.
     """
     from convoforge.training.sampling import sample_run
 
@@ -335,6 +340,12 @@ def export_command(
     fmt: str = typer.Option(..., "--format", help="sft, pairs, thumbs, retrieval or profile."),
     out_dir: Path = typer.Option(..., "--out", help="Output folder (HF dataset + card)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+    own_prompt: bool = typer.Option(
+        False,
+        "--own-prompt",
+        help="sft, pairs, thumbs: the prompt each conversation was written in (the generator's few-shot prompt, "
+        "to train the generator itself) instead of the short generic task.",
+    ),
 ) -> None:
     """Turn generated data into a training set in TRL's formats, with a dataset card.
 
@@ -342,4 +353,4 @@ def export_command(
     """
     from convoforge.datasets.export import export
 
-    typer.echo(json.dumps(export(data, fmt, out_dir, force)))
+    typer.echo(json.dumps(export(data, fmt, out_dir, force, own_prompt)))

@@ -125,19 +125,25 @@ def train_generator_command(
     lora_r: int = typer.Option(16, min=1, help="LoRA rank."),
     few_shot: int = typer.Option(1, min=0, help="Few-shot example conversations in each training prompt."),
     max_length: int = typer.Option(1024, min=64, help="Longest tokenised row."),
+    rounds: int = typer.Option(0, min=0, help="On-policy DPO rounds after the SFT (sample, judge, DPO, merge)."),
+    round_pairs: int = typer.Option(40, min=1, help="Train persona pairs sampled in each round."),
+    round_samples: int = typer.Option(6, min=2, help="Conversations per persona pair in each round."),
+    round_steps: int = typer.Option(40, min=1, help="DPO optimizer steps in each round."),
+    round_lr: float = typer.Option(1e-4, help="DPO learning rate."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out (once the new one is done)."),
 ) -> None:
-    """LoRA SFT of the persona generator in its own few-shot prompt; the shipped default is rebuilt with it.
+    """LoRA SFT of the persona generator in its own prompt, then on-policy DPO rounds; rebuilds the shipped one.
 
     Example: convoforge train generator --data spc/Synthetic-Persona-Chat_valid.csv --out models/generator
     """
-    from convoforge.training.generator import train_generator
+    from convoforge.training.generator import Rounds, train_generator
     from convoforge.training.lora import LoraSettings
 
     settings = LoraSettings(
         steps=steps, lr=lr, lora_r=lora_r, lora_alpha=2 * lora_r, batch_size=batch_size, max_length=max_length
     )
-    result = train_generator(data, out_dir, settings, few_shot=few_shot, force=force, echo=err.print)
+    plan = Rounds(rounds, round_pairs, round_samples, round_steps, round_lr)
+    result = train_generator(data, out_dir, settings, few_shot=few_shot, force=force, echo=err.print, rounds=plan)
     typer.echo(json.dumps(result))
 
 

@@ -32,6 +32,7 @@ class Candidate(BaseModel):
     raw: str = ""
     parse_error: str | None = None
     hygiene: str | None = None
+    prompt: list[dict[str, str]] = Field(default_factory=list)
 
     @property
     def usable(self) -> bool:

@@ -45,6 +45,13 @@ def conversation_prompt(profiles: dict[str, list[str]]) -> list[dict]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": task}]
 
 
+def record_prompt(record: dict, own: bool = False) -> list[dict]:
+    """The generic task for a record's persona pair, or (own) the prompt it was written in where it kept one."""
+    if own and record.get("prompt"):
+        return json.loads(record["prompt"])
+    return conversation_prompt(record["profiles"])
+
+
 def held_out(key: str, share: float = TEST_SHARE) -> bool:
     """A stable test-split decision from a hash of the key."""
     return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
@@ -84,7 +91,7 @@ def quality(row: dict) -> float:
     return sum(scores) / len(scores) if scores else 0.0
 
 
-def sft_rows(accepted: list[dict]) -> list[dict]:
+def sft_rows(accepted: list[dict], own: bool = False) -> list[dict]:
     """Whole conversations, plus each speaker's side given its own profile."""
     rows = []
     for r in accepted:
@@ -94,7 +101,7 @@ def sft_rows(accepted: list[dict]) -> list[dict]:
                 "pair_id": r["pair_id"],
                 "kind": "conversation",
                 "messages": [
-                    *conversation_prompt(r["profiles"]),
+                    *record_prompt(r, own),
                     {"role": "assistant", "content": transcript(r["messages"])},
                 ],
             }
@@ -116,7 +123,7 @@ def sft_rows(accepted: list[dict]) -> list[dict]:
     return rows
 
 
-def pair_rows(accepted: list[dict], rejected: list[dict]) -> list[dict]:
+def pair_rows(accepted: list[dict], rejected: list[dict], own: bool = False) -> list[dict]:
     """Winner vs each loser of the same pair with something to say, and the experts' margin; ties are skipped."""
     losers: dict[str, list[dict]] = {}
     for r in rejected:
@@ -135,7 +142,7 @@ def pair_rows(accepted: list[dict], rejected: list[dict]) -> list[dict]:
                     "id": f"{win['id']}>{lose['id']}",
                     "pair_id": win["pair_id"],
                     "profiles": win["profiles"],
-                    "prompt": conversation_prompt(win["profiles"]),
+                    "prompt": record_prompt(win, own),
                     "chosen": [{"role": "assistant", "content": transcript(win["messages"])}],
                     "rejected": [{"role": "assistant", "content": transcript(lose["messages"])}],
                     "margin": margin,
@@ -145,14 +152,14 @@ def pair_rows(accepted: list[dict], rejected: list[dict]) -> list[dict]:
     return rows
 
 
-def thumbs_rows(accepted: list[dict], rejected: list[dict]) -> list[dict]:
+def thumbs_rows(accepted: list[dict], rejected: list[dict], own: bool = False) -> list[dict]:
     """Pointwise thumbs up (accepted) and down (rejected, parseable ones)."""
     return [
         {
             "id": r["id"],
             "pair_id": r["pair_id"],
             "profiles": r["profiles"],
-            "prompt": conversation_prompt(r["profiles"]),
+            "prompt": record_prompt(r, own),
             "completion": [{"role": "assistant", "content": transcript(r["messages"])}],
             "label": label,
         }
@@ -236,7 +243,7 @@ def profile_rows(ratings: Path, future: float = 0.2, min_liked: int = 3, top: in
     return rows
 
 
-def source_rows(data: Path, fmt: str) -> list[dict]:
+def source_rows(data: Path, fmt: str, own: bool = False) -> list[dict]:
     """The rows of one format from a generated dataset, a Synthetic-Persona-Chat CSV or MovieLens ratings."""
     if fmt not in FORMATS:
         raise ConvoforgeError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -258,22 +265,25 @@ def source_rows(data: Path, fmt: str) -> list[dict]:
         raise ConvoforgeError(f"{data} is not a persona dataset (needs splits accepted and rejected)")
     accepted, rejected = list(source["accepted"]), list(source["rejected"])
     return {
-        "sft": lambda: sft_rows(accepted),
-        "pairs": lambda: pair_rows(accepted, rejected),
-        "thumbs": lambda: thumbs_rows(accepted, rejected),
+        "sft": lambda: sft_rows(accepted, own),
+        "pairs": lambda: pair_rows(accepted, rejected, own),
+        "thumbs": lambda: thumbs_rows(accepted, rejected, own),
     }[fmt]()
 
 
-def export(data: Path | list[Path], fmt: str, out: Path, force: bool = False) -> dict:
+def export(data: Path | list[Path], fmt: str, out: Path, force: bool = False, own_prompt: bool = False) -> dict:
     """Build one training set (train and test splits) from what the graphs wrote, with a card.
 
     Several sources (e.g. generation runs, whose pair ids restart at `it0-p0`) get `run{i}-` id prefixes.
+    With `own_prompt`, persona rows keep the prompt each conversation was written in (what trains the generator
+    itself, as `train generator --rounds` does); otherwise the short generic task.
     """
     sources = [data] if isinstance(data, Path) else list(data)
     rows = []
     for i, source in enumerate(sources):
         prefix = f"run{i}-" if len(sources) > 1 else ""
-        rows += [{**r, "id": prefix + r["id"], "pair_id": prefix + r["pair_id"]} for r in source_rows(source, fmt)]
+        found = source_rows(source, fmt, own_prompt)
+        rows += [{**r, "id": prefix + r["id"], "pair_id": prefix + r["pair_id"]} for r in found]
     data = sources[0] if len(sources) == 1 else ", ".join(map(str, sources))
     if not rows:
         raise ConvoforgeError(f"{data} yields no {fmt} rows ({EMPTY[fmt]})")

@@ -38,6 +38,7 @@ FEATURES = Features(
         "generator_model": Value("string"),
         "critic_model": Value("string"),
         "seed_source": Value("string"),
+        "prompt": Value("string"),
     }
 )
 

@@ -351,7 +351,7 @@ def adapter_chain(adapter: str) -> list[Path]:
         chain.insert(0, path.resolve())
         record = path / "convoforge_training.json"
         parent = json.loads(record.read_text()).get("base", "") if record.is_file() else ""
-        path = Path(parent.split("+adapter=", 1)[1]).expanduser() if "+adapter=" in parent else None
+        path = adapter_path(parent.split("+adapter=", 1)[1]) if "+adapter=" in parent else None
     return chain
 
 

@@ -12,6 +12,7 @@ import json
 import random
 import shutil
 from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from convoforge.agents.persona.context import PersonaContext
@@ -38,6 +39,7 @@ The default generator of `convoforge generate personas` on the embedded model
 - Training: TRL SFTTrainer, assistant-only loss, LoRA r={lora_r} alpha={lora_alpha} on q/k/v/o, {steps} steps x
   {batch_size} rows, lr {lr}, max length {max_length}; training loss {first_loss} -> {last_loss}; saved in float16
   ({size_kb} KB).
+{rounds_text}
 - Held-out assistant-token loss ({test_rows} rows of the held-out part, same prompt format): base {loss_before}
   -> tuned {loss_after} (perplexity {ppl_before} -> {ppl_after}).
 - Rebuild: `{command}`
@@ -56,6 +58,12 @@ def shipped_dir() -> Path:
     return adapter_path(SHIPPED)
 
 
+def few_shot_examples(usable: list[dict], row: dict, few_shot: int, rng: random.Random) -> list[dict]:
+    """Other conversations than `row`, each cut to 3-6 turns per user: the prompt's few-shot examples."""
+    others = [u for u in rng.sample(usable, min(len(usable), few_shot + 1)) if u is not row][:few_shot]
+    return [{"profiles": u["profiles"], "turns": first_turns(u["turns"], rng.randint(3, 6))} for u in others]
+
+
 def generator_rows(rows: list[dict], split: str, few_shot: int, seed: int) -> list[dict]:
     """SFT rows in the generator's prompt: other conversations as examples, the bounds, the cut conversation."""
     rng = random.Random(seed)
@@ -64,13 +72,32 @@ def generator_rows(rows: list[dict], split: str, few_shot: int, seed: int) -> li
     for n, row in enumerate(usable):
         most = min(Counter(s for s, _ in row["turns"]).values())
         per_user = min(most, rng.randint(3, 7))
-        others = [u for u in rng.sample(usable, min(len(usable), few_shot + 1)) if u is not row][:few_shot]
-        examples = [{"profiles": u["profiles"], "turns": first_turns(u["turns"], rng.randint(3, 6))} for u in others]
+        examples = few_shot_examples(usable, row, few_shot, rng)
         ctx = PersonaContext(min_turns=per_user, max_turns=per_user + 1)
         job = GenerationJob(f"spc-{n}", 0, row["profiles"], examples)
         answer = "\n".join(f"{s}: {t}" for s, t in first_turns(row["turns"], per_user))
         messages = [*generator_messages(job, ctx), {"role": "assistant", "content": answer}]
         out.append({"id": f"spc-{n}", "pair_id": f"spc-{n}", "kind": "generator", "messages": messages, "split": split})
+    return out
+
+
+def prompt_rows(data: Path, ctx: PersonaContext, few_shot: int = 1, seed: int = 0) -> list[dict]:
+    """The generator's own prompt for each train persona pair of an SPC CSV (what `generate samples` samples).
+
+    One few-shot example from another train conversation and the run's turn bounds, as `generate personas`
+    writes them: the samples are on-policy for the shipped generator, so their winners and losers can train it.
+    """
+    from convoforge.critics.faithfulness_data import split_of
+    from convoforge.datasets.spc import read_spc
+
+    if not data.is_file():
+        raise ConvoforgeError(f"no Synthetic-Persona-Chat CSV at {data}")
+    rng = random.Random(seed)
+    usable = [r for r in read_spc(data) if split_of(r) == "train" and len({s for s, _ in r["turns"]}) == 2]
+    out = []
+    for n, row in enumerate(usable):
+        job = GenerationJob(f"spc-{n}", 0, row["profiles"], few_shot_examples(usable, row, few_shot, rng))
+        out.append({"pair_id": job.pair_id, "profiles": row["profiles"], "prompt": generator_messages(job, ctx)})
     return out
 
 
@@ -114,6 +141,104 @@ def compact(adapter: Path, out: Path) -> int:
     return (out / "adapter_model.safetensors").stat().st_size
 
 
+@dataclass(frozen=True)
+class Rounds:
+    """On-policy DPO rounds after the SFT: persona pairs and samples per round, DPO steps, lr and batch size."""
+
+    count: int = 1
+    pairs: int = 40
+    samples: int = 6
+    steps: int = 40
+    lr: float = 1e-4
+    batch_size: int = 2
+
+
+def rounds_text(done: list[dict], rounds: Rounds) -> str:
+    """The card's account of the preference rounds (none: plain SFT)."""
+    if not done:
+        return "- No on-policy preference round (plain SFT)."
+    lines = [
+        f"- On-policy DPO rounds: {len(done)}. In each, the adapter so far wrote {rounds.samples} conversations for "
+        f"each of {rounds.pairs} train persona pairs in the generator's prompt (temperature and top-k of "
+        "`generate personas`), the default critics picked each pair's winner, winner-vs-loser pairs trained DPO + "
+        f"NLL on chosen on top ({rounds.steps} steps x {rounds.batch_size}, lr {rounds.lr}), and the DPO adapter was "
+        "merged with the one below into a single LoRA (factors concatenated: exact)."
+    ]
+    for k, r in enumerate(done, 1):
+        lines.append(
+            f"  - round {k}: parse rate {r['parse_rate']}, critic acceptance {r['acceptance']} of "
+            f"{r['conversations']} samples; {r['preference_pairs']} train pairs; DPO loss {r['dpo_first_loss']} -> "
+            f"{r['dpo_last_loss']}"
+        )
+    return "\n".join(lines)
+
+
+def merge_adapters(first: Path, second: Path, out: Path) -> int:
+    """One LoRA equal to `second` trained on top of `first` merged: factors concatenated, scales folded in.
+
+    W + s1 B1 A1 + s2 B2 A2 = W + [s1 B1, s2 B2] [A1; A2], exactly, so the rank is r1 + r2 with alpha = rank
+    (scale 1). Both must adapt the same modules; returns the bytes written (float16 safetensors).
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    configs = [json.loads((a / "adapter_config.json").read_text()) for a in (first, second)]
+    if {frozenset(c["target_modules"]) for c in configs} != {frozenset(configs[0]["target_modules"])}:
+        raise ConvoforgeError(f"{first} and {second} adapt different modules; they cannot be merged")
+    tensors = [load_file(a / "adapter_model.safetensors") for a in (first, second)]
+    if set(tensors[0]) != set(tensors[1]):
+        raise ConvoforgeError(f"{first} and {second} have different LoRA layers; they cannot be merged")
+    scales = [c["lora_alpha"] / c["r"] for c in configs]
+    merged = {}
+    for key in tensors[0]:
+        parts = [t[key].float() for t in tensors]
+        if ".lora_A." in key:
+            merged[key] = torch.cat(parts, dim=0)
+        elif ".lora_B." in key:
+            merged[key] = torch.cat([p * scale for p, scale in zip(parts, scales, strict=True)], dim=1)
+        else:
+            raise ConvoforgeError(f"{first}: {key} is not a LoRA factor; only plain LoRA adapters merge")
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.half().contiguous() for k, v in merged.items()}, out / "adapter_model.safetensors")
+    rank = configs[0]["r"] + configs[1]["r"]
+    config = configs[0] | {"r": rank, "lora_alpha": rank, "rank_pattern": {}, "alpha_pattern": {}}
+    (out / "adapter_config.json").write_text(json.dumps(config, indent=2))
+    return (out / "adapter_model.safetensors").stat().st_size
+
+
+def preference_round(
+    data: Path, adapter: Path, work: Path, settings: object, pairs: int, samples: int, echo: object = None
+) -> dict:
+    """One on-policy DPO round on top of `adapter`; the two merged into one LoRA in `work / "merged"`.
+
+    The adapter writes `samples` conversations per SPC train pair in the generator's prompt, the critics'
+    winners and losers become preference pairs, and DPO + NLL on chosen trains on top.
+    """
+    from convoforge.critics.plugins import DEFAULT_CRITICS
+    from convoforge.datasets.export import export
+    from convoforge.training.lora import train
+    from convoforge.training.sampling import sample_run
+
+    policy = f"{settings.base}+adapter={adapter.resolve()}"
+    sampled = sample_run(data, policy, work / "samples", DEFAULT_CRITICS, policy, samples, limit=pairs, force=True)
+    if echo:
+        echo(f"round samples: {json.dumps(sampled)}")
+    made = export(work / "samples", "pairs", work / "pairs", force=True, own_prompt=True)
+    dpo = replace(settings, base=policy, sft_weight=1.0)
+    summary = train("dpo", work / "pairs", work / "dpo", dpo, force=True, echo=echo)
+    merge_adapters(adapter, work / "dpo", work / "merged")
+    record = json.loads((adapter / "convoforge_training.json").read_text()) | {"kind": "sft+dpo"}
+    (work / "merged" / "convoforge_training.json").write_text(json.dumps(record, indent=2))
+    return {
+        "parse_rate": sampled["parse_rate"],
+        "acceptance": sampled["acceptance"],
+        "conversations": sampled["candidates"],
+        "preference_pairs": made.get("train", made.get("rows")),
+        "dpo_first_loss": summary["first_loss"],
+        "dpo_last_loss": summary["last_loss"],
+    }
+
+
 def train_generator(
     data: Path,
     out: Path,
@@ -122,8 +247,9 @@ def train_generator(
     test_limit: int = 60,
     force: bool = False,
     echo: object = None,
+    rounds: Rounds | None = None,
 ) -> dict:
-    """Build the rows, train the LoRA, measure held-out loss, and save the compact adapter with its card."""
+    """Build the rows, train the LoRA (then `rounds` of on-policy DPO), measure held-out loss, save with a card."""
     from convoforge.training.evaluate import lm_loss
     from convoforge.training.lora import train
     from convoforge.training.sampling import split_rows
@@ -136,15 +262,24 @@ def train_generator(
     try:
         counts = build_export(data, work / "rows", few_shot, settings.seed)
         summary = train("sft", work / "rows", work / "adapter", settings, force=True, echo=echo)
+        adapter, done = work / "adapter", []
+        rounds = rounds or Rounds(count=0)
+        for k in range(rounds.count):
+            dpo = replace(settings, steps=rounds.steps, lr=rounds.lr, batch_size=rounds.batch_size)
+            here = work / f"round{k + 1}"
+            done.append(preference_round(data, adapter, here, dpo, rounds.pairs, rounds.samples, echo))
+            adapter = here / "merged"
         test = split_rows(work / "rows", "test", test_limit, settings.seed)
         before = lm_loss(settings.base, None, test, settings.max_length)
-        after = lm_loss(settings.base, work / "adapter", test, settings.max_length)
+        after = lm_loss(settings.base, adapter, test, settings.max_length)
         staged = out.parent / f".{out.name}.new"
         shutil.rmtree(staged, ignore_errors=True)
-        size = compact(work / "adapter", staged)
+        size = compact(adapter, staged)
         command = (
             f"convoforge train generator --data {data} --out {out} --steps {settings.steps} "
-            f"--batch-size {settings.batch_size} --lr {settings.lr} --lora-r {settings.lora_r} --force"
+            f"--batch-size {settings.batch_size} --lr {settings.lr} --lora-r {settings.lora_r} "
+            f"--rounds {rounds.count} --round-pairs {rounds.pairs} --round-samples {rounds.samples} "
+            f"--round-steps {rounds.steps} --round-lr {rounds.lr} --force"
         )
         figures = {
             **counts,
@@ -156,6 +291,8 @@ def train_generator(
             "size_kb": size // 1024,
             "few_shot": few_shot,
             "command": command,
+            "rounds": done,
+            "rounds_text": rounds_text(done, rounds),
         }
         card_fields = {k: v for k, v in summary.items() if k != "data"} | figures | {"data": Path(data).name}
         (staged / "README.md").write_text(CARD.format(**card_fields))

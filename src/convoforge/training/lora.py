@@ -225,7 +225,7 @@ def train(
     import trl
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    from convoforge.llm.local import adapter_path
+    from convoforge.llm.local import SHIPPED_ADAPTERS, adapter_path
 
     if kind not in KINDS:
         raise ConvoforgeError(f"unknown training kind {kind!r}; use one of {', '.join(KINDS)}")
@@ -240,8 +240,11 @@ def train(
         raise ConvoforgeError("rl needs --reward-model (a folder from `convoforge train reward`)")
     torch.manual_seed(s.seed)
     base_ref, base, base_adapter = base_folder(s.base)
-    # the record names the adapter underneath by its absolute path, so the chain loads from any folder
-    base_spec = f"local:{base_ref}+adapter={adapter_path(base_adapter).resolve()}" if base_adapter else s.base
+    # the record names the adapter underneath by its absolute path (a shipped one by its name), so the chain
+    # loads from any folder
+    base_spec = s.base
+    if base_adapter and not (base_adapter in SHIPPED_ADAPTERS and not Path(base_adapter).exists()):
+        base_spec = f"local:{base_ref}+adapter={adapter_path(base_adapter).resolve()}"
     tokenizer = load_tokenizer(base)
     work = out.parent / f".{out.name}.checkpoints"
     if work.exists() and not resume:

@@ -18,6 +18,7 @@ from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
 from convoforge.critics.selection import failed_filters
 from convoforge.errors import ConvoforgeError
 from convoforge.llm import GenParams, load_chat_model
+from convoforge.training.generator import prompt_rows
 from convoforge.training.lora import load_split
 
 TEMPERATURE = 0.8
@@ -45,15 +46,22 @@ def complete_all(llm: Any, prompts: list[Any], params: GenParams) -> list[Any]:
 
 
 def generate(
-    rows: list[dict], llm: Any, samples: int, ctx: PersonaContext, max_tokens: int, seed: int, tag: str = ""
+    rows: list[dict],
+    llm: Any,
+    samples: int,
+    ctx: PersonaContext,
+    max_tokens: int,
+    seed: int,
+    tag: str = "",
+    params: GenParams | None = None,
 ) -> list[Candidate]:
     """`samples` conversations per persona-pair row from the policy `llm`, parsed; ids prefixed with `tag`."""
-    params = GenParams(temperature=TEMPERATURE, max_tokens=max_tokens, n=samples, seed=seed)
+    params = params or GenParams(temperature=TEMPERATURE, max_tokens=max_tokens, n=samples, seed=seed)
     candidates = []
     for row, result in zip(rows, complete_all(llm, [r["prompt"] for r in rows], params), strict=True):
         job = GenerationJob(pair_id=row["pair_id"], iteration=0, profiles=row["profiles"])
         for i, text in enumerate(result.texts):
-            cand = parse_candidate(text, job, i, ctx)
+            cand = parse_candidate(text, job, i, ctx, row["prompt"])
             candidates.append(cand.model_copy(update={"id": tag + cand.id}))
     return candidates
 
@@ -96,19 +104,27 @@ def sample_run(
 
     if out.exists() and not force:
         raise ConvoforgeError(f"{out} exists; pass --force to replace it (it is kept until the new one is done)")
-    rows = split_rows(data, split, limit, seed, per_pair=True)
+    ctx = PersonaContext(min_turns=min_turns)
+    params = None
+    if data.suffix == ".csv":  # an SPC CSV: its train pairs in the generator's own prompt, sampled as the graph does
+        rows = prompt_rows(data, ctx, seed=seed)
+        if limit and len(rows) > limit:
+            rows = random.Random(seed).sample(rows, limit)
+        params = GenParams(temperature=ctx.temperature, top_k=ctx.top_k, max_tokens=max_tokens, n=samples, seed=seed)
+        split = "train"
+    else:
+        rows = split_rows(data, split, limit, seed, per_pair=True)
     if not {"prompt", "profiles", "pair_id"} <= set(rows[0]):
         raise ConvoforgeError(f"{data} has no persona pairs (export a persona run with --format pairs or thumbs)")
     critics = load_critics(critic_refs)
     llm = load_chat_model(model, base_url=base_url)
     critic_llm = llm if critic_model == model else load_chat_model(critic_model, base_url=base_url)
-    ctx = PersonaContext(min_turns=min_turns)
-    candidates = generate(rows, llm, samples, ctx, max_tokens, seed)
+    candidates = generate(rows, llm, samples, ctx, max_tokens, seed, params=params)
     verdicts = judge(candidates, critics, critic_llm)
     accepted, rejected = sort_candidates(candidates, verdicts, critics)
     stats = iteration_stats(0, candidates, accepted, rejected, verdicts, critics, 0)
     settings = {"samples": samples, "split": split, "min_turns": min_turns, "max_tokens": max_tokens, "seed": seed}
-    settings |= {"temperature": TEMPERATURE}
+    settings |= {"temperature": params.temperature if params else TEMPERATURE}
     source = f"persona pairs of the {split} split of {data}"
     card = persona_card(
         accepted=len(accepted),

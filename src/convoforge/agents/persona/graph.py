@@ -178,12 +178,14 @@ def build_conversation_graph(generator_llm: ChatModel, critics: list[Critic], cr
         ctx = runtime.context
         gen = stages.GenerationJob(job["pair_id"], job["iteration"], job["profiles"], job["examples"])
         params = GenParams(temperature=ctx.temperature, top_k=ctx.top_k, max_tokens=ctx.max_tokens, n=ctx.candidates)
+        messages = stages.generator_messages(gen, ctx)
         try:
-            result = await generator_llm.achat(stages.generator_messages(gen, ctx), params)
+            result = await generator_llm.achat(messages, params)
         except BackendError as exc:  # the request failed for good (after retries): recorded, not a crashed run
             failed = [stages.failed_candidate(gen, c, str(exc)) for c in range(ctx.candidates)]
             return {"candidates": [cand.model_dump() for cand in failed]}
-        return {"candidates": [stages.parse_candidate(t, gen, c, ctx).model_dump() for c, t in enumerate(result.texts)]}
+        parsed = [stages.parse_candidate(t, gen, c, ctx, messages) for c, t in enumerate(result.texts)]
+        return {"candidates": [cand.model_dump() for cand in parsed]}
 
     def critic_node(critic: Critic):
         async def judge(state: ShardState) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import statistics
@@ -258,10 +259,13 @@ def generator_messages(job: GenerationJob, ctx: PersonaContext) -> list[dict]:
     ]
 
 
-def parse_candidate(raw: str, job: GenerationJob, index: int, ctx: PersonaContext) -> Candidate:
+def parse_candidate(
+    raw: str, job: GenerationJob, index: int, ctx: PersonaContext, prompt: list[dict] | None = None
+) -> Candidate:
     """Parse a generated conversation; cut past max_turns per user and before a loop that follows min_turns.
 
-    Too short is a parse error; a conversation that breaks a hygiene rule keeps its turns and says which.
+    Too short is a parse error; a conversation that breaks a hygiene rule keeps its turns and says which. The
+    prompt it answered is kept, so its record trains the generator in the prompt it was written in.
     """
     turns: list[Turn] = []
     counts = {"User 1": 0, "User 2": 0}
@@ -291,6 +295,7 @@ def parse_candidate(raw: str, job: GenerationJob, index: int, ctx: PersonaContex
         raw=raw,
         parse_error=error,
         hygiene=problems or None,
+        prompt=prompt or [],
     )
 
 
@@ -337,6 +342,7 @@ def make_record(cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critic
         "votes": votes,
         "raw": cand.raw,
         "reason": "",
+        "prompt": json.dumps(cand.prompt) if cand.prompt else "",
     }
 
 
