@@ -81,19 +81,27 @@ def generator_rows(rows: list[dict], split: str, few_shot: int, seed: int) -> li
     return out
 
 
+def spc_parts(data: Path) -> dict[str, list[dict]]:
+    """An SPC CSV's conversations in its train and held-out test parts (the critics' hash split)."""
+    from convoforge.critics.faithfulness_data import split_of
+    from convoforge.datasets.spc import read_spc
+
+    if not data.is_file():
+        raise ConvoforgeError(f"no Synthetic-Persona-Chat CSV at {data}")
+    rows = read_spc(data)
+    return {name: [r for r in rows if split_of(r) == name] for name in ("train", "test")}
+
+
 def prompt_rows(data: Path, ctx: PersonaContext, few_shot: int = 1, seed: int = 0) -> list[dict]:
     """The generator's own prompt for each train persona pair of an SPC CSV (what `generate samples` samples).
 
     One few-shot example from another train conversation and the run's turn bounds, as `generate personas`
     writes them: the samples are on-policy for the shipped generator, so their winners and losers can train it.
     """
-    from convoforge.critics.faithfulness_data import split_of
-    from convoforge.datasets.spc import read_spc
-
-    if not data.is_file():
-        raise ConvoforgeError(f"no Synthetic-Persona-Chat CSV at {data}")
     rng = random.Random(seed)
-    usable = [r for r in read_spc(data) if split_of(r) == "train" and len({s for s, _ in r["turns"]}) == 2]
+    usable = [r for r in spc_parts(data)["train"] if len({s for s, _ in r["turns"]}) == 2]
+    if not usable:
+        raise ConvoforgeError(f"{data} has no usable train conversations")
     out = []
     for n, row in enumerate(usable):
         job = GenerationJob(f"spc-{n}", 0, row["profiles"], few_shot_examples(usable, row, few_shot, rng))
@@ -105,14 +113,9 @@ def build_export(data: Path, out: Path, few_shot: int = 1, seed: int = 0) -> dic
     """Write the generator's SFT rows (train and test splits) as an export folder `train sft` reads."""
     from datasets import Dataset, DatasetDict
 
-    from convoforge.critics.faithfulness_data import split_of
     from convoforge.datasets.records import write_dataset
-    from convoforge.datasets.spc import read_spc
 
-    if not data.is_file():
-        raise ConvoforgeError(f"no Synthetic-Persona-Chat CSV at {data}")
-    rows = read_spc(data)
-    splits = {name: [r for r in rows if split_of(r) == name] for name in ("train", "test")}
+    splits = spc_parts(data)
     built = {name: generator_rows(part, name, few_shot, seed) for name, part in splits.items()}
     if not built["train"]:
         raise ConvoforgeError(f"{data} has no usable train conversations")
@@ -233,7 +236,7 @@ def preference_round(
         "parse_rate": sampled["parse_rate"],
         "acceptance": sampled["acceptance"],
         "conversations": sampled["candidates"],
-        "preference_pairs": made.get("train", made.get("rows")),
+        "preference_pairs": made["train"],
         "dpo_first_loss": summary["first_loss"],
         "dpo_last_loss": summary["last_loss"],
     }

@@ -242,9 +242,9 @@ def train(
     base_ref, base, base_adapter = base_folder(s.base)
     # the record names the adapter underneath by its absolute path (a shipped one by its name), so the chain
     # loads from any folder
-    base_spec = s.base
-    if base_adapter and not (base_adapter in SHIPPED_ADAPTERS and not Path(base_adapter).exists()):
-        base_spec = f"local:{base_ref}+adapter={adapter_path(base_adapter).resolve()}"
+    shipped = base_adapter in SHIPPED_ADAPTERS and not Path(base_adapter).exists()
+    base_spec = f"local:{base_ref}+adapter={adapter_path(base_adapter).resolve()}" if base_adapter else s.base
+    base_spec = s.base if shipped else base_spec
     tokenizer = load_tokenizer(base)
     work = out.parent / f".{out.name}.checkpoints"
     if work.exists() and not resume:

@@ -24,13 +24,17 @@ from convoforge.training.lora import load_split
 TEMPERATURE = 0.8
 
 
+def seeded_sample(rows: list, limit: int | None, seed: int) -> list:
+    """At most `limit` of the rows, a seeded sample (all of them when there are no more)."""
+    return random.Random(seed).sample(rows, limit) if limit and len(rows) > limit else rows
+
+
 def split_rows(data: Path, split: str, limit: int | None, seed: int, per_pair: bool = False) -> list[dict]:
     """A seeded sample of one split of an export (one row per persona pair when per_pair); never empty."""
     rows = list(load_split(data, split))
     if per_pair:
         rows = list({r["pair_id"]: r for r in rows}.values())
-    if limit and len(rows) > limit:
-        rows = random.Random(seed).sample(rows, limit)
+    rows = seeded_sample(rows, limit, seed)
     if not rows:
         raise ConvoforgeError(f"{data} has an empty {split} split")
     return rows
@@ -107,9 +111,7 @@ def sample_run(
     ctx = PersonaContext(min_turns=min_turns)
     params = None
     if data.suffix == ".csv":  # an SPC CSV: its train pairs in the generator's own prompt, sampled as the graph does
-        rows = prompt_rows(data, ctx, seed=seed)
-        if limit and len(rows) > limit:
-            rows = random.Random(seed).sample(rows, limit)
+        rows = seeded_sample(prompt_rows(data, ctx, seed=seed), limit, seed)
         params = GenParams(temperature=ctx.temperature, top_k=ctx.top_k, max_tokens=max_tokens, n=samples, seed=seed)
         split = "train"
     else:
