@@ -286,7 +286,8 @@ def test_merged_adapters_equal_the_chain_they_merge(tmp_path):
     save_file({k: v.half().contiguous() for k, v in tensors.items()}, second / "adapter_model.safetensors")
     (second / "convoforge_training.json").write_text(json.dumps({"base": f"local:smollm2-135m+adapter={first}"}))
     merge_adapters(first, second, tmp_path / "merged")
-    assert json.loads((tmp_path / "merged" / "adapter_config.json").read_text())["r"] == 32
+    rank = json.loads((first / "adapter_config.json").read_text())["r"]
+    assert json.loads((tmp_path / "merged" / "adapter_config.json").read_text())["r"] == 2 * rank  # side by side
     weights = resolve_weights("smollm2-135m")
     ids = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]])
 
