@@ -34,6 +34,10 @@ def test_every_command_has_help_with_an_example(command):
             ["--model", "openai:m", "--base-url", "http://127.0.0.1:9/v1", "ask", "hi"],
             "cannot reach",
         ),
+        (
+            ["train", "generator", "--data", "spc.csv", "--out", "never", "--rounds", "1", "--round-kind", "spin"],
+            "--round-kind must be critics or real",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message):
@@ -78,3 +82,19 @@ def test_global_options_may_follow_the_command():
     assert hoist_global_options(["ask", "--", "--model"]) == ["ask", "--", "--model"]
     result = cf("ask", "hi", "--model", "gpt4")  # read as the global option: its own one-line error
     assert result.returncode == 2 and "bad model spec" in result.stderr
+
+
+def test_generate_samples_real_chosen_writes_dpo_pairs_and_keeps_an_existing_out(tmp_path):
+    from tests.test_critics_eval import fixture_rows, write_spc
+
+    spc = tmp_path / "spc.csv"
+    write_spc(spc, fixture_rows(12))
+    replies = tmp_path / "r.json"
+    replies.write_text(json.dumps(["User 1: Hello there.\nUser 2: Hi."]))
+    args = ["--model", f"scripted:{replies}", "generate", "samples", "--data", str(spc), "--real-chosen"]
+    result = cf(*args, "--samples", "2", "--out", str(tmp_path / "pairs"))
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["train"] + found["test"] == 2 * found["pairs"] and (tmp_path / "pairs" / "README.md").is_file()
+    again = cf(*args, "--out", str(tmp_path / "pairs"))
+    assert again.returncode == 2 and "exists; pass --force" in again.stderr.strip()

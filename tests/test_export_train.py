@@ -263,6 +263,39 @@ def test_generate_samples_on_an_spc_csv_samples_its_train_pairs_in_the_generator
     assert pair["prompt"] == json.loads(rows["accepted"][0]["prompt"]) and pair["chosen"][0]["content"] == good
 
 
+def test_real_pairs_prefer_the_real_spc_conversation_to_each_of_the_policys_samples(tmp_path):
+    from convoforge.critics.faithfulness_data import split_of
+    from convoforge.datasets.records import read_dataset
+    from convoforge.datasets.spc import read_spc
+    from convoforge.errors import ConvoforgeError
+    from convoforge.training.generator import Rounds, round_pairs
+    from convoforge.training.sampling import real_pairs
+    from tests.test_critics_eval import fixture_rows, write_spc
+
+    spc = tmp_path / "spc.csv"
+    write_spc(spc, fixture_rows(30))
+    train = {json.dumps(r["profiles"]): r["turns"] for r in read_spc(spc) if split_of(r) == "train"}
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps(["User 1: Hi.\nUser 2: Hi.\nUser 1: Hi.", ""]))  # the second writes nothing
+    out = tmp_path / "pairs"
+    found = round_pairs(spc, f"scripted:{replies}", out, Rounds(pairs=6, samples=2, kind="real"), seed=0)
+    rows = read_dataset(out / "pairs")
+    every = list(rows["train"]) + list(rows["test"])
+    assert found["preference_pairs"] == len(rows["train"]) >= 1 and len(every) == 6  # empty samples are skipped
+    for row in every:
+        task = row["prompt"][-1]["content"]
+        assert "Now write a new conversation." in task and "more than 2 turns and less than 8 turns" in task
+        turns = train[json.dumps(row["profiles"])]  # a train persona pair, in the prompt
+        assert " ".join(row["profiles"]["User 2"]) in task
+        real = row["chosen"][0]["content"].split("\n")
+        assert real == [f"{s}: {t}" for s, t in turns[: len(real)]] and len(real) >= 6  # its real start, 3+ a user
+        assert row["rejected"][0]["content"] == "User 1: Hi.\nUser 2: Hi.\nUser 1: Hi."
+    with pytest.raises(ConvoforgeError, match="exists"):  # what the user has is kept
+        real_pairs(spc, f"scripted:{replies}", out / "pairs")
+    with pytest.raises(ConvoforgeError, match="Synthetic-Persona-Chat CSV"):
+        real_pairs(out / "pairs", f"scripted:{replies}", tmp_path / "x")
+
+
 @pytest.mark.slow
 def test_merged_adapters_equal_the_chain_they_merge(tmp_path):
     import shutil
@@ -300,6 +333,13 @@ def test_merged_adapters_equal_the_chain_they_merge(tmp_path):
     chain, merged, plain = logits(second), logits(tmp_path / "merged"), logits(None)
     assert (chain - plain).abs().max() > 0.5  # the adapters move the output
     assert torch.allclose(chain, merged, atol=2e-2)  # and the single merged adapter moves it the same way
+    cut = merge_adapters(first, first, tmp_path / "twice", rank=rank)  # twice the first: rank r, so a cut is exact
+    assert cut["rank"] == rank and cut["dropped"] < 1e-5
+    assert merge_adapters(first, first, tmp_path / "twice-full")["rank"] == 2 * rank
+    twice, full = logits(tmp_path / "twice"), logits(tmp_path / "twice-full")
+    assert (twice - full).abs().max() < 0.01 * (full - plain).abs().max()  # equal up to float16 rounding
+    lossy = merge_adapters(first, second, tmp_path / "lossy", rank=rank // 2)
+    assert lossy["rank"] == rank // 2 and lossy["dropped"] > 0  # a real cut says what it dropped
 
 
 @pytest.mark.slow
@@ -334,5 +374,5 @@ def test_train_generator_rounds_sample_judge_train_dpo_on_top_and_ship_one_merge
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 32  # SFT and DPO merged into one LoRA
     assert json.loads((out / "convoforge_training.json").read_text())["base"] == "local:smollm2-135m"
     card = (out / "README.md").read_text()
-    assert "On-policy DPO rounds: 1" in card and "--rounds 1" in card
+    assert "On-policy DPO rounds (critics): 1" in card and "--rounds 1" in card and "--round-kind critics" in card
     assert not list(tmp_path.glob(".generator.*"))  # no work folder left behind

@@ -185,6 +185,11 @@ def generate_samples(
     min_turns: int = typer.Option(3, min=1, help="Fewest turns per user for a candidate to parse."),
     max_tokens: int = typer.Option(320, min=16, help="Token budget of one generated conversation."),
     random_seed: int = typer.Option(0, "--random-seed", help="Seed of the pair sample and of each generation."),
+    real_chosen: bool = typer.Option(
+        False,
+        "--real-chosen",
+        help="With an SPC CSV: no critics; write DPO pairs with the real conversation chosen over each sample (SPIN).",
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out (only once the new one is complete)."),
 ) -> None:
     """Sample the --model policy on known persona pairs and judge each conversation with the critics.
@@ -194,10 +199,15 @@ def generate_samples(
 
     Example: convoforge --model local:smollm2-135m+adapter=models/sft generate samples --data out/pairs
     --samples 6 --out out/samples. With an SPC CSV and the shipped generator, one such round improves the shipped
-    generator in the prompt `generate personas` uses.
+    generator in the prompt `generate personas` uses. With --real-chosen, --out is a DPO export (real over own).
     """
-    from convoforge.training.sampling import sample_run
+    from convoforge.training.sampling import real_pairs, sample_run
 
+    if real_chosen:
+        ctx = PersonaContext(min_turns=min_turns, max_tokens=max_tokens)
+        found = real_pairs(data, settings.model, out_dir, samples, pairs, ctx, random_seed, force, settings.base_url)
+        typer.echo(json.dumps(found))
+        return
     summary = sample_run(
         data,
         settings.model,

@@ -97,6 +97,7 @@ def prompt_rows(data: Path, ctx: PersonaContext, few_shot: int = 1, seed: int = 
 
     One few-shot example from another train conversation and the run's turn bounds, as `generate personas`
     writes them: the samples are on-policy for the shipped generator, so their winners and losers can train it.
+    Each row keeps the real conversation's turns (what `real_pairs` prefers to the samples).
     """
     rng = random.Random(seed)
     usable = [r for r in spc_parts(data)["train"] if len({s for s, _ in r["turns"]}) == 2]
@@ -105,7 +106,8 @@ def prompt_rows(data: Path, ctx: PersonaContext, few_shot: int = 1, seed: int = 
     out = []
     for n, row in enumerate(usable):
         job = GenerationJob(f"spc-{n}", 0, row["profiles"], few_shot_examples(usable, row, few_shot, rng))
-        out.append({"pair_id": job.pair_id, "profiles": row["profiles"], "prompt": generator_messages(job, ctx)})
+        prompt = generator_messages(job, ctx)
+        out.append({"pair_id": job.pair_id, "profiles": row["profiles"], "prompt": prompt, "turns": row["turns"]})
     return out
 
 
@@ -154,33 +156,58 @@ class Rounds:
     steps: int = 40
     lr: float = 1e-4
     batch_size: int = 2
+    kind: str = "critics"  # critics: their winner over a loser; real: the real conversation over a sample (SPIN)
+    rank: int = 32  # the merged adapter's rank is cut to this (truncated SVD) so the shipped file stays small
 
 
 def rounds_text(done: list[dict], rounds: Rounds) -> str:
     """The card's account of the preference rounds (none: plain SFT)."""
     if not done:
         return "- No on-policy preference round (plain SFT)."
+    chosen = (
+        "the default critics picked each pair's winner, winner-vs-loser pairs"
+        if rounds.kind == "critics"
+        else "the real SPC conversation chosen over each sample (SPIN)"
+    )
     lines = [
-        f"- On-policy DPO rounds: {len(done)}. In each, the adapter so far wrote {rounds.samples} conversations for "
-        f"each of {rounds.pairs} train persona pairs in the generator's prompt (temperature and top-k of "
-        "`generate personas`), the default critics picked each pair's winner, winner-vs-loser pairs trained DPO + "
-        f"NLL on chosen on top ({rounds.steps} steps x {rounds.batch_size}, lr {rounds.lr}), and the DPO adapter was "
-        "merged with the one below into a single LoRA (factors concatenated: exact)."
+        f"- On-policy DPO rounds ({rounds.kind}): {len(done)}. In each, the adapter so far wrote {rounds.samples} "
+        f"conversations for each of {rounds.pairs} train persona pairs in the generator's prompt (temperature and "
+        f"top-k of `generate personas`), {chosen} trained DPO + NLL on chosen on top ({rounds.steps} steps x "
+        f"{rounds.batch_size}, lr {rounds.lr}), and the DPO adapter was merged with the one below into a single "
+        "LoRA (factors concatenated: exact)."
     ]
     for k, r in enumerate(done, 1):
+        judged = (
+            f"parse rate {r['parse_rate']}, critic acceptance {r['acceptance']} of {r['conversations']} samples; "
+            if "acceptance" in r
+            else ""
+        )
         lines.append(
-            f"  - round {k}: parse rate {r['parse_rate']}, critic acceptance {r['acceptance']} of "
-            f"{r['conversations']} samples; {r['preference_pairs']} train pairs; DPO loss {r['dpo_first_loss']} -> "
+            f"  - round {k}: {judged}{r['preference_pairs']} train pairs; DPO loss {r['dpo_first_loss']} -> "
             f"{r['dpo_last_loss']}"
         )
     return "\n".join(lines)
 
 
-def merge_adapters(first: Path, second: Path, out: Path) -> int:
+def truncated(b: object, a: object, rank: int) -> tuple[object, object, float]:
+    """The best rank-`rank` factors of B A (truncated SVD through two QRs) and the share of its energy dropped."""
+    import torch
+
+    qb, rb = torch.linalg.qr(b)
+    qa, ra = torch.linalg.qr(a.T)
+    u, s, vh = torch.linalg.svd(rb @ ra.T)
+    root = s[:rank].sqrt()
+    dropped = float((s[rank:] ** 2).sum() / (s**2).sum().clamp_min(1e-12))
+    return qb @ (u[:, :rank] * root), (root[:, None] * vh[:rank]) @ qa.T, dropped
+
+
+def merge_adapters(first: Path, second: Path, out: Path, rank: int | None = None) -> dict:
     """One LoRA equal to `second` trained on top of `first` merged: factors concatenated, scales folded in.
 
     W + s1 B1 A1 + s2 B2 A2 = W + [s1 B1, s2 B2] [A1; A2], exactly, so the rank is r1 + r2 with alpha = rank
-    (scale 1). Both must adapt the same modules; returns the bytes written (float16 safetensors).
+    (scale 1). With `rank` below that, each layer's update is cut to its best rank-`rank` approximation
+    (truncated SVD; the largest share of update energy dropped comes back), which keeps the shipped file small.
+    Both must adapt the same modules; returns the bytes written (float16 safetensors) and the energy dropped.
     """
     import torch
     from safetensors.torch import load_file, save_file
@@ -201,45 +228,63 @@ def merge_adapters(first: Path, second: Path, out: Path) -> int:
             merged[key] = torch.cat([p * scale for p, scale in zip(parts, scales, strict=True)], dim=1)
         else:
             raise ConvoforgeError(f"{first}: {key} is not a LoRA factor; only plain LoRA adapters merge")
+    full = configs[0]["r"] + configs[1]["r"]
+    rank = min(rank or full, full)
+    dropped = 0.0
+    if rank < full:
+        for key in [k for k in merged if ".lora_A." in k]:
+            other = key.replace(".lora_A.", ".lora_B.")
+            merged[other], merged[key], lost = truncated(merged[other], merged[key], rank)
+            dropped = max(dropped, lost)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.half().contiguous() for k, v in merged.items()}, out / "adapter_model.safetensors")
-    rank = configs[0]["r"] + configs[1]["r"]
     config = configs[0] | {"r": rank, "lora_alpha": rank, "rank_pattern": {}, "alpha_pattern": {}}
     (out / "adapter_config.json").write_text(json.dumps(config, indent=2))
-    return (out / "adapter_model.safetensors").stat().st_size
+    return {"bytes": (out / "adapter_model.safetensors").stat().st_size, "rank": rank, "dropped": round(dropped, 5)}
 
 
-def preference_round(
-    data: Path, adapter: Path, work: Path, settings: object, pairs: int, samples: int, echo: object = None
-) -> dict:
-    """One on-policy DPO round on top of `adapter`; the two merged into one LoRA in `work / "merged"`.
-
-    The adapter writes `samples` conversations per SPC train pair in the generator's prompt, the critics'
-    winners and losers become preference pairs, and DPO + NLL on chosen trains on top.
-    """
+def round_pairs(data: Path, policy: str, work: Path, rounds: Rounds, seed: int, echo: object = None) -> dict:
+    """A round's preference pairs in `work / "pairs"`: critic winners over losers, or real over own (SPIN)."""
     from convoforge.critics.plugins import DEFAULT_CRITICS
     from convoforge.datasets.export import export
-    from convoforge.training.lora import train
-    from convoforge.training.sampling import sample_run
+    from convoforge.training.sampling import real_pairs, sample_run
 
-    policy = f"{settings.base}+adapter={adapter.resolve()}"
-    sampled = sample_run(data, policy, work / "samples", DEFAULT_CRITICS, policy, samples, limit=pairs, force=True)
+    if rounds.kind == "real":
+        made = real_pairs(data, policy, work / "pairs", rounds.samples, rounds.pairs, seed=seed, force=True)
+        return {"preference_pairs": made["train"]}
+    sampled = sample_run(
+        data, policy, work / "samples", DEFAULT_CRITICS, policy, rounds.samples, limit=rounds.pairs, force=True
+    )
     if echo:
         echo(f"round samples: {json.dumps(sampled)}")
     made = export(work / "samples", "pairs", work / "pairs", force=True, own_prompt=True)
-    dpo = replace(settings, base=policy, sft_weight=1.0)
-    summary = train("dpo", work / "pairs", work / "dpo", dpo, force=True, echo=echo)
-    merge_adapters(adapter, work / "dpo", work / "merged")
-    record = json.loads((adapter / "convoforge_training.json").read_text()) | {"kind": "sft+dpo"}
-    (work / "merged" / "convoforge_training.json").write_text(json.dumps(record, indent=2))
     return {
         "parse_rate": sampled["parse_rate"],
         "acceptance": sampled["acceptance"],
         "conversations": sampled["candidates"],
         "preference_pairs": made["train"],
-        "dpo_first_loss": summary["first_loss"],
-        "dpo_last_loss": summary["last_loss"],
     }
+
+
+def preference_round(
+    data: Path, adapter: Path, work: Path, settings: object, rounds: Rounds, seed: int = 0, echo: object = None
+) -> dict:
+    """One on-policy DPO round on top of `adapter`; the two merged into one LoRA in `work / "merged"`.
+
+    The adapter writes `rounds.samples` conversations per SPC train pair in the generator's prompt; their
+    preference pairs (`round_pairs`) train DPO + NLL on chosen on top.
+    """
+    from convoforge.training.lora import train
+
+    policy = f"{settings.base}+adapter={adapter.resolve()}"
+    found = round_pairs(data, policy, work, rounds, seed, echo)
+    dpo = replace(settings, base=policy, sft_weight=1.0)
+    summary = train("dpo", work / "pairs", work / "dpo", dpo, force=True, echo=echo)
+    merged = merge_adapters(adapter, work / "dpo", work / "merged", rounds.rank)
+    record = json.loads((adapter / "convoforge_training.json").read_text()) | {"kind": "sft+dpo"}
+    (work / "merged" / "convoforge_training.json").write_text(json.dumps(record, indent=2))
+    losses = {"dpo_first_loss": summary["first_loss"], "dpo_last_loss": summary["last_loss"]}
+    return found | losses | {"rank": merged["rank"], "energy_dropped": merged["dropped"]}
 
 
 def train_generator(
@@ -270,7 +315,7 @@ def train_generator(
         for k in range(rounds.count):
             dpo = replace(settings, steps=rounds.steps, lr=rounds.lr, batch_size=rounds.batch_size)
             here = work / f"round{k + 1}"
-            done.append(preference_round(data, adapter, here, dpo, rounds.pairs, rounds.samples, echo))
+            done.append(preference_round(data, adapter, here, dpo, rounds, settings.seed + k, echo))
             adapter = here / "merged"
         test = split_rows(work / "rows", "test", test_limit, settings.seed)
         before = lm_loss(settings.base, None, test, settings.max_length)
@@ -282,7 +327,7 @@ def train_generator(
             f"convoforge train generator --data {data} --out {out} --steps {settings.steps} "
             f"--batch-size {settings.batch_size} --lr {settings.lr} --lora-r {settings.lora_r} "
             f"--rounds {rounds.count} --round-pairs {rounds.pairs} --round-samples {rounds.samples} "
-            f"--round-steps {rounds.steps} --round-lr {rounds.lr} --force"
+            f"--round-steps {rounds.steps} --round-lr {rounds.lr} --round-kind {rounds.kind} --force"
         )
         figures = {
             **counts,

@@ -70,6 +70,14 @@ def generate(
     return candidates
 
 
+def spc_prompts(
+    data: Path, ctx: PersonaContext, limit: int | None, samples: int, max_tokens: int, seed: int
+) -> tuple[list[dict], GenParams]:
+    """A seeded sample of an SPC CSV's train pairs in the generator's prompt, and the graph's sampling params."""
+    rows = seeded_sample(prompt_rows(data, ctx, seed=seed), limit, seed)
+    return rows, GenParams(temperature=ctx.temperature, top_k=ctx.top_k, max_tokens=max_tokens, n=samples, seed=seed)
+
+
 def judge(candidates: list[Candidate], critics: list[Critic], critic_llm: Any) -> dict[str, dict[str, Verdict]]:
     """Every critic's verdict on every parseable candidate."""
     parsed = [c for c in candidates if c.usable]
@@ -111,8 +119,7 @@ def sample_run(
     ctx = PersonaContext(min_turns=min_turns)
     params = None
     if data.suffix == ".csv":  # an SPC CSV: its train pairs in the generator's own prompt, sampled as the graph does
-        rows = seeded_sample(prompt_rows(data, ctx, seed=seed), limit, seed)
-        params = GenParams(temperature=ctx.temperature, top_k=ctx.top_k, max_tokens=max_tokens, n=samples, seed=seed)
+        rows, params = spc_prompts(data, ctx, limit, samples, max_tokens, seed)
         split = "train"
     else:
         rows = split_rows(data, split, limit, seed, per_pair=True)
@@ -154,3 +161,68 @@ def sample_run(
         "pairs_with_winner_and_loser": len(losers & {a["pair_id"] for a in accepted}),
         "rejection_reasons": stats["rejection_reasons"],
     }
+
+
+def real_pairs(
+    data: Path,
+    model: str,
+    out: Path,
+    samples: int = 2,
+    limit: int | None = None,
+    ctx: PersonaContext | None = None,
+    seed: int = 0,
+    force: bool = False,
+    base_url: str | None = None,
+) -> dict:
+    """SPIN's pairs (arXiv 2401.01335): the real SPC conversation chosen over each of the policy's own samples.
+
+    The policy writes `samples` conversations for each train persona pair of an SPC CSV in the generator's own
+    prompt (the graph's temperature and top-k; `ctx` holds the turn bounds and the token budget); the real
+    conversation, cut to a random 3-7 turns per user within those bounds, is chosen over each raw sample. No
+    critic is involved: the signal is realism itself. The pairs are a DPO export (`train dpo`), its test split
+    held out by a hash of the persona pair.
+    """
+    from datasets import Dataset, DatasetDict
+
+    from convoforge.datasets.export import held_out
+    from convoforge.datasets.records import write_dataset
+    from convoforge.datasets.spc import first_turns
+
+    if data.suffix != ".csv":
+        raise ConvoforgeError(f"{data}: real pairs need a Synthetic-Persona-Chat CSV (its train conversations)")
+    if out.exists() and not force:
+        raise ConvoforgeError(f"{out} exists; pass --force to replace it (it is kept until the new one is done)")
+    ctx = ctx or PersonaContext(min_turns=3, max_tokens=320)  # the bounds `generate samples` uses
+    rows, params = spc_prompts(data, ctx, limit, samples, ctx.max_tokens, seed)
+    results = complete_all(load_chat_model(model, base_url=base_url), [r["prompt"] for r in rows], params)
+    rng = random.Random(seed)
+    made: dict[str, list[dict]] = {"train": [], "test": []}
+    for row, result in zip(rows, results, strict=True):
+        most = min(sum(s == who for s, _ in row["turns"]) for who in ("User 1", "User 2"))
+        per_user = min(most, rng.randint(max(ctx.min_turns, 3), max(ctx.max_turns, ctx.min_turns)))
+        real = "\n".join(f"{s}: {t}" for s, t in first_turns(row["turns"], per_user))
+        split = "test" if held_out(row["pair_id"]) else "train"
+        for i, text in enumerate(result.texts):
+            if text.strip() and text.strip() != real:
+                made[split].append(
+                    {
+                        "id": f"{row['pair_id']}-s{i}",
+                        "pair_id": row["pair_id"],
+                        "profiles": row["profiles"],
+                        "prompt": row["prompt"],
+                        "chosen": [{"role": "assistant", "content": real}],
+                        "rejected": [{"role": "assistant", "content": text.strip()}],
+                    }
+                )
+    if not made["train"]:
+        raise ConvoforgeError(f"{data}: no real pairs in the train split (the policy wrote nothing?)")
+    every = Dataset.from_list(made["train"] + made["test"])  # one table, so both splits share its features
+    cut = len(made["train"])
+    dataset = DatasetDict({"train": every.select(range(cut)), "test": every.select(list(range(cut, len(every))))})
+    card = (
+        "---\ntags: [convoforge, dpo, spin, trl]\n---\n\n# convoforge real-vs-own pairs (SPIN)\n\n"
+        f"The real conversation of each train persona pair of `{data.name}` chosen over {samples} samples of "
+        f"`{model}` in the generator's prompt.\n"
+    )
+    write_dataset(dataset, card, out, force=force)
+    return {"out": str(out), "pairs": len(rows), "train": len(made["train"]), "test": len(made["test"])}
