@@ -36,7 +36,7 @@ def test_every_command_has_help_with_an_example(command):
         ),
         (
             ["train", "generator", "--data", "spc.csv", "--out", "never", "--rounds", "1", "--round-kind", "spin"],
-            "--round-kind must be critics or real",
+            "--round-kind must be critics, real or a comma list",
         ),
     ],
 )

@@ -357,22 +357,32 @@ def test_train_generator_rounds_sample_judge_train_dpo_on_top_and_ship_one_merge
     )  # parses, then fails hygiene
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps([good, looped]))
-    real = sampling.sample_run
+    real, real_pairs = sampling.sample_run, sampling.real_pairs
     seen = []
 
     def scripted_policy(data, model, *args, **kwargs):  # samples and critics scripted; export, DPO, merge real
         seen.append(model)
         return real(data, f"scripted:{replies}", args[0], ["toxicity"], f"scripted:{replies}", *args[3:], **kwargs)
 
+    def scripted_real(data, model, *args, **kwargs):
+        seen.append(model)
+        return real_pairs(data, f"scripted:{replies}", *args, **kwargs)
+
     monkeypatch.setattr(sampling, "sample_run", scripted_policy)
+    monkeypatch.setattr(sampling, "real_pairs", scripted_real)
     settings = LoraSettings(steps=1, batch_size=1, max_length=1024)
     out = tmp_path / "generator"
-    result = train_generator(spc, out, settings, rounds=Rounds(count=1, pairs=3, samples=2, steps=1), test_limit=4)
-    assert seen and "+adapter=" in seen[0]  # round 1 sampled the SFT adapter just trained
-    (done,) = result["rounds"]
-    assert done["acceptance"] == 0.5 and done["preference_pairs"] >= 1
-    assert json.loads((out / "adapter_config.json").read_text())["r"] == 32  # SFT and DPO merged into one LoRA
+    plan = Rounds(count=2, pairs=3, samples=2, steps=1, kind="critics,real")
+    result = train_generator(spc, out, settings, rounds=plan, test_limit=4)
+    assert len(seen) == 2 and all("+adapter=" in m for m in seen)  # each round sampled the adapter so far
+    assert seen[0] != seen[1]  # the second round sampled the first round's merged adapter
+    critics, spin = result["rounds"]
+    assert critics["kind"] == "critics" and critics["acceptance"] == 0.5 and critics["preference_pairs"] >= 1
+    assert spin["kind"] == "real" and "acceptance" not in spin and spin["preference_pairs"] >= 1
+    assert critics["rank"] == 32 and spin["rank"] == 32 and spin["energy_dropped"] >= 0  # 48 cut back to 32
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 32  # SFT and two DPOs in one LoRA
     assert json.loads((out / "convoforge_training.json").read_text())["base"] == "local:smollm2-135m"
     card = (out / "README.md").read_text()
-    assert "On-policy DPO rounds (critics): 1" in card and "--rounds 1" in card and "--round-kind critics" in card
+    assert "On-policy DPO rounds: 2 (critics,real)" in card and "round 2 (real)" in card
+    assert "--rounds 2" in card and "--round-kind critics,real" in card
     assert not list(tmp_path.glob(".generator.*"))  # no work folder left behind

@@ -131,8 +131,11 @@ def train_generator_command(
     round_steps: int = typer.Option(40, min=1, help="DPO optimizer steps in each round."),
     round_lr: float = typer.Option(1e-4, help="DPO learning rate."),
     round_kind: str = typer.Option(
-        "critics", help="critics: critic winners over losers; real: the real conversation over own samples (SPIN)."
+        "critics",
+        help="critics: critic winners over losers; real: the real conversation over own samples (SPIN); a comma "
+        "list (critics,real) takes them in turn.",
     ),
+    round_rank: int = typer.Option(32, min=1, help="Rank the merged adapter is cut to (truncated SVD): file size."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out (once the new one is done)."),
 ) -> None:
     """LoRA SFT of the persona generator in its own prompt, then on-policy DPO rounds; rebuilds the shipped one.
@@ -145,9 +148,9 @@ def train_generator_command(
     settings = LoraSettings(
         steps=steps, lr=lr, lora_r=lora_r, lora_alpha=2 * lora_r, batch_size=batch_size, max_length=max_length
     )
-    if round_kind not in {"critics", "real"}:
-        raise ConvoforgeError(f"--round-kind must be critics or real, not {round_kind!r}")
-    plan = Rounds(rounds, round_pairs, round_samples, round_steps, round_lr, kind=round_kind)
+    if not set(round_kind.split(",")) <= {"critics", "real"}:
+        raise ConvoforgeError(f"--round-kind must be critics, real or a comma list of them, not {round_kind!r}")
+    plan = Rounds(rounds, round_pairs, round_samples, round_steps, round_lr, kind=round_kind, rank=round_rank)
     result = train_generator(data, out_dir, settings, few_shot=few_shot, force=force, echo=err.print, rounds=plan)
     typer.echo(json.dumps(result))
 

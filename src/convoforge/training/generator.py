@@ -159,22 +159,29 @@ class Rounds:
     kind: str = "critics"  # critics: their winner over a loser; real: the real conversation over a sample (SPIN)
     rank: int = 32  # the merged adapter's rank is cut to this (truncated SVD) so the shipped file stays small
 
+    def kind_of(self, k: int) -> str:
+        """Round k's kind (0-based): `kind` may list several, comma-separated, taken in turn."""
+        kinds = self.kind.split(",")
+        return kinds[k % len(kinds)]
+
+
+CHOSEN = {
+    "critics": "the default critics' winner over each loser of the same pair",
+    "real": "the real SPC conversation over each sample (SPIN)",
+}
+
 
 def rounds_text(done: list[dict], rounds: Rounds) -> str:
     """The card's account of the preference rounds (none: plain SFT)."""
     if not done:
         return "- No on-policy preference round (plain SFT)."
-    chosen = (
-        "the default critics picked each pair's winner, winner-vs-loser pairs"
-        if rounds.kind == "critics"
-        else "the real SPC conversation chosen over each sample (SPIN)"
-    )
     lines = [
-        f"- On-policy DPO rounds ({rounds.kind}): {len(done)}. In each, the adapter so far wrote {rounds.samples} "
+        f"- On-policy DPO rounds: {len(done)} ({rounds.kind}). In each, the adapter so far wrote {rounds.samples} "
         f"conversations for each of {rounds.pairs} train persona pairs in the generator's prompt (temperature and "
-        f"top-k of `generate personas`), {chosen} trained DPO + NLL on chosen on top ({rounds.steps} steps x "
-        f"{rounds.batch_size}, lr {rounds.lr}), and the DPO adapter was merged with the one below into a single "
-        "LoRA (factors concatenated: exact)."
+        f"top-k of `generate personas`); preference pairs ({'; '.join(f'{k}: {v}' for k, v in CHOSEN.items())}) "
+        f"trained DPO + NLL on chosen on top ({rounds.steps} steps x {rounds.batch_size}, lr {rounds.lr}); the DPO "
+        f"adapter was merged with the one below into a single LoRA (factors concatenated, cut to rank {rounds.rank} "
+        "by truncated SVD where larger)."
     ]
     for k, r in enumerate(done, 1):
         judged = (
@@ -183,8 +190,9 @@ def rounds_text(done: list[dict], rounds: Rounds) -> str:
             else ""
         )
         lines.append(
-            f"  - round {k}: {judged}{r['preference_pairs']} train pairs; DPO loss {r['dpo_first_loss']} -> "
-            f"{r['dpo_last_loss']}"
+            f"  - round {k} ({r.get('kind', rounds.kind)}): {judged}{r['preference_pairs']} train pairs; DPO loss "
+            f"{r['dpo_first_loss']} -> {r['dpo_last_loss']}; rank {r['rank']}, update energy dropped "
+            f"{r['energy_dropped']}"
         )
     return "\n".join(lines)
 
@@ -315,7 +323,8 @@ def train_generator(
         for k in range(rounds.count):
             dpo = replace(settings, steps=rounds.steps, lr=rounds.lr, batch_size=rounds.batch_size)
             here = work / f"round{k + 1}"
-            done.append(preference_round(data, adapter, here, dpo, rounds, settings.seed + k, echo))
+            this = replace(rounds, kind=rounds.kind_of(k))
+            done.append(preference_round(data, adapter, here, dpo, this, settings.seed + k, echo) | {"kind": this.kind})
             adapter = here / "merged"
         test = split_rows(work / "rows", "test", test_limit, settings.seed)
         before = lm_loss(settings.base, None, test, settings.max_length)
@@ -327,7 +336,8 @@ def train_generator(
             f"convoforge train generator --data {data} --out {out} --steps {settings.steps} "
             f"--batch-size {settings.batch_size} --lr {settings.lr} --lora-r {settings.lora_r} "
             f"--rounds {rounds.count} --round-pairs {rounds.pairs} --round-samples {rounds.samples} "
-            f"--round-steps {rounds.steps} --round-lr {rounds.lr} --round-kind {rounds.kind} --force"
+            f"--round-steps {rounds.steps} --round-lr {rounds.lr} --round-kind {rounds.kind} "
+            f"--round-rank {rounds.rank} --force"
         )
         figures = {
             **counts,
