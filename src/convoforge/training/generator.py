@@ -64,18 +64,22 @@ def few_shot_examples(usable: list[dict], row: dict, few_shot: int, rng: random.
     return [{"profiles": u["profiles"], "turns": first_turns(u["turns"], rng.randint(3, 6))} for u in others]
 
 
+def real_answer(turns: list, rng: random.Random, low: int = 3, high: int = 7) -> tuple[int, str]:
+    """A real conversation cut to a random `low`-`high` turns per user (fewer if it is shorter), as a transcript."""
+    per_user = min(min(Counter(s for s, _ in turns).values()), rng.randint(low, high))
+    return per_user, "\n".join(f"{s}: {t}" for s, t in first_turns(turns, per_user))
+
+
 def generator_rows(rows: list[dict], split: str, few_shot: int, seed: int) -> list[dict]:
     """SFT rows in the generator's prompt: other conversations as examples, the bounds, the cut conversation."""
     rng = random.Random(seed)
     usable = [r for r in rows if r["turns"] and len({s for s, _ in r["turns"]}) == 2]
     out = []
     for n, row in enumerate(usable):
-        most = min(Counter(s for s, _ in row["turns"]).values())
-        per_user = min(most, rng.randint(3, 7))
+        per_user, answer = real_answer(row["turns"], rng)
         examples = few_shot_examples(usable, row, few_shot, rng)
         ctx = PersonaContext(min_turns=per_user, max_turns=per_user + 1)
         job = GenerationJob(f"spc-{n}", 0, row["profiles"], examples)
-        answer = "\n".join(f"{s}: {t}" for s, t in first_turns(row["turns"], per_user))
         messages = [*generator_messages(job, ctx), {"role": "assistant", "content": answer}]
         out.append({"id": f"spc-{n}", "pair_id": f"spc-{n}", "kind": "generator", "messages": messages, "split": split})
     return out
@@ -292,7 +296,7 @@ def preference_round(
     record = json.loads((adapter / "convoforge_training.json").read_text()) | {"kind": "sft+dpo"}
     (work / "merged" / "convoforge_training.json").write_text(json.dumps(record, indent=2))
     losses = {"dpo_first_loss": summary["first_loss"], "dpo_last_loss": summary["last_loss"]}
-    return found | losses | {"rank": merged["rank"], "energy_dropped": merged["dropped"]}
+    return {"kind": rounds.kind} | found | losses | {"rank": merged["rank"], "energy_dropped": merged["dropped"]}
 
 
 def train_generator(
@@ -324,7 +328,7 @@ def train_generator(
             dpo = replace(settings, steps=rounds.steps, lr=rounds.lr, batch_size=rounds.batch_size)
             here = work / f"round{k + 1}"
             this = replace(rounds, kind=rounds.kind_of(k))
-            done.append(preference_round(data, adapter, here, dpo, this, settings.seed + k, echo) | {"kind": this.kind})
+            done.append(preference_round(data, adapter, here, dpo, this, settings.seed + k, echo))
             adapter = here / "merged"
         test = split_rows(work / "rows", "test", test_limit, settings.seed)
         before = lm_loss(settings.base, None, test, settings.max_length)

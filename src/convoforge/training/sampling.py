@@ -18,7 +18,7 @@ from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
 from convoforge.critics.selection import failed_filters
 from convoforge.errors import ConvoforgeError
 from convoforge.llm import GenParams, load_chat_model
-from convoforge.training.generator import prompt_rows
+from convoforge.training.generator import prompt_rows, real_answer
 from convoforge.training.lora import load_split
 
 TEMPERATURE = 0.8
@@ -186,7 +186,6 @@ def real_pairs(
 
     from convoforge.datasets.export import held_out
     from convoforge.datasets.records import write_dataset
-    from convoforge.datasets.spc import first_turns
 
     if data.suffix != ".csv":
         raise ConvoforgeError(f"{data}: real pairs need a Synthetic-Persona-Chat CSV (its train conversations)")
@@ -198,9 +197,7 @@ def real_pairs(
     rng = random.Random(seed)
     made: dict[str, list[dict]] = {"train": [], "test": []}
     for row, result in zip(rows, results, strict=True):
-        most = min(sum(s == who for s, _ in row["turns"]) for who in ("User 1", "User 2"))
-        per_user = min(most, rng.randint(max(ctx.min_turns, 3), max(ctx.max_turns, ctx.min_turns)))
-        real = "\n".join(f"{s}: {t}" for s, t in first_turns(row["turns"], per_user))
+        _, real = real_answer(row["turns"], rng, max(ctx.min_turns, 3), max(ctx.max_turns, ctx.min_turns))
         split = "test" if held_out(row["pair_id"]) else "train"
         for i, text in enumerate(result.texts):
             if text.strip() and text.strip() != real:
