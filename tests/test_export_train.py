@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 
-from convoforge.datasets.export import conversation_prompt, pair_rows, sft_rows, thumbs_rows
+from convoforge.datasets.export import conversation_prompt, held_out, pair_rows, pair_splits, sft_rows, thumbs_rows
 from convoforge.errors import ModelSpecError
 from convoforge.llm import load_chat_model
 from tests.test_persona_cli import cf, scripted_personas
@@ -261,6 +261,20 @@ def test_generate_samples_on_an_spc_csv_samples_its_train_pairs_in_the_generator
         assert "more than 2 turns and less than 8 turns" in task  # the run's bounds: --min-turns 3, max 7
     (pair, *_) = pair_rows(list(rows["accepted"]), list(rows["rejected"]), own=True)
     assert pair["prompt"] == json.loads(rows["accepted"][0]["prompt"]) and pair["chosen"][0]["content"] == good
+
+
+def test_pair_splits_keep_a_rows_own_split_and_hold_out_the_rest_by_persona_pair():
+    pairs = [f"p{i}" for i in range(40)]
+    rows = [{"id": f"{p}-{k}", "pair_id": p, "text": "x"} for p in pairs for k in range(2)]
+    rows.append({"id": "own", "pair_id": next(p for p in pairs if not held_out(p)), "text": "y", "split": "test"})
+    splits = pair_splits(rows)
+    test_pairs = set(splits["test"]["pair_id"])
+    assert test_pairs == {p for p in pairs if held_out(p)} | {rows[-1]["pair_id"]}
+    assert 0 < len(test_pairs) < len(pairs) and "own" in splits["test"]["id"]
+    assert not set(splits["train"]["pair_id"]) & {p for p in pairs if held_out(p)}  # a pair never on both sides
+    assert len(splits["train"]) + len(splits["test"]) == len(rows) and "split" not in splits["train"].column_names
+    lone = pair_splits([{"id": "a", "pair_id": "q", "text": "z", "split": "train"}])
+    assert len(lone["test"]) == 0 and lone["test"].column_names == lone["train"].column_names
 
 
 def test_real_pairs_prefer_the_real_spc_conversation_to_each_of_the_policys_samples(tmp_path):

@@ -57,6 +57,15 @@ def held_out(key: str, share: float = TEST_SHARE) -> bool:
     return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
 
 
+def pair_splits(rows: list[dict]) -> DatasetDict:
+    """Train and test splits, a row's own `split` first, else held out by a hash of its persona pair."""
+    names = [r.get("split") or ("test" if held_out(r["pair_id"]) else "train") for r in rows]
+    every = Dataset.from_list([{k: v for k, v in r.items() if k != "split"} for r in rows])  # both share features
+    return DatasetDict(
+        {name: every.select([i for i, n in enumerate(names) if n == name]) for name in ("train", "test")}
+    )
+
+
 def spc_records(path: Path) -> list[dict]:
     """Synthetic-Persona-Chat rows as accepted records (the paper's critic winners); split as the AUC split."""
     from convoforge.critics.faithfulness_data import split_of
@@ -287,13 +296,8 @@ def export(data: Path | list[Path], fmt: str, out: Path, force: bool = False, ow
     data = sources[0] if len(sources) == 1 else ", ".join(map(str, sources))
     if not rows:
         raise ConvoforgeError(f"{data} yields no {fmt} rows ({EMPTY[fmt]})")
-    for row in rows:
-        row["split"] = row.get("split") or ("test" if held_out(row["pair_id"]) else "train")
-    every = Dataset.from_list(rows)  # one table, so both splits share its features even when one is empty
-    train, test = (
-        every.select([i for i, r in enumerate(rows) if r["split"] == name]).remove_columns("split")
-        for name in ("train", "test")
-    )
+    splits = pair_splits(rows)
+    train, test = splits["train"], splits["test"]
     if not len(train):
         raise ConvoforgeError(f"{data} yields {len(rows)} {fmt} rows, all in the held-out split; export more data")
     summary = {"format": fmt, "rows": len(rows), "train": len(train), "test": len(test), "source": str(data)}
@@ -315,5 +319,5 @@ def export(data: Path | list[Path], fmt: str, out: Path, force: bool = False, ow
             "",
         ]
     )
-    write_dataset(DatasetDict({"train": train, "test": test}), card, out, force=force)
+    write_dataset(splits, card, out, force=force)
     return summary

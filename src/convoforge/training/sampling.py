@@ -182,9 +182,7 @@ def real_pairs(
     critic is involved: the signal is realism itself. The pairs are a DPO export (`train dpo`), its test split
     held out by a hash of the persona pair.
     """
-    from datasets import Dataset, DatasetDict
-
-    from convoforge.datasets.export import held_out
+    from convoforge.datasets.export import pair_splits
     from convoforge.datasets.records import write_dataset
 
     if data.suffix != ".csv":
@@ -195,31 +193,28 @@ def real_pairs(
     rows, params = spc_prompts(data, ctx, limit, samples, ctx.max_tokens, seed)
     results = complete_all(load_chat_model(model, base_url=base_url), [r["prompt"] for r in rows], params)
     rng = random.Random(seed)
-    made: dict[str, list[dict]] = {"train": [], "test": []}
+    made: list[dict] = []
     for row, result in zip(rows, results, strict=True):
         _, real = real_answer(row["turns"], rng, max(ctx.min_turns, 3), max(ctx.max_turns, ctx.min_turns))
-        split = "test" if held_out(row["pair_id"]) else "train"
-        for i, text in enumerate(result.texts):
-            if text.strip() and text.strip() != real:
-                made[split].append(
-                    {
-                        "id": f"{row['pair_id']}-s{i}",
-                        "pair_id": row["pair_id"],
-                        "profiles": row["profiles"],
-                        "prompt": row["prompt"],
-                        "chosen": [{"role": "assistant", "content": real}],
-                        "rejected": [{"role": "assistant", "content": text.strip()}],
-                    }
-                )
-    if not made["train"]:
+        made += [
+            {
+                "id": f"{row['pair_id']}-s{i}",
+                "pair_id": row["pair_id"],
+                "profiles": row["profiles"],
+                "prompt": row["prompt"],
+                "chosen": [{"role": "assistant", "content": real}],
+                "rejected": [{"role": "assistant", "content": text.strip()}],
+            }
+            for i, text in enumerate(result.texts)
+            if text.strip() and text.strip() != real
+        ]
+    dataset = pair_splits(made) if made else None
+    if dataset is None or not len(dataset["train"]):
         raise ConvoforgeError(f"{data}: no real pairs in the train split (the policy wrote nothing?)")
-    every = Dataset.from_list(made["train"] + made["test"])  # one table, so both splits share its features
-    cut = len(made["train"])
-    dataset = DatasetDict({"train": every.select(range(cut)), "test": every.select(list(range(cut, len(every))))})
     card = (
         "---\ntags: [convoforge, dpo, spin, trl]\n---\n\n# convoforge real-vs-own pairs (SPIN)\n\n"
         f"The real conversation of each train persona pair of `{data.name}` chosen over {samples} samples of "
         f"`{model}` in the generator's prompt.\n"
     )
     write_dataset(dataset, card, out, force=force)
-    return {"out": str(out), "pairs": len(rows), "train": len(made["train"]), "test": len(made["test"])}
+    return {"out": str(out), "pairs": len(rows), "train": len(dataset["train"]), "test": len(dataset["test"])}
