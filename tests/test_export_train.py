@@ -395,7 +395,8 @@ def test_train_generator_rounds_sample_judge_train_dpo_on_top_and_ship_one_merge
     assert spin["kind"] == "real" and "acceptance" not in spin and spin["preference_pairs"] >= 1
     assert critics["rank"] == 32 and spin["rank"] == 32 and spin["energy_dropped"] >= 0  # 48 cut back to 32
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 32  # SFT and two DPOs in one LoRA
-    assert json.loads((out / "convoforge_training.json").read_text())["base"] == "local:smollm2-135m"
+    record = json.loads((out / "convoforge_training.json").read_text())
+    assert record["base"] == "local:smollm2-135m" and record["kind"] == "sft+dpo+spin"
     card = (out / "README.md").read_text()
     assert "On-policy DPO rounds: 2 (critics,real)" in card and "round 2 (real)" in card
     assert "--rounds 2" in card and "--round-kind critics,real" in card

@@ -293,7 +293,8 @@ def preference_round(
     dpo = replace(settings, base=policy, sft_weight=1.0)
     summary = train("dpo", work / "pairs", work / "dpo", dpo, force=True, echo=echo)
     merged = merge_adapters(adapter, work / "dpo", work / "merged", rounds.rank)
-    record = json.loads((adapter / "convoforge_training.json").read_text()) | {"kind": "sft+dpo"}
+    record = json.loads((adapter / "convoforge_training.json").read_text())
+    record["kind"] += "+spin" if rounds.kind == "real" else "+dpo"  # e.g. sft+dpo+spin: the rounds in order
     (work / "merged" / "convoforge_training.json").write_text(json.dumps(record, indent=2))
     losses = {"dpo_first_loss": summary["first_loss"], "dpo_last_loss": summary["last_loss"]}
     return {"kind": rounds.kind} | found | losses | {"rank": merged["rank"], "energy_dropped": merged["dropped"]}
