@@ -208,8 +208,8 @@ def real_pairs(
             for i, text in enumerate(result.texts)
             if text.strip() and text.strip() != real
         ]
-    dataset = pair_splits(made) if made else None
-    if dataset is None or not len(dataset["train"]):
+    dataset = pair_splits(made)
+    if not len(dataset["train"]):
         raise ConvoforgeError(f"{data}: no real pairs in the train split (the policy wrote nothing?)")
     card = (
         "---\ntags: [convoforge, dpo, spin, trl]\n---\n\n# convoforge real-vs-own pairs (SPIN)\n\n"
