@@ -310,6 +310,35 @@ def test_real_pairs_prefer_the_real_spc_conversation_to_each_of_the_policys_samp
         real_pairs(out / "pairs", f"scripted:{replies}", tmp_path / "x")
 
 
+def test_drop_leaky_keeps_spcs_placeholder_conversations_out_of_training_but_not_out_of_the_test_split(tmp_path):
+    from convoforge.critics.faithfulness_data import split_of
+    from convoforge.datasets.records import read_dataset
+    from convoforge.training.generator import build_export
+    from convoforge.training.sampling import real_pairs
+    from tests.test_critics_eval import fixture_rows, write_spc
+
+    rows = fixture_rows(40)
+    for r in rows[::2]:  # every other conversation opens with the source generator's placeholder, as a third of SPC
+        r["turns"][0][1] = "Hi, I'm [User 1's name]. " + r["turns"][0][1]
+    spc = tmp_path / "spc.csv"
+    write_spc(spc, rows)
+    placeholder = "[User 1's name]"
+    leaky_train = sum(1 for r in rows[::2] if split_of(r) == "train")
+    kept, dropped = (build_export(spc, tmp_path / name, drop_leaky=d) for name, d in (("all", False), ("clean", True)))
+    assert kept["train_rows"] - dropped["train_rows"] == leaky_train > 0 and kept["test_rows"] == dropped["test_rows"]
+    clean = read_dataset(tmp_path / "clean")
+    train_text = json.dumps(list(clean["train"]["messages"]))
+    assert placeholder not in train_text  # neither an answer nor a few-shot example
+    assert placeholder in json.dumps(list(clean["test"]["messages"]))  # the held-out part stays whole
+    assert placeholder in json.dumps(list(read_dataset(tmp_path / "all")["train"]["messages"]))
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps(["User 1: Hi.\nUser 2: Hi.\nUser 1: Hi."]))
+    pairs = tmp_path / "pairs"
+    real_pairs(spc, f"scripted:{replies}", pairs, samples=1, drop_leaky=True)
+    made = read_dataset(pairs)
+    assert len(made["train"]) and placeholder not in json.dumps([list(made[k]) for k in made])
+
+
 @pytest.mark.slow
 def test_merged_adapters_equal_the_chain_they_merge(tmp_path):
     import shutil

@@ -190,6 +190,9 @@ def generate_samples(
         "--real-chosen",
         help="With an SPC CSV: no critics; write DPO pairs with the real conversation chosen over each sample (SPIN).",
     ),
+    drop_leaky: bool = typer.Option(
+        False, "--drop-leaky", help="With --real-chosen: no SPC conversation with placeholders as example or chosen."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out (only once the new one is complete)."),
 ) -> None:
     """Sample the --model policy on known persona pairs and judge each conversation with the critics.
@@ -205,7 +208,9 @@ def generate_samples(
 
     if real_chosen:
         ctx = PersonaContext(min_turns=min_turns, max_tokens=max_tokens)
-        found = real_pairs(data, settings.model, out_dir, samples, pairs, ctx, random_seed, force, settings.base_url)
+        found = real_pairs(
+            data, settings.model, out_dir, samples, pairs, ctx, random_seed, force, settings.base_url, drop_leaky
+        )
         typer.echo(json.dumps(found))
         return
     summary = sample_run(

@@ -136,6 +136,9 @@ def train_generator_command(
         "list (critics,real) takes them in turn.",
     ),
     round_rank: int = typer.Option(32, min=1, help="Rank the merged adapter is cut to (truncated SVD): file size."),
+    drop_leaky: bool = typer.Option(
+        False, "--drop-leaky", help="Leave out SPC conversations with placeholders ('[User 1's name]') everywhere."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out (once the new one is done)."),
 ) -> None:
     """LoRA SFT of the persona generator in its own prompt, then on-policy DPO rounds; rebuilds the shipped one.
@@ -151,7 +154,9 @@ def train_generator_command(
     if not set(round_kind.split(",")) <= {"critics", "real"}:
         raise ConvoforgeError(f"--round-kind must be critics, real or a comma list of them, not {round_kind!r}")
     plan = Rounds(rounds, round_pairs, round_samples, round_steps, round_lr, kind=round_kind, rank=round_rank)
-    result = train_generator(data, out_dir, settings, few_shot=few_shot, force=force, echo=err.print, rounds=plan)
+    result = train_generator(
+        data, out_dir, settings, few_shot=few_shot, force=force, echo=err.print, rounds=plan, drop_leaky=drop_leaky
+    )
     typer.echo(json.dumps(result))
 
 

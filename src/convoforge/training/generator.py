@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from convoforge.agents.persona.context import PersonaContext
+from convoforge.agents.persona.hygiene import prompt_leak
 from convoforge.agents.persona.stages import GenerationJob, generator_messages
 from convoforge.datasets.spc import first_turns
 from convoforge.errors import ConvoforgeError
@@ -85,18 +86,32 @@ def generator_rows(rows: list[dict], split: str, few_shot: int, seed: int) -> li
     return out
 
 
-def spc_parts(data: Path) -> dict[str, list[dict]]:
-    """An SPC CSV's conversations in its train and held-out test parts (the critics' hash split)."""
+def leaky(row: dict) -> bool:
+    """Whether a real conversation has a turn the stage hygiene flags as prompt text (SPC's "[User 1's name]")."""
+    return any(prompt_leak(text) for _, text in row["turns"])
+
+
+def spc_parts(data: Path, drop_leaky: bool = False) -> dict[str, list[dict]]:
+    """An SPC CSV's conversations in its train and held-out test parts (the critics' hash split).
+
+    With `drop_leaky`, the train part leaves out the conversations `leaky` flags (a third of SPC carries its
+    source generator's placeholders, which a generator trained on them learns to write); the test part is whole.
+    """
     from convoforge.critics.faithfulness_data import split_of
     from convoforge.datasets.spc import read_spc
 
     if not data.is_file():
         raise ConvoforgeError(f"no Synthetic-Persona-Chat CSV at {data}")
     rows = read_spc(data)
-    return {name: [r for r in rows if split_of(r) == name] for name in ("train", "test")}
+    parts = {name: [r for r in rows if split_of(r) == name] for name in ("train", "test")}
+    if drop_leaky:
+        parts["train"] = [r for r in parts["train"] if not leaky(r)]
+    return parts
 
 
-def prompt_rows(data: Path, ctx: PersonaContext, few_shot: int = 1, seed: int = 0) -> list[dict]:
+def prompt_rows(
+    data: Path, ctx: PersonaContext, few_shot: int = 1, seed: int = 0, drop_leaky: bool = False
+) -> list[dict]:
     """The generator's own prompt for each train persona pair of an SPC CSV (what `generate samples` samples).
 
     One few-shot example from another train conversation and the run's turn bounds, as `generate personas`
@@ -104,7 +119,7 @@ def prompt_rows(data: Path, ctx: PersonaContext, few_shot: int = 1, seed: int = 
     Each row keeps the real conversation's turns (what `real_pairs` prefers to the samples).
     """
     rng = random.Random(seed)
-    usable = [r for r in spc_parts(data)["train"] if len({s for s, _ in r["turns"]}) == 2]
+    usable = [r for r in spc_parts(data, drop_leaky)["train"] if len({s for s, _ in r["turns"]}) == 2]
     if not usable:
         raise ConvoforgeError(f"{data} has no usable train conversations")
     out = []
@@ -115,13 +130,13 @@ def prompt_rows(data: Path, ctx: PersonaContext, few_shot: int = 1, seed: int = 
     return out
 
 
-def build_export(data: Path, out: Path, few_shot: int = 1, seed: int = 0) -> dict:
+def build_export(data: Path, out: Path, few_shot: int = 1, seed: int = 0, drop_leaky: bool = False) -> dict:
     """Write the generator's SFT rows (train and test splits) as an export folder `train sft` reads."""
     from datasets import Dataset, DatasetDict
 
     from convoforge.datasets.records import write_dataset
 
-    splits = spc_parts(data)
+    splits = spc_parts(data, drop_leaky)
     built = {name: generator_rows(part, name, few_shot, seed) for name, part in splits.items()}
     if not built["train"]:
         raise ConvoforgeError(f"{data} has no usable train conversations")
@@ -162,6 +177,7 @@ class Rounds:
     batch_size: int = 2
     kind: str = "critics"  # critics: their winner over a loser; real: the real conversation over a sample (SPIN)
     rank: int = 32  # the merged adapter's rank is cut to this (truncated SVD) so the shipped file stays small
+    drop_leaky: bool = False  # real rounds: no SPC conversation with placeholders as an example or a chosen answer
 
     def kind_of(self, k: int) -> str:
         """Round k's kind (0-based): `kind` may list several, comma-separated, taken in turn."""
@@ -262,7 +278,16 @@ def round_pairs(data: Path, policy: str, work: Path, rounds: Rounds, seed: int, 
     from convoforge.training.sampling import real_pairs, sample_run
 
     if rounds.kind == "real":
-        made = real_pairs(data, policy, work / "pairs", rounds.samples, rounds.pairs, seed=seed, force=True)
+        made = real_pairs(
+            data,
+            policy,
+            work / "pairs",
+            rounds.samples,
+            rounds.pairs,
+            seed=seed,
+            force=True,
+            drop_leaky=rounds.drop_leaky,
+        )
         return {"preference_pairs": made["train"]}
     sampled = sample_run(
         data, policy, work / "samples", DEFAULT_CRITICS, policy, rounds.samples, limit=rounds.pairs, force=True
@@ -309,8 +334,12 @@ def train_generator(
     force: bool = False,
     echo: object = None,
     rounds: Rounds | None = None,
+    drop_leaky: bool = False,
 ) -> dict:
-    """Build the rows, train the LoRA (then `rounds` of on-policy DPO), measure held-out loss, save with a card."""
+    """Build the rows, train the LoRA (then `rounds` of on-policy DPO), measure held-out loss, save with a card.
+
+    `drop_leaky` leaves SPC's conversations with placeholders ("[User 1's name]") out of every row and round.
+    """
     from convoforge.training.evaluate import lm_loss
     from convoforge.training.lora import train
     from convoforge.training.sampling import split_rows
@@ -321,10 +350,10 @@ def train_generator(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        counts = build_export(data, work / "rows", few_shot, settings.seed)
+        rounds = replace(rounds or Rounds(count=0), drop_leaky=drop_leaky)
+        counts = build_export(data, work / "rows", few_shot, settings.seed, drop_leaky)
         summary = train("sft", work / "rows", work / "adapter", settings, force=True, echo=echo)
         adapter, done = work / "adapter", []
-        rounds = rounds or Rounds(count=0)
         for k in range(rounds.count):
             dpo = replace(settings, steps=rounds.steps, lr=rounds.lr, batch_size=rounds.batch_size)
             here = work / f"round{k + 1}"
@@ -342,7 +371,7 @@ def train_generator(
             f"--batch-size {settings.batch_size} --lr {settings.lr} --lora-r {settings.lora_r} "
             f"--rounds {rounds.count} --round-pairs {rounds.pairs} --round-samples {rounds.samples} "
             f"--round-steps {rounds.steps} --round-lr {rounds.lr} --round-kind {rounds.kind} "
-            f"--round-rank {rounds.rank} --force"
+            f"--round-rank {rounds.rank}{' --drop-leaky' if drop_leaky else ''} --force"
         )
         figures = {
             **counts,

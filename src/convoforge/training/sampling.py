@@ -71,10 +71,16 @@ def generate(
 
 
 def spc_prompts(
-    data: Path, ctx: PersonaContext, limit: int | None, samples: int, max_tokens: int, seed: int
+    data: Path,
+    ctx: PersonaContext,
+    limit: int | None,
+    samples: int,
+    max_tokens: int,
+    seed: int,
+    drop_leaky: bool = False,
 ) -> tuple[list[dict], GenParams]:
     """A seeded sample of an SPC CSV's train pairs in the generator's prompt, and the graph's sampling params."""
-    rows = seeded_sample(prompt_rows(data, ctx, seed=seed), limit, seed)
+    rows = seeded_sample(prompt_rows(data, ctx, seed=seed, drop_leaky=drop_leaky), limit, seed)
     return rows, GenParams(temperature=ctx.temperature, top_k=ctx.top_k, max_tokens=max_tokens, n=samples, seed=seed)
 
 
@@ -173,6 +179,7 @@ def real_pairs(
     seed: int = 0,
     force: bool = False,
     base_url: str | None = None,
+    drop_leaky: bool = False,
 ) -> dict:
     """SPIN's pairs (arXiv 2401.01335): the real SPC conversation chosen over each of the policy's own samples.
 
@@ -180,7 +187,8 @@ def real_pairs(
     prompt (the graph's temperature and top-k; `ctx` holds the turn bounds and the token budget); the real
     conversation, cut to a random 3-7 turns per user within those bounds, is chosen over each raw sample. No
     critic is involved: the signal is realism itself. The pairs are a DPO export (`train dpo`), its test split
-    held out by a hash of the persona pair.
+    held out by a hash of the persona pair. With `drop_leaky`, no conversation the hygiene flags as prompt text
+    (SPC's own placeholders) is a prompt's example or a chosen answer.
     """
     from convoforge.datasets.export import pair_splits
     from convoforge.datasets.records import write_dataset
@@ -190,7 +198,7 @@ def real_pairs(
     if out.exists() and not force:
         raise ConvoforgeError(f"{out} exists; pass --force to replace it (it is kept until the new one is done)")
     ctx = ctx or PersonaContext(min_turns=3, max_tokens=320)  # the bounds `generate samples` uses
-    rows, params = spc_prompts(data, ctx, limit, samples, ctx.max_tokens, seed)
+    rows, params = spc_prompts(data, ctx, limit, samples, ctx.max_tokens, seed, drop_leaky)
     results = complete_all(load_chat_model(model, base_url=base_url), [r["prompt"] for r in rows], params)
     rng = random.Random(seed)
     made: list[dict] = []
