@@ -314,7 +314,7 @@ def test_drop_leaky_keeps_spcs_placeholder_conversations_out_of_training_but_not
     from convoforge.critics.faithfulness_data import split_of
     from convoforge.datasets.records import read_dataset
     from convoforge.training.generator import build_export
-    from convoforge.training.sampling import real_pairs
+    from convoforge.training.sampling import real_pairs, sample_run
     from tests.test_critics_eval import fixture_rows, write_spc
 
     rows = fixture_rows(40)
@@ -337,6 +337,9 @@ def test_drop_leaky_keeps_spcs_placeholder_conversations_out_of_training_but_not
     real_pairs(spc, f"scripted:{replies}", pairs, samples=1, drop_leaky=True)
     made = read_dataset(pairs)
     assert len(made["train"]) and placeholder not in json.dumps([list(made[k]) for k in made])
+    sample_run(spc, f"scripted:{replies}", tmp_path / "samples", ["toxicity"], f"scripted:{replies}", drop_leaky=True)
+    sampled = read_dataset(tmp_path / "samples")
+    assert len(sampled["rejected"]) and placeholder not in json.dumps([list(sampled[k]) for k in sampled])
 
 
 @pytest.mark.slow

@@ -191,7 +191,7 @@ def generate_samples(
         help="With an SPC CSV: no critics; write DPO pairs with the real conversation chosen over each sample (SPIN).",
     ),
     drop_leaky: bool = typer.Option(
-        False, "--drop-leaky", help="With --real-chosen: no SPC conversation with placeholders as example or chosen."
+        False, "--drop-leaky", help="With an SPC CSV: no conversation with placeholders as pair, example or chosen."
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out (only once the new one is complete)."),
 ) -> None:
@@ -227,6 +227,7 @@ def generate_samples(
         seed=random_seed,
         force=force,
         base_url=settings.base_url,
+        drop_leaky=drop_leaky,
     )
     typer.echo(json.dumps(summary))
 

@@ -177,7 +177,7 @@ class Rounds:
     batch_size: int = 2
     kind: str = "critics"  # critics: their winner over a loser; real: the real conversation over a sample (SPIN)
     rank: int = 32  # the merged adapter's rank is cut to this (truncated SVD) so the shipped file stays small
-    drop_leaky: bool = False  # real rounds: no SPC conversation with placeholders as an example or a chosen answer
+    drop_leaky: bool = False  # no SPC conversation with placeholders as a pair, an example or a chosen answer
 
     def kind_of(self, k: int) -> str:
         """Round k's kind (0-based): `kind` may list several, comma-separated, taken in turn."""
@@ -290,7 +290,15 @@ def round_pairs(data: Path, policy: str, work: Path, rounds: Rounds, seed: int, 
         )
         return {"preference_pairs": made["train"]}
     sampled = sample_run(
-        data, policy, work / "samples", DEFAULT_CRITICS, policy, rounds.samples, limit=rounds.pairs, force=True
+        data,
+        policy,
+        work / "samples",
+        DEFAULT_CRITICS,
+        policy,
+        rounds.samples,
+        limit=rounds.pairs,
+        force=True,
+        drop_leaky=rounds.drop_leaky,
     )
     if echo:
         echo(f"round samples: {json.dumps(sampled)}")

@@ -113,8 +113,12 @@ def sample_run(
     seed: int = 0,
     force: bool = False,
     base_url: str | None = None,
+    drop_leaky: bool = False,
 ) -> dict:
-    """Sample the policy on an export's persona pairs, judge, and write accepted/rejected as a persona dataset."""
+    """Sample the policy on an export's persona pairs, judge, and write accepted/rejected as a persona dataset.
+
+    With an SPC CSV and `drop_leaky`, no train conversation with placeholders is a pair or a few-shot example.
+    """
     from convoforge.critics.plugins import load_critics
     from convoforge.datasets.card import persona_card
     from convoforge.datasets.metrics import conversation_stats
@@ -125,7 +129,7 @@ def sample_run(
     ctx = PersonaContext(min_turns=min_turns)
     params = None
     if data.suffix == ".csv":  # an SPC CSV: its train pairs in the generator's own prompt, sampled as the graph does
-        rows, params = spc_prompts(data, ctx, limit, samples, max_tokens, seed)
+        rows, params = spc_prompts(data, ctx, limit, samples, max_tokens, seed, drop_leaky)
         split = "train"
     else:
         rows = split_rows(data, split, limit, seed, per_pair=True)
