@@ -142,6 +142,29 @@ def test_discriminator_on_known_answers():
     assert small["accuracy"] is None and "fewer than" in small["reason"]
 
 
+class MarkedEmbedder:
+    """Random vectors, shifted far along every axis for a text that carries the marker 'zzz'."""
+
+    def embed(self, texts):
+        rng = np.random.default_rng(len(texts))
+        return rng.normal(size=(len(texts), 8)) + np.array([[3.0 * ("zzz" in t)] for t in texts])
+
+
+def test_matched_discriminator_compares_two_runs_at_the_smaller_runs_size():
+    from convoforge.agents.persona.evaluate import matched_discriminator
+
+    def rows(n, text):
+        turns = [[{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k}"} for k in range(6)] for i in range(n)]
+        return [{"profiles": PROFILES, "messages": messages} for messages in turns]
+
+    reference = rows(80, "real talk")
+    found = matched_discriminator(MarkedEmbedder(), reference, rows(40, "zzz"), rows(12, "real talk"), draws=3)
+    assert found["per_class"] == 12 and found["draws"] == 3  # the larger run sampled down to the smaller's count
+    assert found["accuracy"] >= 0.9 and found["accuracy_other"] <= 0.75 and found["difference"] >= 0.2
+    none = matched_discriminator(MarkedEmbedder(), reference, rows(40, "zzz"), rows(3, "real talk"))
+    assert none["per_class"] == 3 and none["accuracy"] is None and "difference" not in none  # too few to train
+
+
 def test_a_loop_after_the_conversation_met_its_bounds_is_trimmed_off():
     looped = [*GOOD, GOOD[2], GOOD[3], GOOD[2], GOOD[3]]
     raw = "\n".join(f"{s}: {t}" for s, t in looped)

@@ -315,7 +315,12 @@ def candidate_quality(dataset: dict, reference: list[dict] | None, seed: int) ->
 
 def versus_report(dataset: dict, other: Path, reference: list[dict] | None, seed: int) -> dict:
     """The other run's critic-independent measures and the paired test, this run against it."""
-    from convoforge.agents.persona.evaluate import pair_outcomes, paired_comparison, quality_report
+    from convoforge.agents.persona.evaluate import (
+        matched_discriminator,
+        pair_outcomes,
+        paired_comparison,
+        quality_report,
+    )
     from convoforge.datasets.records import read_dataset
     from convoforge.llm.embeddings import load_embedder
 
@@ -325,13 +330,17 @@ def versus_report(dataset: dict, other: Path, reference: list[dict] | None, seed
     rows = {name: [dict(r) for r in part] for name, part in theirs.items()}
     quality = quality_report(load_embedder(), rows["accepted"], reference, seed)
     mine = pair_outcomes([dict(r) for r in dataset["accepted"]], [dict(r) for r in dataset["rejected"]])
-    return {
+    report = {
         "data": str(other),
         "generated": quality["generated"],
         "candidates": candidate_quality(theirs, reference, seed),
         "per_iteration": quality["per_iteration"],
         "paired": paired_comparison(mine, pair_outcomes(rows["accepted"], rows["rejected"])),
     }
+    if reference:  # every candidate of both runs at the same count: the discriminators compare
+        every = [[dict(r) for name in ("accepted", "rejected") for r in d[name]] for d in (dataset, theirs)]
+        report["candidates_matched"] = matched_discriminator(load_embedder(), reference, *every, seed=seed)
+    return report
 
 
 def reference_rows(reference: Path, limit: int, seed: int) -> list[dict]:

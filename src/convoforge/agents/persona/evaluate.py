@@ -141,6 +141,31 @@ def discriminator(embedder: Embedder, reference: list[dict], rows: list[dict], s
     return cv_accuracy(conversation_features(embedder, real), conversation_features(embedder, usable), seed=seed)
 
 
+def matched_discriminator(
+    embedder: Embedder, reference: list[dict], mine: list[dict], theirs: list[dict], draws: int = 5, seed: int = 0
+) -> dict:
+    """Both runs' discriminator at the same size (the smaller run's count), mean over `draws` seeded subsamples.
+
+    A cross-validated classifier gets better with more rows, so a run that writes more conversations looks less
+    real by its count alone; at equal size the two accuracies compare.
+    """
+    mine, theirs = ([r for r in rows if r["messages"]] for rows in (mine, theirs))
+    n = min(len(mine), len(theirs))
+
+    def accuracies(rows: list[dict]) -> list[float | None]:
+        picks = (random.Random(seed + k).sample(rows, n) for k in range(draws))
+        return [discriminator(embedder, reference, pick, seed + k)["accuracy"] for k, pick in enumerate(picks)]
+
+    found = {"per_class": n, "draws": draws}
+    for key, rows in (("accuracy", mine), ("accuracy_other", theirs)):
+        vals = accuracies(rows) if n else [None]
+        found[key] = None if None in vals else round(float(np.mean(vals)), 4)
+        found[key.replace("accuracy", "sd")] = None if None in vals else round(float(np.std(vals, ddof=1)), 4)
+    if found["accuracy"] is not None and found["accuracy_other"] is not None:
+        found["difference"] = round(found["accuracy"] - found["accuracy_other"], 4)
+    return found
+
+
 def quality_report(embedder: Embedder, rows: list[dict], reference: list[dict] | None, seed: int = 0) -> dict:
     """Critic-independent measures of accepted conversations, overall and per iteration, beside the reference's."""
     from convoforge.datasets.metrics import conversation_stats
