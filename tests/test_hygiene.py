@@ -142,6 +142,21 @@ def test_discriminator_on_known_answers():
     assert small["accuracy"] is None and "fewer than" in small["reason"]
 
 
+def test_grouped_discriminator_does_not_score_by_recognising_a_pair_it_trained_on():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(60, 64))
+    centers = rng.normal(size=(10, 64))  # 10 "persona pairs", each a tight cluster drawn like the real rows
+    clustered = np.vstack([c + 0.3 * rng.normal(size=(6, 64)) for c in centers])
+    groups = [f"p{i // 6}" for i in range(60)]
+    assert cv_accuracy(real, clustered)["accuracy"] >= 0.8  # folds share pairs: the clusters are memorised
+    grouped = cv_accuracy(real, clustered, groups=groups)
+    assert grouped["grouped"] and abs(grouped["accuracy"] - 0.5) <= 0.15  # unseen pairs: nothing to tell apart
+    shifted = rng.normal(loc=3.0, size=(60, 64))
+    assert cv_accuracy(real, shifted, groups=groups)["accuracy"] >= 0.95  # a real difference stays
+    one = cv_accuracy(real, clustered, groups=["p0"] * 60)
+    assert one["accuracy"] is None and "groups" in one["reason"]
+
+
 class MarkedEmbedder:
     """Random vectors, shifted far along every axis for a text that carries the marker 'zzz'."""
 

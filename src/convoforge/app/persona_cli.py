@@ -295,8 +295,9 @@ def eval_personas(
     if ref_rows:
         result["reference"] |= quality["reference"]
         result["discriminator"] = (
-            "cross-validated logistic regression on MiniLM turn vectors and text statistics, real (held-out reference,"
-            " cut to the generated per-user turn counts) vs accepted; 0.5 means indistinguishable"
+            "cross-validated logistic regression on MiniLM turn vectors and text statistics (a persona pair's"
+            " conversations in one fold), real (held-out reference, cut to the generated per-user turn counts) vs"
+            " accepted; 0.5 means indistinguishable"
         )
     result["per_iteration"] = quality["per_iteration"]
     if versus:

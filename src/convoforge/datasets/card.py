@@ -109,8 +109,9 @@ def quality_section(quality: dict) -> list[str]:
     lines = [
         "## Quality without the critic",
         "",
-        "Discriminator: cross-validated logistic regression on MiniLM turn vectors and text statistics, real",
-        "(held-out reference, cut to the generated turn counts) vs accepted; 0.5 means indistinguishable.",
+        "Discriminator: cross-validated logistic regression on MiniLM turn vectors and text statistics (a persona",
+        "pair's conversations in one fold), real (held-out reference, cut to the generated turn counts) vs accepted;",
+        "0.5 means indistinguishable.",
         "Degenerate: a loop (a long turn said again, a block of turns repeated) or a speaker echoing the other.",
         "Recitation: share of turns that copy their speaker's persona sentence word for word.",
         "",

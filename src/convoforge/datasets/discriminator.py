@@ -7,14 +7,24 @@ import random
 import numpy as np
 
 
-def cv_accuracy(real: np.ndarray, synthetic: np.ndarray, folds: int = 5, seed: int = 0, least: int = 6) -> dict:
+def cv_accuracy(
+    real: np.ndarray,
+    synthetic: np.ndarray,
+    folds: int = 5,
+    seed: int = 0,
+    least: int = 6,
+    groups: list[str] | None = None,
+) -> dict:
     """Balanced classes (the larger side sampled down), scaled features, logistic regression, stratified k-fold.
 
     0.5 means the two sides cannot be told apart. Small sides get fewer folds (at least 3 rows of each side
     per fold); `accuracy` is None below `least` rows a side (the count and the reason come back instead).
+    `groups` labels the synthetic rows (a persona pair's candidates): a group is never on both sides of a
+    fold (stratified group k-fold), so the classifier cannot score by recognising a pair's topics it trained
+    on. Without it, 40 real SPC conversations cut 6 ways each read .854 against the held-out part.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -24,10 +34,17 @@ def cv_accuracy(real: np.ndarray, synthetic: np.ndarray, folds: int = 5, seed: i
     folds = max(2, min(folds, n // 3))
     rng = random.Random(seed)
     real = real[sorted(rng.sample(range(len(real)), n))]
-    synthetic = synthetic[sorted(rng.sample(range(len(synthetic)), n))]
-    x = np.vstack([real, synthetic])
+    picked = sorted(rng.sample(range(len(synthetic)), n))
+    x = np.vstack([real, synthetic[picked]])
     y = np.array([0] * n + [1] * n)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores = cross_val_score(model, x, y, cv=cv, scoring="accuracy")
-    return {"accuracy": round(float(scores.mean()), 4), "per_class": n, "folds": folds}
+    if groups is None:
+        cv, labels = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed), None
+    else:
+        labels = [f"real {i}" for i in range(n)] + [f"synthetic {groups[i]}" for i in picked]
+        folds = min(folds, len({groups[i] for i in picked}))
+        if folds < 2:
+            return {"accuracy": None, "per_class": n, "reason": "fewer than 2 groups of synthetic rows"}
+        cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = cross_val_score(model, x, y, cv=cv, groups=labels, scoring="accuracy")
+    return {"accuracy": round(float(scores.mean()), 4), "per_class": n, "folds": folds, "grouped": groups is not None}

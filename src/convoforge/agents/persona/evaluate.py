@@ -131,14 +131,17 @@ def matched_reference(reference: list[dict], rows: list[dict], rng: random.Rando
 
 
 def discriminator(embedder: Embedder, reference: list[dict], rows: list[dict], seed: int = 0) -> dict:
-    """Real (held-out reference, length-matched) vs generated: cross-validated accuracy; 0.5 = indistinguishable."""
+    """Real (held-out reference, length-matched) vs generated, folds split by persona pair; 0.5 = indistinguishable."""
     from convoforge.datasets.discriminator import cv_accuracy
 
     usable = [r for r in rows if r["messages"]]
     if not usable or not reference:
         return {"accuracy": None, "per_class": 0, "reason": "no conversations"}
     real = matched_reference(reference, usable, random.Random(seed))
-    return cv_accuracy(conversation_features(embedder, real), conversation_features(embedder, usable), seed=seed)
+    groups = [str(r.get("pair_id") or f"row {i}") for i, r in enumerate(usable)]  # a pair's candidates: one group
+    return cv_accuracy(
+        conversation_features(embedder, real), conversation_features(embedder, usable), seed=seed, groups=groups
+    )
 
 
 def matched_discriminator(
