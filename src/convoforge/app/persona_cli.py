@@ -310,8 +310,13 @@ def candidate_quality(dataset: dict, reference: list[dict] | None, seed: int) ->
     from convoforge.agents.persona.evaluate import quality_report
     from convoforge.llm.embeddings import load_embedder
 
-    rows = [dict(r) for name in ("accepted", "rejected") for r in dataset[name] if r["messages"]]
+    rows = candidate_rows(dataset)
     return quality_report(load_embedder(), rows, reference, seed)["generated"] if rows else {"conversations": 0}
+
+
+def candidate_rows(dataset: dict) -> list[dict]:
+    """Every candidate of a persona run with turns, accepted or not."""
+    return [dict(r) for name in ("accepted", "rejected") for r in dataset[name] if r["messages"]]
 
 
 def versus_report(dataset: dict, other: Path, reference: list[dict] | None, seed: int) -> dict:
@@ -339,8 +344,8 @@ def versus_report(dataset: dict, other: Path, reference: list[dict] | None, seed
         "paired": paired_comparison(mine, pair_outcomes(rows["accepted"], rows["rejected"])),
     }
     if reference:  # every candidate of both runs at the same count: the discriminators compare
-        every = [[dict(r) for name in ("accepted", "rejected") for r in d[name]] for d in (dataset, theirs)]
-        report["candidates_matched"] = matched_discriminator(load_embedder(), reference, *every, seed=seed)
+        both = candidate_rows(dataset), candidate_rows(theirs)
+        report["candidates_matched"] = matched_discriminator(load_embedder(), reference, *both, seed=seed)
     return report
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from convoforge.agents.persona.context import PersonaContext
-from convoforge.agents.persona.hygiene import prompt_leak
+from convoforge.agents.persona.hygiene import leaks
 from convoforge.agents.persona.stages import GenerationJob, generator_messages
 from convoforge.datasets.spc import first_turns
 from convoforge.errors import ConvoforgeError
@@ -86,16 +86,12 @@ def generator_rows(rows: list[dict], split: str, few_shot: int, seed: int) -> li
     return out
 
 
-def leaky(row: dict) -> bool:
-    """Whether a real conversation has a turn the stage hygiene flags as prompt text (SPC's "[User 1's name]")."""
-    return any(prompt_leak(text) for _, text in row["turns"])
-
-
 def spc_parts(data: Path, drop_leaky: bool = False) -> dict[str, list[dict]]:
     """An SPC CSV's conversations in its train and held-out test parts (the critics' hash split).
 
-    With `drop_leaky`, the train part leaves out the conversations `leaky` flags (a third of SPC carries its
-    source generator's placeholders, which a generator trained on them learns to write); the test part is whole.
+    With `drop_leaky`, the train part leaves out the conversations with a prompt-text turn (`hygiene.leaks`; a
+    third of SPC carries its source generator's placeholders, which a generator trained on them learns to write);
+    the test part is whole.
     """
     from convoforge.critics.faithfulness_data import split_of
     from convoforge.datasets.spc import read_spc
@@ -105,7 +101,7 @@ def spc_parts(data: Path, drop_leaky: bool = False) -> dict[str, list[dict]]:
     rows = read_spc(data)
     parts = {name: [r for r in rows if split_of(r) == name] for name in ("train", "test")}
     if drop_leaky:
-        parts["train"] = [r for r in parts["train"] if not leaky(r)]
+        parts["train"] = [r for r in parts["train"] if not leaks(r["turns"])]
     return parts
 
 

@@ -58,6 +58,11 @@ def prompt_leak(text: str) -> str | None:
     return None
 
 
+def leaks(turns: list[tuple[str, str]]) -> bool:
+    """Whether any turn of a conversation carries prompt text (`prompt_leak`)."""
+    return any(prompt_leak(text) for _, text in turns)
+
+
 def attribute_problem(text: str, query: str | None = None) -> str | None:
     """Why `text` is not one short first-person sentence about the speaker, else None."""
     words = text.split()
@@ -217,5 +222,5 @@ def conversation_flags(messages: list[dict], profiles: dict[str, list[str]], lim
         "degenerate": bool(loop(turns, limits) or copying(turns, limits)),
         "recited_turns": recitations(turns, profiles),
         "turns": len(turns),
-        "prompt_leak": any(prompt_leak(t) for _, t in turns),
+        "prompt_leak": leaks(turns),
     }
