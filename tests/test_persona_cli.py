@@ -67,8 +67,16 @@ def scripted_personas(out: Path, iterations: int = 1, pairs: int = 2) -> Path:
 
 def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
     out = tmp_path / "personas"
+    sampling = ["--temperature", "0.9", "--top-k", "20"]
     result = cf(
-        "--model", "scripted:tests.persona_fakes:pipeline_reply", "generate", "personas", *SMALL, "--out", str(out)
+        "--model",
+        "scripted:tests.persona_fakes:pipeline_reply",
+        "generate",
+        "personas",
+        *SMALL,
+        *sampling,
+        "--out",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     data = read_dataset(out)
@@ -80,6 +88,7 @@ def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
     card = (out / "README.md").read_text()
     assert "## Per iteration" in card and "quality_depth" in card and "faithfulness" in card
     assert "## Quality without the critic" in card and "accepted, iteration 1" in card
+    assert '"temperature": 0.9,' in card and '"top_k": 20,' in card  # the run's sampling, as given
     assert (out / "accepted.jsonl").is_file() and (out / "rejected.parquet").is_file()
     assert "iteration" in result.stdout and "accepted" in result.stdout
 

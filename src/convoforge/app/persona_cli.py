@@ -59,6 +59,8 @@ def generate_personas(
     min_turns: int = typer.Option(6, min=1, help="Fewest turns per user (paper: more than 5)."),
     max_turns: int = typer.Option(7, min=1, help="Most turns per user (paper: fewer than 8)."),
     max_tokens: int = typer.Option(600, min=16, help="Token budget of one generated conversation."),
+    temperature: float = typer.Option(0.7, min=0.0, help="Sampling temperature of the conversations (0 = greedy)."),
+    top_k: int = typer.Option(40, min=0, help="Top-k of the conversations' sampling (0 = off)."),
     persona_target: int = typer.Option(16, min=0, help="New persona attributes to bootstrap."),
     query_steps: int = typer.Option(4, min=0, help="Query bootstrapping rounds (paper: 100)."),
     contradictions: bool | None = typer.Option(
@@ -97,6 +99,8 @@ def generate_personas(
         min_turns=min_turns,
         max_turns=max_turns,
         max_tokens=max_tokens,
+        temperature=temperature,
+        top_k=top_k,
         persona_target=persona_target,
         query_steps=query_steps,
         shard_size=shard_size or (max(1, -(-pairs // (2 * (workers or _cluster_cpus(ray))))) if ray else 1),
