@@ -38,6 +38,18 @@ def test_every_command_has_help_with_an_example(command):
             ["train", "generator", "--data", "spc.csv", "--out", "never", "--rounds", "1", "--round-kind", "spin"],
             "--round-kind must be critics, real or a comma list",
         ),
+        (
+            ["train", "generator", "--data", "spc.csv", "--out", "never", "--rounds", "2", "--round-samples", "6,1"],
+            "--round-samples must be a whole number >= 2 or a comma list",
+        ),
+        (
+            ["train", "generator", "--data", "spc.csv", "--out", "never", "--rounds", "2", "--round-pairs", "4o"],
+            "--round-pairs must be a whole number >= 1 or a comma list",
+        ),
+        (
+            ["train", "generator", "--data", "spc.csv", "--out", "never", "--rounds", "2", "--drop-leaky-rounds", "3"],
+            "--drop-leaky-rounds must list rounds between 1 and 2",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message):

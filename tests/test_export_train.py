@@ -404,23 +404,28 @@ def test_train_generator_rounds_sample_judge_train_dpo_on_top_and_ship_one_merge
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps([good, looped]))
     real, real_pairs = sampling.sample_run, sampling.real_pairs
-    seen = []
+    seen, asked = [], []
 
     def scripted_policy(data, model, *args, **kwargs):  # samples and critics scripted; export, DPO, merge real
         seen.append(model)
+        asked.append(kwargs)
         return real(data, f"scripted:{replies}", args[0], ["toxicity"], f"scripted:{replies}", *args[3:], **kwargs)
 
     def scripted_real(data, model, *args, **kwargs):
         seen.append(model)
+        asked.append(kwargs | {"pairs": args[2]})
         return real_pairs(data, f"scripted:{replies}", *args, **kwargs)
 
     monkeypatch.setattr(sampling, "sample_run", scripted_policy)
     monkeypatch.setattr(sampling, "real_pairs", scripted_real)
     settings = LoraSettings(steps=1, batch_size=1, max_length=1024)
     out = tmp_path / "generator"
-    plan = Rounds(count=2, pairs=3, samples=2, steps=1, kind="critics,real")
+    plan = Rounds(count=2, pairs="3,4", samples=2, steps=1, kind="critics,real", drop_leaky_rounds="2")
     result = train_generator(spc, out, settings, rounds=plan, test_limit=4)
     assert len(seen) == 2 and all("+adapter=" in m for m in seen)  # each round sampled the adapter so far
+    assert asked[0]["limit"] == 3 and asked[1]["pairs"] == 4  # a comma list is taken round by round
+    assert asked[0]["seed"] == 0 and asked[1]["seed"] == 1  # each round draws its own persona pairs
+    assert not asked[0]["drop_leaky"] and asked[1]["drop_leaky"]  # only round 2 leaves placeholders out
     assert seen[0] != seen[1]  # the second round sampled the first round's merged adapter
     critics, spin = result["rounds"]
     assert critics["kind"] == "critics" and critics["acceptance"] == 0.5 and critics["preference_pairs"] >= 1
@@ -430,6 +435,9 @@ def test_train_generator_rounds_sample_judge_train_dpo_on_top_and_ship_one_merge
     record = json.loads((out / "convoforge_training.json").read_text())
     assert record["base"] == "local:smollm2-135m" and record["kind"] == "sft+dpo+spin"
     card = (out / "README.md").read_text()
-    assert "On-policy DPO rounds: 2 (critics,real)" in card and "round 2 (real)" in card
-    assert "--rounds 2" in card and "--round-kind critics,real" in card
+    assert "On-policy DPO rounds: 2 (critics,real)" in card
+    assert "round 1 (critics, 3 pairs x 2 samples)" in card
+    assert "round 2 (real, 4 pairs x 2 samples, placeholder conversations left out)" in card
+    assert "--rounds 2 --round-pairs 3,4 " in card and "--round-kind critics,real" in card
+    assert "--drop-leaky-rounds 2 --force" in card
     assert not list(tmp_path.glob(".generator.*"))  # no work folder left behind

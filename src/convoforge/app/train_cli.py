@@ -126,8 +126,12 @@ def train_generator_command(
     few_shot: int = typer.Option(1, min=0, help="Few-shot example conversations in each training prompt."),
     max_length: int = typer.Option(1024, min=64, help="Longest tokenised row."),
     rounds: int = typer.Option(0, min=0, help="On-policy DPO rounds after the SFT (sample, judge, DPO, merge)."),
-    round_pairs: int = typer.Option(40, min=1, help="Train persona pairs sampled in each round."),
-    round_samples: int = typer.Option(6, min=2, help="Conversations per persona pair in each round."),
+    round_pairs: str = typer.Option(
+        "40", help="Train persona pairs sampled in each round; a comma list (40,50) takes them in turn."
+    ),
+    round_samples: str = typer.Option(
+        "6", help="Conversations per persona pair in each round (at least 2); a comma list takes them in turn."
+    ),
     round_steps: int = typer.Option(40, min=1, help="DPO optimizer steps in each round."),
     round_lr: float = typer.Option(1e-4, help="DPO learning rate."),
     round_kind: str = typer.Option(
@@ -138,6 +142,9 @@ def train_generator_command(
     round_rank: int = typer.Option(32, min=1, help="Rank the merged adapter is cut to (truncated SVD): file size."),
     drop_leaky: bool = typer.Option(
         False, "--drop-leaky", help="Leave out SPC conversations with placeholders ('[User 1's name]') everywhere."
+    ),
+    drop_leaky_rounds: str = typer.Option(
+        "", help="Rounds (1-based, comma list: 3,4) that leave out SPC conversations with placeholders."
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out (once the new one is done)."),
 ) -> None:
@@ -153,7 +160,23 @@ def train_generator_command(
     )
     if not set(round_kind.split(",")) <= {"critics", "real"}:
         raise ConvoforgeError(f"--round-kind must be critics, real or a comma list of them, not {round_kind!r}")
-    plan = Rounds(rounds, round_pairs, round_samples, round_steps, round_lr, kind=round_kind, rank=round_rank)
+    for name, value, least in (("--round-pairs", round_pairs, 1), ("--round-samples", round_samples, 2)):
+        if not all(p.strip().isdigit() and int(p) >= least for p in value.split(",")):
+            raise ConvoforgeError(f"{name} must be a whole number >= {least} or a comma list of them, not {value!r}")
+    if drop_leaky_rounds and not all(
+        p.strip().isdigit() and 1 <= int(p) <= rounds for p in drop_leaky_rounds.split(",")
+    ):
+        raise ConvoforgeError(f"--drop-leaky-rounds must list rounds between 1 and {rounds}, not {drop_leaky_rounds!r}")
+    plan = Rounds(
+        rounds,
+        round_pairs,
+        round_samples,
+        round_steps,
+        round_lr,
+        kind=round_kind,
+        rank=round_rank,
+        drop_leaky_rounds=drop_leaky_rounds,
+    )
     result = train_generator(
         data, out_dir, settings, few_shot=few_shot, force=force, echo=err.print, rounds=plan, drop_leaky=drop_leaky
     )

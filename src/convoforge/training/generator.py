@@ -163,22 +163,34 @@ def compact(adapter: Path, out: Path) -> int:
 
 @dataclass(frozen=True)
 class Rounds:
-    """On-policy DPO rounds after the SFT: persona pairs and samples per round, DPO steps, lr and batch size."""
+    """On-policy DPO rounds after the SFT: persona pairs and samples per round, DPO steps, lr and batch size.
+
+    `kind`, `pairs` and `samples` may be comma lists, taken in turn round by round (`at`); `drop_leaky_rounds`
+    lists the 1-based rounds that leave SPC's placeholder conversations out (`drop_leaky`: every round).
+    """
 
     count: int = 1
-    pairs: int = 40
-    samples: int = 6
+    pairs: int | str = 40
+    samples: int | str = 6
     steps: int = 40
     lr: float = 1e-4
     batch_size: int = 2
     kind: str = "critics"  # critics: their winner over a loser; real: the real conversation over a sample (SPIN)
     rank: int = 32  # the merged adapter's rank is cut to this (truncated SVD) so the shipped file stays small
     drop_leaky: bool = False  # no SPC conversation with placeholders as a pair, an example or a chosen answer
+    drop_leaky_rounds: str = ""
 
-    def kind_of(self, k: int) -> str:
-        """Round k's kind (0-based): `kind` may list several, comma-separated, taken in turn."""
-        kinds = self.kind.split(",")
-        return kinds[k % len(kinds)]
+    def at(self, k: int) -> Rounds:
+        """Round k's own settings (0-based): each comma list taken in turn."""
+
+        def pick(value: object) -> str:
+            parts = str(value).split(",")
+            return parts[k % len(parts)].strip()
+
+        clean = self.drop_leaky or str(k + 1) in {r.strip() for r in self.drop_leaky_rounds.split(",")}
+        return replace(
+            self, kind=pick(self.kind), pairs=int(pick(self.pairs)), samples=int(pick(self.samples)), drop_leaky=clean
+        )
 
 
 CHOSEN = {
@@ -192,23 +204,25 @@ def rounds_text(done: list[dict], rounds: Rounds) -> str:
     if not done:
         return "- No on-policy preference round (plain SFT)."
     lines = [
-        f"- On-policy DPO rounds: {len(done)} ({rounds.kind}). In each, the adapter so far wrote {rounds.samples} "
-        f"conversations for each of {rounds.pairs} train persona pairs in the generator's prompt (temperature and "
-        f"top-k of `generate personas`); preference pairs ({'; '.join(f'{k}: {v}' for k, v in CHOSEN.items())}) "
-        f"trained DPO + NLL on chosen on top ({rounds.steps} steps x {rounds.batch_size}, lr {rounds.lr}); the DPO "
-        f"adapter was merged with the one below into a single LoRA (factors concatenated, cut to rank {rounds.rank} "
-        "by truncated SVD where larger)."
+        f"- On-policy DPO rounds: {len(done)} ({rounds.kind}). In each, the adapter so far wrote conversations for "
+        "train persona pairs in the generator's prompt (temperature and top-k of `generate personas`); preference "
+        f"pairs ({'; '.join(f'{k}: {v}' for k, v in CHOSEN.items())}) trained DPO + NLL on chosen on top "
+        f"({rounds.steps} steps x {rounds.batch_size}, lr {rounds.lr}); the DPO adapter was merged with the one "
+        f"below into a single LoRA (factors concatenated, cut to rank {rounds.rank} by truncated SVD where larger)."
     ]
     for k, r in enumerate(done, 1):
+        plan = rounds.at(k - 1)
+        sampled = f"{r.get('pairs', plan.pairs)} pairs x {r.get('samples', plan.samples)} samples"
+        clean = ", placeholder conversations left out" if r.get("drop_leaky", plan.drop_leaky) else ""
         judged = (
             f"parse rate {r['parse_rate']}, critic acceptance {r['acceptance']} of {r['conversations']} samples; "
             if "acceptance" in r
             else ""
         )
         lines.append(
-            f"  - round {k} ({r.get('kind', rounds.kind)}): {judged}{r['preference_pairs']} train pairs; DPO loss "
-            f"{r['dpo_first_loss']} -> {r['dpo_last_loss']}; rank {r['rank']}, update energy dropped "
-            f"{r['energy_dropped']}"
+            f"  - round {k} ({r.get('kind', plan.kind)}, {sampled}{clean}): {judged}{r['preference_pairs']} train "
+            f"pairs; DPO loss {r['dpo_first_loss']} -> {r['dpo_last_loss']}; rank {r['rank']}, update energy "
+            f"dropped {r['energy_dropped']}"
         )
     return "\n".join(lines)
 
@@ -293,6 +307,7 @@ def round_pairs(data: Path, policy: str, work: Path, rounds: Rounds, seed: int, 
         policy,
         rounds.samples,
         limit=rounds.pairs,
+        seed=seed,
         force=True,
         drop_leaky=rounds.drop_leaky,
     )
@@ -326,7 +341,8 @@ def preference_round(
     record["kind"] += "+spin" if rounds.kind == "real" else "+dpo"  # e.g. sft+dpo+spin: the rounds in order
     (work / "merged" / "convoforge_training.json").write_text(json.dumps(record, indent=2))
     losses = {"dpo_first_loss": summary["first_loss"], "dpo_last_loss": summary["last_loss"]}
-    return {"kind": rounds.kind} | found | losses | {"rank": merged["rank"], "energy_dropped": merged["dropped"]}
+    plan = {"kind": rounds.kind, "pairs": rounds.pairs, "samples": rounds.samples, "drop_leaky": rounds.drop_leaky}
+    return plan | found | losses | {"rank": merged["rank"], "energy_dropped": merged["dropped"]}
 
 
 def train_generator(
@@ -361,8 +377,7 @@ def train_generator(
         for k in range(rounds.count):
             dpo = replace(settings, steps=rounds.steps, lr=rounds.lr, batch_size=rounds.batch_size)
             here = work / f"round{k + 1}"
-            this = replace(rounds, kind=rounds.kind_of(k))
-            done.append(preference_round(data, adapter, here, dpo, this, settings.seed + k, echo))
+            done.append(preference_round(data, adapter, here, dpo, rounds.at(k), settings.seed + k, echo))
             adapter = here / "merged"
         test = split_rows(work / "rows", "test", test_limit, settings.seed)
         before = lm_loss(settings.base, None, test, settings.max_length)
@@ -375,7 +390,8 @@ def train_generator(
             f"--batch-size {settings.batch_size} --lr {settings.lr} --lora-r {settings.lora_r} "
             f"--rounds {rounds.count} --round-pairs {rounds.pairs} --round-samples {rounds.samples} "
             f"--round-steps {rounds.steps} --round-lr {rounds.lr} --round-kind {rounds.kind} "
-            f"--round-rank {rounds.rank}{' --drop-leaky' if drop_leaky else ''} --force"
+            f"--round-rank {rounds.rank}{' --drop-leaky' if drop_leaky else ''}"
+            f"{f' --drop-leaky-rounds {rounds.drop_leaky_rounds}' if rounds.drop_leaky_rounds else ''} --force"
         )
         figures = {
             **counts,
