@@ -441,3 +441,24 @@ def test_train_generator_rounds_sample_judge_train_dpo_on_top_and_ship_one_merge
     assert "--rounds 2 --round-pairs 3,4 " in card and "--round-kind critics,real" in card
     assert "--drop-leaky-rounds 2 --force" in card
     assert not list(tmp_path.glob(".generator.*"))  # no work folder left behind
+
+
+def test_shipped_generator_card_states_a_rebuild_command_that_parses_into_its_recorded_rounds(monkeypatch):
+    import shlex
+
+    from typer.testing import CliRunner
+
+    import convoforge.training.generator as generator
+    from convoforge.app.cli import _register, app
+
+    folder = generator.shipped_dir()
+    record = json.loads((folder / "convoforge_training.json").read_text())
+    assert f"Rebuild: `{record['command']}`" in (folder / "README.md").read_text()
+    seen = {}
+    monkeypatch.setattr(generator, "train_generator", lambda *args, **kwargs: seen.update(kwargs) or {})
+    _register()
+    result = CliRunner().invoke(app, shlex.split(record["command"])[1:])
+    assert result.exit_code == 0, result.output
+    plan = seen["rounds"]
+    stated = [(plan.at(k).kind, plan.at(k).pairs, plan.at(k).samples, plan.at(k).drop_leaky) for k in range(plan.count)]
+    assert stated == [(r["kind"], r["pairs"], r["samples"], r["drop_leaky"]) for r in record["rounds"]]
