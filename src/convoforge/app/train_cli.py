@@ -158,15 +158,6 @@ def train_generator_command(
     settings = LoraSettings(
         steps=steps, lr=lr, lora_r=lora_r, lora_alpha=2 * lora_r, batch_size=batch_size, max_length=max_length
     )
-    if not set(round_kind.split(",")) <= {"critics", "real"}:
-        raise ConvoforgeError(f"--round-kind must be critics, real or a comma list of them, not {round_kind!r}")
-    for name, value, least in (("--round-pairs", round_pairs, 1), ("--round-samples", round_samples, 2)):
-        if not all(p.strip().isdigit() and int(p) >= least for p in value.split(",")):
-            raise ConvoforgeError(f"{name} must be a whole number >= {least} or a comma list of them, not {value!r}")
-    if drop_leaky_rounds and not all(
-        p.strip().isdigit() and 1 <= int(p) <= rounds for p in drop_leaky_rounds.split(",")
-    ):
-        raise ConvoforgeError(f"--drop-leaky-rounds must list rounds between 1 and {rounds}, not {drop_leaky_rounds!r}")
     plan = Rounds(
         rounds,
         round_pairs,

@@ -180,6 +180,17 @@ class Rounds:
     drop_leaky: bool = False  # no SPC conversation with placeholders as a pair, an example or a chosen answer
     drop_leaky_rounds: str = ""
 
+    def __post_init__(self) -> None:
+        """Refuse a kind, count list or round list the rounds cannot run, with the option that states it."""
+        if not set(self.kind.split(",")) <= {"critics", "real"}:
+            raise ConvoforgeError(f"--round-kind must be critics, real or a comma list of them, not {self.kind!r}")
+        for name, value, least in (("--round-pairs", self.pairs, 1), ("--round-samples", self.samples, 2)):
+            if not all(p.strip().isdigit() and int(p) >= least for p in str(value).split(",")):
+                raise ConvoforgeError(f"{name} must be a whole number >= {least} or a comma list of them, not {value}")
+        listed = self.drop_leaky_rounds
+        if listed and not all(p.strip().isdigit() and 1 <= int(p) <= self.count for p in listed.split(",")):
+            raise ConvoforgeError(f"--drop-leaky-rounds must list rounds between 1 and {self.count}, not {listed!r}")
+
     def at(self, k: int) -> Rounds:
         """Round k's own settings (0-based): each comma list taken in turn."""
 
@@ -211,16 +222,15 @@ def rounds_text(done: list[dict], rounds: Rounds) -> str:
         f"below into a single LoRA (factors concatenated, cut to rank {rounds.rank} by truncated SVD where larger)."
     ]
     for k, r in enumerate(done, 1):
-        plan = rounds.at(k - 1)
-        sampled = f"{r.get('pairs', plan.pairs)} pairs x {r.get('samples', plan.samples)} samples"
-        clean = ", placeholder conversations left out" if r.get("drop_leaky", plan.drop_leaky) else ""
+        sampled = f"{r['pairs']} pairs x {r['samples']} samples"
+        clean = ", placeholder conversations left out" if r["drop_leaky"] else ""
         judged = (
             f"parse rate {r['parse_rate']}, critic acceptance {r['acceptance']} of {r['conversations']} samples; "
             if "acceptance" in r
             else ""
         )
         lines.append(
-            f"  - round {k} ({r.get('kind', plan.kind)}, {sampled}{clean}): {judged}{r['preference_pairs']} train "
+            f"  - round {k} ({r['kind']}, {sampled}{clean}): {judged}{r['preference_pairs']} train "
             f"pairs; DPO loss {r['dpo_first_loss']} -> {r['dpo_last_loss']}; rank {r['rank']}, update energy "
             f"dropped {r['energy_dropped']}"
         )
