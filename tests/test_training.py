@@ -287,3 +287,92 @@ def test_query_only_tuning_keeps_item_vectors_and_moves_queries(tmp_path):
     assert np.allclose(tuned.embed(items), base.embed(items), atol=1e-5)  # the item tower is the frozen base
     assert not np.allclose(tuned.embed_query(queries), base.embed_query(queries), atol=1e-3)
     assert np.allclose(base.embed_query(queries), base.embed(queries), atol=1e-6)  # one tower: same vectors
+
+
+def realism_pairs(folder: Path, n: int = 24) -> Path:
+    """A real-vs-own pairs export whose own side is told apart by its style: the answer is known."""
+    from convoforge.datasets.export import pair_splits
+    from convoforge.datasets.records import write_dataset
+    from tests.test_critics_eval import fixture_rows
+
+    rows = []
+    for i, real in enumerate(fixture_rows(n)):
+        own = [
+            f"GREETINGS, UNIT {i}. THE ORBITAL STATION REPORTS NOMINAL STATUS",
+            f"ACKNOWLEDGED. REACTOR {i} OUTPUT STABLE AT NINETY PERCENT",
+            "REQUEST TELEMETRY FROM THE SOUTHERN ARRAY BEFORE THE NEXT CYCLE",
+            f"TELEMETRY FOLLOWS. SECTOR {i + 7} SHOWS MINOR DRIFT IN ALIGNMENT",
+            "CORRECT THE DRIFT AND LOG THE ADJUSTMENT IN THE MAINTENANCE LEDGER",
+            f"ADJUSTMENT LOGGED AS ENTRY {i * 3}. ENDING TRANSMISSION NOW",
+        ]
+        text = lambda turns: "\n".join(f"User {1 + k % 2}: {t}" for k, t in enumerate(turns))  # noqa: E731
+        rows.append(
+            {
+                "id": f"p{i}-s0",
+                "pair_id": f"p{i}",
+                "profiles": real["profiles"],
+                "prompt": [{"role": "user", "content": f"Write a conversation {i}."}],
+                "chosen": [{"role": "assistant", "content": text([t for _, t in real["turns"]])}],
+                "rejected": [{"role": "assistant", "content": text(own)}],
+            }
+        )
+    write_dataset(pair_splits(rows), "# realism pairs\n", folder)
+    return folder
+
+
+def test_realism_reward_reads_real_conversations_as_real_and_floors_unusable_ones(tmp_path):
+    from convoforge.training.realism import RealismReward
+    from tests.test_critics_eval import fixture_rows
+
+    data = realism_pairs(tmp_path / "pairs")
+    reward = RealismReward(data)
+    told = reward.describe()
+    assert told["reward"] == "realism" and told["real"] == told["own"] >= 12  # the train split's pairs
+    assert told["discriminator"]["accuracy"] >= 0.9 and told["discriminator"]["grouped"]
+    fresh = fixture_rows(30)[24:]  # conversations it was not fitted on
+    real = ["\n".join(f"{s}: {t}" for s, t in r["turns"]) for r in fresh]
+    own = [
+        "User 1: STATUS REPORT FOR THE EASTERN ARRAY IS READY\nUser 2: TRANSMIT IT ON CHANNEL NINE\n"
+        f"User 1: TRANSMITTING NOW. POWER AT {k} PERCENT\nUser 2: RECEIVED. CHECK THE COOLANT LINES\n"
+        "User 1: COOLANT LINES NOMINAL AFTER INSPECTION\nUser 2: GOOD. CLOSE THE CHANNEL"
+        for k in range(len(fresh))
+    ]
+    looped = "User 1: Hi there.\nUser 2: Hello.\n" * 4  # a loop: a hygiene failure
+    short = "User 1: Hi there."  # too short to parse as a conversation
+    profiles = [r["profiles"] for r in fresh]
+    real_scores, own_scores = reward.scores(real, profiles), reward.scores(own, profiles)
+    assert min(real_scores) > 0 > max(own_scores)  # log-odds of real
+    assert reward.scores([looped, short], profiles[:2]) == [reward.floor, reward.floor]
+    assert reward.floor < min(own_scores)
+    completions = [[{"role": "assistant", "content": t}] for t in (real[0], own[0])]
+    called = reward(prompts=[[], []], completions=completions, profiles=profiles[:2])
+    assert called == pytest.approx([real_scores[0], own_scores[0]])  # batched embeddings: float noise
+    with pytest.raises(ConvoforgeError, match="real-vs-own pairs export"):
+        RealismReward(export_without_pairs(tmp_path))
+
+
+def export_without_pairs(tmp_path: Path) -> Path:
+    """A dataset folder with a prompt but no real or own conversations."""
+    from datasets import Dataset, DatasetDict
+
+    from convoforge.datasets.records import write_dataset
+
+    rows = Dataset.from_list([{"prompt": [{"role": "user", "content": "hi"}]}])
+    write_dataset(DatasetDict({"train": rows, "test": rows}), "# no pairs\n", tmp_path / "prompts")
+    return tmp_path / "prompts"
+
+
+@pytest.mark.slow
+def test_rl_with_the_realism_reward(tmp_path):
+    data = realism_pairs(tmp_path / "pairs")
+    out = tmp_path / "rl"
+    wrong = cf("train", "sft", "--data", str(data), "--out", str(out), "--realism")
+    assert wrong.returncode == 2 and "realism reward is for rl" in wrong.stderr and not out.exists()
+    made = cf("train", "rl", "--data", str(data), "--out", str(out), "--realism", *TINY_RL)
+    assert made.returncode == 0, made.stderr[-2500:]
+    summary = json.loads((out / "convoforge_training.json").read_text())
+    told = summary["realism_reward"]
+    assert summary["kind"] == "rl" and summary["reward_model"] is None and told["discriminator"]["accuracy"] >= 0.9
+    # 12 new tokens cannot hold three turns a user: every sample is unusable and scores the floor
+    assert summary["rewards"] == [told["floor"]] * 2
+    assert f"cross-validated accuracy {told['discriminator']['accuracy']}" in (out / "README.md").read_text()

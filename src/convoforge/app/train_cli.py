@@ -69,6 +69,12 @@ def _lora_command(kind: str, fmt: str, default_lr: float, summary: str) -> None:
         batch_size: int = typer.Option(2, min=1, help="Rows (rl, profile: prompts) per step."),
         max_length: int = typer.Option(512, min=32, help="Longest tokenised row (sft, reward, dpo)."),
         reward_model: Path | None = typer.Option(None, help="rl: a `convoforge train reward` folder."),
+        realism: bool = typer.Option(
+            False,
+            "--realism",
+            help="rl: reward realism instead (a real-vs-own discriminator fitted on --data, a "
+            "`generate samples --real-chosen` export).",
+        ),
         generations: int = typer.Option(4, min=2, help="rl, profile: samples per prompt (RLOO's k)."),
         new_tokens: int = typer.Option(96, min=4, help="rl, profile: most tokens per sample."),
         kl: float = typer.Option(0.05, min=0.0, help="rl, profile: KL coefficient to the base model."),
@@ -102,6 +108,7 @@ def _lora_command(kind: str, fmt: str, default_lr: float, summary: str) -> None:
             resume=resume,
             reward_model=reward_model,
             echo=err.print,
+            realism=realism,
         )
         typer.echo(json.dumps({k: v for k, v in result.items() if k not in {"losses", "rewards"}}))
 

@@ -179,9 +179,14 @@ def dpo_args(s: LoraSettings) -> dict:
 
 
 def rl_args(s: LoraSettings) -> dict:
-    """RLOO: k samples per prompt, leave-one-out baseline, KL to the base model (the adapter switched off)."""
+    """RLOO: k samples per prompt, leave-one-out baseline, KL to the base model (the adapter switched off).
+
+    A step's prompts are generated together but go through the loss one prompt's k samples at a time
+    (gradient accumulation): the logits of 16 long samples at once (50k vocabulary) outgrow 24 GB.
+    """
     return {
-        "per_device_train_batch_size": s.batch_size * s.generations,
+        "per_device_train_batch_size": s.generations,
+        "gradient_accumulation_steps": s.batch_size,
         "num_generations": s.generations,
         "max_completion_length": s.new_tokens,
         "beta": s.kl,
@@ -219,8 +224,13 @@ def train(
     reward_model: Path | None = None,
     echo: Callable[[str], None] | None = None,
     callbacks: list | None = None,
+    realism: bool = False,
 ) -> dict:
-    """Run one of sft / reward / dpo / rl / profile and save the adapter (safetensors) with a model card."""
+    """Run one of sft / reward / dpo / rl / profile and save the adapter (safetensors) with a model card.
+
+    rl's reward is the LoRA reward model, or with `realism` a real-vs-own discriminator fitted on `data` (a
+    `generate samples --real-chosen` export; `training.realism`).
+    """
     import torch
     import trl
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
@@ -229,6 +239,8 @@ def train(
 
     if kind not in KINDS:
         raise ConvoforgeError(f"unknown training kind {kind!r}; use one of {', '.join(KINDS)}")
+    if realism and (kind != "rl" or reward_model is not None):
+        raise ConvoforgeError("the realism reward is for rl, instead of --reward-model")
     if out.exists() and not force:
         raise ConvoforgeError(f"{out} exists; pass --force to replace it")
     dataset = load_split(data)
@@ -236,8 +248,8 @@ def train(
         raise ConvoforgeError(f"{data} has columns {dataset.column_names}; {kind} needs {sorted(NEEDED[kind])}")
     if len(dataset) == 0:
         raise ConvoforgeError(f"{data} is empty")
-    if kind == "rl" and reward_model is None:
-        raise ConvoforgeError("rl needs --reward-model (a folder from `convoforge train reward`)")
+    if kind == "rl" and reward_model is None and not realism:
+        raise ConvoforgeError("rl needs --reward-model (a folder from `convoforge train reward`) or --realism")
     torch.manual_seed(s.seed)
     base_ref, base, base_adapter = base_folder(s.base)
     # the record names the adapter underneath by its absolute path (a shipped one by its name), so the chain
@@ -249,7 +261,16 @@ def train(
     work = out.parent / f".{out.name}.checkpoints"
     if work.exists() and not resume:
         shutil.rmtree(work)
-    dataset = dataset.select_columns(sorted(NEEDED[kind]))
+    rewards: dict[str, Any] = {}
+    described: dict = {}
+    if realism:  # fitted before the model loads: a bad export fails fast
+        from convoforge.training.realism import RealismReward
+
+        judge = RealismReward(data)
+        rewards, described = {"reward_funcs": judge}, judge.describe()
+        if echo:
+            echo(f"realism reward: {json.dumps(described)}")
+    dataset = dataset.select_columns(sorted(NEEDED[kind] | ({"profiles"} if realism else set())))
     if kind == "sft":
         extra = {"assistant_only_loss": tokenizer.chat_template == TRAIN_TEMPLATE, "max_length": s.max_length}
     elif kind in {"reward", "dpo"}:
@@ -267,8 +288,7 @@ def train(
     model = start_model(base, base_adapter, model_cls, **({"num_labels": 1} if kind == "reward" else {}))
     if kind == "reward":
         model.config.pad_token_id = tokenizer.pad_token_id
-    rewards: dict[str, Any] = {}
-    if kind == "rl":
+    if kind == "rl" and not realism:
         rm, rm_tokenizer = load_reward_model(reward_model)
         rewards = {"reward_funcs": rm, "reward_processing_classes": rm_tokenizer}
     elif kind == "profile":
@@ -307,10 +327,18 @@ def train(
         "rewards": [round(h["reward"], 4) for h in history if "reward" in h],
         "kls": [round(h["kl"], 5) for h in history if "kl" in h],
         "reward_model": str(reward_model) if reward_model else None,
+        **({"realism_reward": described} if realism else {}),
         **{k: v for k, v in asdict(s).items() if k != "base"},
     }
     (tmp / "convoforge_training.json").write_text(json.dumps(summary, indent=2))
-    card = CARD.format(**summary, base_ref=base_ref, trainer=type(trainer).__name__, reward_line=_reward_line(history))
+    reward_line = _reward_line(history)
+    if realism:
+        judged = described["discriminator"]
+        reward_line += (
+            f" Reward: realism, a discriminator fitted on {described['real']} real vs {described['own']} own"
+            f" conversations (cross-validated accuracy {judged['accuracy']})."
+        )
+    card = CARD.format(**summary, base_ref=base_ref, trainer=type(trainer).__name__, reward_line=reward_line)
     (tmp / "README.md").write_text(card)
     if out.exists():
         shutil.rmtree(out)
