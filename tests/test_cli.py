@@ -50,6 +50,7 @@ def test_every_command_has_help_with_an_example(command):
             ["train", "generator", "--data", "spc.csv", "--out", "never", "--rounds", "2", "--drop-leaky-rounds", "3"],
             "--drop-leaky-rounds must list rounds between 1 and 2",
         ),
+        (["train", "dpo", "--data", "pairs", "--out", "never", "--realism"], "the realism reward is for rl"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message):
