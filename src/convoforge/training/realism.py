@@ -43,11 +43,7 @@ class RealismReward:
     """
 
     def __init__(self, data: Path, min_turns: int = 3, seed: int = 0) -> None:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        from convoforge.datasets.discriminator import cv_accuracy
+        from convoforge.datasets.discriminator import cv_accuracy, linear_discriminator
         from convoforge.llm.embeddings import load_embedder
         from convoforge.training.lora import load_split
 
@@ -78,7 +74,7 @@ class RealismReward:
         self.accuracy = cv_accuracy(x_real, x_own, seed=seed, groups=groups)
         x = np.vstack([x_real, x_own])
         y = np.array([1] * len(real) + [0] * len(own))
-        self.model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"))
+        self.model = linear_discriminator(class_weight="balanced")  # more own rows than real: weigh them alike
         self.model.fit(x, y)
         self.floor = float(self.model.decision_function(x_own).min()) - 1.0
         self.counts = {"real": len(real), "own": len(own)}
