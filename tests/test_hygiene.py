@@ -190,3 +190,19 @@ def test_a_loop_after_the_conversation_met_its_bounds_is_trimmed_off():
     echoed = [*GOOD, ("User 1", "That sounds lovely, bye for now!")]
     assert hygiene.first_degenerate(echoed) == 6
     assert hygiene.trim_degenerate_tail(echoed, 3) == 6 and hygiene.trim_degenerate_tail(echoed, 4) == 7
+
+
+def test_discriminator_says_whether_what_is_said_or_how_gives_a_run_away():
+    from convoforge.agents.persona.evaluate import discriminator
+
+    def rows(n, text, mark=""):
+        turns = [
+            [{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k}{mark}"} for k in range(6)] for i in range(n)
+        ]
+        return [{"profiles": PROFILES, "pair_id": f"p{i}", "messages": messages} for i, messages in enumerate(turns)]
+
+    reference = rows(60, "real talk")
+    said = discriminator(MarkedEmbedder(), reference, rows(30, "zzz talk"))  # other vectors, the same statistics
+    assert said["accuracy"] >= 0.9 and said["by_embedding"] >= 0.9 and said["by_statistics"] <= 0.65
+    how = discriminator(MarkedEmbedder(), reference, rows(30, "real talk", "?"))  # the same vectors, all questions
+    assert how["by_statistics"] >= 0.9 and how["by_embedding"] <= 0.65

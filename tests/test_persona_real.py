@@ -105,7 +105,8 @@ def test_train_faithfulness_few_steps_then_eval_with_the_scorer(tmp_path, data_d
     ref = result["reference"]
     assert ref["conversations"] == 40 and 0.5 < ref["faithfulness_auc_pair"] <= 1.0
     assert {"degenerate_rate", "recitation_rate", "prompt_leak_rate", "turns_per_user"} <= set(ref)
-    keys = {"discriminator_accuracy", "degenerate_rate", "recitation_rate", "prompt_leak_rate"}
+    keys = {"discriminator_accuracy", "discriminator_by_embedding", "discriminator_by_statistics"}
+    keys |= {"degenerate_rate", "recitation_rate", "prompt_leak_rate"}
     assert keys <= set(result["generated"])
     assert result["per_iteration"][0]["iteration"] == 0
     assert 0.0 <= ref["faithfulness_auc_attribute"] <= 1.0

@@ -301,7 +301,9 @@ def eval_personas(
         result["discriminator"] = (
             "cross-validated logistic regression on MiniLM turn vectors and text statistics (a persona pair's"
             " conversations in one fold), real (held-out reference, cut to the generated per-user turn counts) vs"
-            " accepted; 0.5 means indistinguishable"
+            " accepted; 0.5 means indistinguishable; by_embedding / by_statistics: the same on the turn vectors alone"
+            " (what is said) / on the text statistics alone (how: turn length, questions, exclamations, distinct-n,"
+            " recitation)"
         )
     result["per_iteration"] = quality["per_iteration"]
     if versus:

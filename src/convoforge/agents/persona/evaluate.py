@@ -91,8 +91,11 @@ def hygiene_rates(rows: list[dict]) -> dict:
     }
 
 
+STATISTICS = ("words_mean", "words_sd", "questions", "exclamations", "distinct_1", "distinct_2", "recitation")
+
+
 def conversation_features(embedder: Embedder, rows: list[dict]) -> np.ndarray:
-    """Mean MiniLM vector of a conversation's turns plus simple statistics (no turn counts: lengths are matched)."""
+    """Mean MiniLM vector of a conversation's turns plus STATISTICS (no turn counts: lengths are matched)."""
     from convoforge.agents.persona.hygiene import recitations
     from convoforge.datasets.metrics import distinct_n, tokens
 
@@ -139,9 +142,13 @@ def discriminator(embedder: Embedder, reference: list[dict], rows: list[dict], s
         return {"accuracy": None, "per_class": 0, "reason": "no conversations"}
     real = matched_reference(reference, usable, random.Random(seed))
     groups = [str(r.get("pair_id") or f"row {i}") for i, r in enumerate(usable)]  # a pair's candidates: one group
-    return cv_accuracy(
-        conversation_features(embedder, real), conversation_features(embedder, usable), seed=seed, groups=groups
-    )
+    ours, theirs = conversation_features(embedder, real), conversation_features(embedder, usable)
+    found = cv_accuracy(ours, theirs, seed=seed, groups=groups)
+    # the same classifier on each half of the features: what is said (turn vectors) or how (STATISTICS)
+    cut = len(STATISTICS)
+    for key, cols in (("by_embedding", slice(None, -cut)), ("by_statistics", slice(-cut, None))):
+        found[key] = cv_accuracy(ours[:, cols], theirs[:, cols], seed=seed, groups=groups)["accuracy"]
+    return found
 
 
 def matched_discriminator(
@@ -180,6 +187,8 @@ def quality_report(embedder: Embedder, rows: list[dict], reference: list[dict] |
         if reference:
             judged = discriminator(embedder, reference, part, seed)
             found["discriminator_accuracy"], found["discriminator_per_class"] = judged["accuracy"], judged["per_class"]
+            for key in ("by_embedding", "by_statistics"):
+                found[f"discriminator_{key}"] = judged.get(key)
         return found
 
     report: dict = {"generated": measures(rows) if rows else {"conversations": 0}}
