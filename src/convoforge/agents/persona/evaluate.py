@@ -108,16 +108,20 @@ def conversation_features(embedder: Embedder, rows: list[dict]) -> np.ndarray:
         at += len(utts)
         words = [len(tokens(u)) for u in utts]
         spoken = [(m["speaker"], m["content"]) for m in r["messages"]]
-        stats = [
-            float(np.mean(words)),
-            float(np.std(words)),
-            sum("?" in u for u in utts) / len(utts),
-            sum("!" in u for u in utts) / len(utts),
-            distinct_n(utts, 1),
-            distinct_n(utts, 2),
-            recitations(spoken, r["profiles"]) / len(utts),
-        ]
-        out.append(np.concatenate([vec, stats]))
+        stats = zip(  # one column per name of STATISTICS, in its order
+            STATISTICS,
+            (
+                float(np.mean(words)),
+                float(np.std(words)),
+                sum("?" in u for u in utts) / len(utts),
+                sum("!" in u for u in utts) / len(utts),
+                distinct_n(utts, 1),
+                distinct_n(utts, 2),
+                recitations(spoken, r["profiles"]) / len(utts),
+            ),
+            strict=True,
+        )
+        out.append(np.concatenate([vec, [value for _, value in stats]]))
     return np.array(out)
 
 
@@ -142,12 +146,12 @@ def discriminator(embedder: Embedder, reference: list[dict], rows: list[dict], s
         return {"accuracy": None, "per_class": 0, "reason": "no conversations"}
     real = matched_reference(reference, usable, random.Random(seed))
     groups = [str(r.get("pair_id") or f"row {i}") for i, r in enumerate(usable)]  # a pair's candidates: one group
-    ours, theirs = conversation_features(embedder, real), conversation_features(embedder, usable)
-    found = cv_accuracy(ours, theirs, seed=seed, groups=groups)
+    real_x, rows_x = conversation_features(embedder, real), conversation_features(embedder, usable)
+    found = cv_accuracy(real_x, rows_x, seed=seed, groups=groups)
     # the same classifier on each half of the features: what is said (turn vectors) or how (STATISTICS)
     cut = len(STATISTICS)
     for key, cols in (("by_embedding", slice(None, -cut)), ("by_statistics", slice(-cut, None))):
-        found[key] = cv_accuracy(ours[:, cols], theirs[:, cols], seed=seed, groups=groups)["accuracy"]
+        found[key] = cv_accuracy(real_x[:, cols], rows_x[:, cols], seed=seed, groups=groups)["accuracy"]
     return found
 
 
