@@ -176,8 +176,10 @@ def test_matched_discriminator_compares_two_runs_at_the_smaller_runs_size():
     found = matched_discriminator(MarkedEmbedder(), reference, rows(40, "zzz"), rows(12, "real talk"), draws=3)
     assert found["per_class"] == 12 and found["draws"] == 3  # the larger run sampled down to the smaller's count
     assert found["accuracy"] >= 0.9 and found["accuracy_other"] <= 0.75 and found["difference"] >= 0.2
+    assert found["by_embedding"] >= 0.9 and found["by_embedding_other"] <= 0.75  # the marker is in the vectors
     none = matched_discriminator(MarkedEmbedder(), reference, rows(40, "zzz"), rows(3, "real talk"))
     assert none["per_class"] == 3 and none["accuracy"] is None and "difference" not in none  # too few to train
+    assert none["by_statistics"] is None and none["by_statistics_other"] is None
 
 
 def test_a_loop_after_the_conversation_met_its_bounds_is_trimmed_off():

@@ -161,20 +161,23 @@ def matched_discriminator(
     """Both runs' discriminator at the same size (the smaller run's count), mean over `draws` seeded subsamples.
 
     A cross-validated classifier gets better with more rows, so a run that writes more conversations looks less
-    real by its count alone; at equal size the two accuracies compare.
+    real by its count alone; at equal size the two accuracies compare (and each run's two halves of it).
     """
     mine, theirs = ([r for r in rows if r["messages"]] for rows in (mine, theirs))
     n = min(len(mine), len(theirs))
 
-    def accuracies(rows: list[dict]) -> list[float | None]:
+    def judged(rows: list[dict]) -> list[dict]:
         picks = (random.Random(seed + k).sample(rows, n) for k in range(draws))
-        return [discriminator(embedder, reference, pick, seed + k)["accuracy"] for k, pick in enumerate(picks)]
+        return [discriminator(embedder, reference, pick, seed + k) for k, pick in enumerate(picks)]
 
     found = {"per_class": n, "draws": draws}
-    for key, rows in (("accuracy", mine), ("accuracy_other", theirs)):
-        vals = accuracies(rows) if n else [None]
-        found[key] = None if None in vals else round(float(np.mean(vals)), 4)
-        found[key.replace("accuracy", "sd")] = None if None in vals else round(float(np.std(vals, ddof=1)), 4)
+    for suffix, rows in (("", mine), ("_other", theirs)):
+        draws_found = judged(rows) if n else [{}]
+        for key in ("accuracy", "by_embedding", "by_statistics"):  # the whole and its two halves (discriminator)
+            vals = [d.get(key) for d in draws_found]
+            found[key + suffix] = None if None in vals else round(float(np.mean(vals)), 4)
+            if key == "accuracy":
+                found["sd" + suffix] = None if None in vals else round(float(np.std(vals, ddof=1)), 4)
     if found["accuracy"] is not None and found["accuracy_other"] is not None:
         found["difference"] = round(found["accuracy"] - found["accuracy_other"], 4)
     return found
