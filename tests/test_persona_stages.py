@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from convoforge.agents.persona import stages
@@ -58,6 +59,7 @@ def test_shipped_seeds_and_text_file(tmp_path):
 def test_spc_seeds(data_dir):
     seeds = load_seeds(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv")
     assert len(seeds.attributes) == len(set(seeds.attributes)) > 400 and len(seeds.examples) == 50
+    assert len(load_seeds(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv", None).examples) > 500
     rows = read_spc(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv", limit=3)
     assert rows[0]["turns"][0] == ["User 1", "Hi!"]
 
@@ -137,3 +139,29 @@ def test_generator_prompt_has_examples_profiles_and_bounds():
     task = messages[-1]["content"]
     assert task.count("Conversation:") == 3 and "I like tea." in task
     assert "more than 5 turns and less than 8 turns" in task and "not direct copies of their profiles" in task
+
+
+class TopicEmbedder:
+    """One axis per topic word, so a text's nearest neighbours are the texts about the same things."""
+
+    TOPICS = ("dog", "piano", "surf", "chess")
+
+    def embed(self, texts):
+        vectors = np.array([[t.lower().count(w) + 0.01 for w in self.TOPICS] for t in texts], dtype=float)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_nearest_examples_are_the_pool_conversations_about_the_nearest_people():
+    def example(a, b):
+        return {"profiles": {"User 1": [f"I have a {a}."], "User 2": [f"I love {b}."]}, "turns": [["User 1", "Hi"]]}
+
+    pool = [example("dog", "dog"), example("piano", "surf"), example("chess", "chess"), example("surf", "piano")]
+    emb = TopicEmbedder()
+    vectors = emb.embed([stages.pair_text(e["profiles"]) for e in pool])
+    pair = {"User 1": ["I play the piano."], "User 2": ["I surf on weekends."]}
+    ctx = PersonaContext(few_shot=2, few_shot_nearest=2)
+    drawn = [stages.nearest_examples(emb, pool, vectors, pair, ctx, random.Random(s)) for s in range(5)]
+    assert all(sorted(map(id, d)) == sorted(map(id, pool[1::2])) for d in drawn)
+    ctx = PersonaContext(few_shot=1, few_shot_nearest=1)
+    chess = {"User 1": ["I play chess."], "User 2": ["Chess is my life."]}
+    assert stages.nearest_examples(emb, pool, vectors, chess, ctx, random.Random(0)) == [pool[2]]

@@ -56,6 +56,13 @@ def generate_personas(
         [], "--critic", help="Critic name or module:Name; repeat. Default: the built-in mixture."
     ),
     few_shot: int = typer.Option(5, min=0, help="Few-shot example conversations per prompt."),
+    few_shot_nearest: int = typer.Option(
+        0,
+        min=0,
+        help="Draw each pair's few-shot examples from the K pool conversations whose profiles read nearest the "
+        "pair's (MiniLM); 0: from the whole pool at random. With an SPC seed CSV the pool is then every train "
+        "conversation, not the first 50.",
+    ),
     min_turns: int = typer.Option(6, min=1, help="Fewest turns per user (paper: more than 5)."),
     max_turns: int = typer.Option(7, min=1, help="Most turns per user (paper: fewer than 8)."),
     max_tokens: int = typer.Option(600, min=16, help="Token budget of one generated conversation."),
@@ -96,6 +103,7 @@ def generate_personas(
         pairs=pairs,
         candidates=candidates,
         few_shot=few_shot,
+        few_shot_nearest=few_shot_nearest,
         min_turns=min_turns,
         max_turns=max_turns,
         max_tokens=max_tokens,

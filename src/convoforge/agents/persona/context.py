@@ -13,6 +13,7 @@ class PersonaContext:
     pairs: int = 8
     candidates: int = 3
     few_shot: int = 5
+    few_shot_nearest: int = 0
     min_turns: int = 6
     max_turns: int = 7
     temperature: float = 0.7

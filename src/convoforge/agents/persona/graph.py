@@ -98,10 +98,16 @@ def build_graph(
             if len(pairs) >= ctx.pairs
             else [pairs[k % len(pairs)] for k in range(ctx.pairs)]
         )
+        pool = state["pool"]
+        # with few_shot_nearest, each pair's examples come from the pool conversations about the nearest people
+        vectors = emb().embed([stages.pair_text(e["profiles"]) for e in pool]) if ctx.few_shot_nearest else None
         jobs = []
         for k, (i, j) in enumerate(chosen):
-            examples = rng.sample(state["pool"], min(ctx.few_shot, len(state["pool"])))
             profiles = {"User 1": state["profiles"][i], "User 2": state["profiles"][j]}
+            if vectors is None:
+                examples = rng.sample(pool, min(ctx.few_shot, len(pool)))
+            else:
+                examples = stages.nearest_examples(emb(), pool, vectors, profiles, ctx, rng)
             jobs.append(GenerateInput(pair_id=f"it{it}-p{k}", iteration=it, profiles=profiles, examples=examples))
         size = max(1, ctx.shard_size)
         return [Send("conversations", ShardInput(jobs=jobs[k : k + size])) for k in range(0, len(jobs), size)]

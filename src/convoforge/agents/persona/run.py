@@ -89,7 +89,8 @@ async def run_persona_pipeline(
     if resume:
         cfg, work = prepare(cfg, resume, force)
     # everything that can fail on bad input is loaded before a work folder exists
-    seeds = load_seeds(cfg.seed)
+    # nearest few-shot examples need a wide pool to be near: every train conversation of an SPC seed file
+    seeds = load_seeds(cfg.seed, None if cfg.context.get("few_shot_nearest") else 50)
     critics = load_critics(cfg.critics, cfg.critic_options)
     llm = load_chat_model(cfg.model, base_url=cfg.base_url)
     if cfg.ray is None:

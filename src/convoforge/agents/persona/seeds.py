@@ -27,8 +27,8 @@ def shipped_examples() -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def load_seeds(path: str | Path | None, max_examples: int = 50) -> Seeds:
-    """Load seeds from an SPC CSV, a text file (one attribute a line) or the shipped set."""
+def load_seeds(path: str | Path | None, max_examples: int | None = 50) -> Seeds:
+    """Load seeds from an SPC CSV, a text file (one attribute a line) or the shipped set (None: every example)."""
     if path is None:
         text = resources.files("convoforge.agents.persona").joinpath("data/seed_personas.txt").read_text()
         attrs = [a.strip() for a in text.splitlines() if a.strip()]
@@ -44,7 +44,7 @@ def load_seeds(path: str | Path | None, max_examples: int = 50) -> Seeds:
         ) from exc
 
 
-def _load_file(path: Path, max_examples: int) -> Seeds:
+def _load_file(path: Path, max_examples: int | None) -> Seeds:
     """An SPC CSV or a text file of attributes."""
     if path.suffix.lower() == ".csv":
         rows = read_spc(path)

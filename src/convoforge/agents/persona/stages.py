@@ -224,6 +224,25 @@ def pair_profiles(embedder: Embedder, profiles: list[list[str]], ctx: PersonaCon
     return above + below[:needed], info
 
 
+def pair_text(profiles: dict[str, list[str]]) -> str:
+    """Both speakers' persona sentences as one text, what `nearest_examples` compares."""
+    return " ".join(profiles["User 1"] + profiles["User 2"])
+
+
+def nearest_examples(
+    embedder: Embedder,
+    pool: list[dict],
+    vectors: np.ndarray,
+    profiles: dict[str, list[str]],
+    ctx: PersonaContext,
+    rng: random.Random,
+) -> list[dict]:
+    """`ctx.few_shot` examples drawn from the `ctx.few_shot_nearest` pool conversations nearest the pair's profiles."""
+    query = embedder.embed([pair_text(profiles)])[0]
+    nearest = np.argsort(-(np.asarray(vectors) @ query), kind="stable")[: ctx.few_shot_nearest]
+    return [pool[int(i)] for i in rng.sample(list(nearest), min(ctx.few_shot, len(nearest)))]
+
+
 @dataclass
 class GenerationJob:
     """One pair's generation request inside an iteration."""
