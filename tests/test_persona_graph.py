@@ -58,3 +58,23 @@ async def test_unparseable_candidates_are_rejected_with_raw_text():
     assert state["accepted"] == [] and len(state["rejected"]) == 4
     assert all(r["reason"].startswith("unparseable") and r["raw"] for r in state["rejected"])
     assert state["rejected"][0]["verdicts"][0]["error"] == "not judged"
+
+
+async def test_few_shot_nearest_shows_each_pair_the_pool_conversation_about_the_nearest_people():
+    from convoforge.agents.persona import stages
+    from convoforge.llm.embeddings import load_embedder
+
+    ctx = PersonaContext(
+        iterations=1, pairs=3, candidates=1, persona_target=2, query_steps=1, few_shot=1, few_shot_nearest=1
+    )
+    _, llm, _ = await run(["toxicity"], ctx)
+    pool = load_seeds(None).examples
+    embedder = load_embedder()
+    vectors = embedder.embed([stages.pair_text(e["profiles"]) for e in pool])
+    prompts = [m[-1].content for m in llm.requests if "Now write a new conversation" in m[-1].content]
+    assert len(prompts) == 3
+    for prompt in prompts:
+        task = prompt.rsplit("Now write a new conversation", 1)[1]
+        people = [line.split(":", 1)[1].strip() for line in task.splitlines() if " persona:" in line]
+        nearest = pool[int((vectors @ embedder.embed([" ".join(people)])[0]).argmax())]
+        assert prompt.startswith(stages.render_example(nearest))
