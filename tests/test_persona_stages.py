@@ -165,3 +165,7 @@ def test_nearest_examples_are_the_pool_conversations_about_the_nearest_people():
     ctx = PersonaContext(few_shot=1, few_shot_nearest=1)
     chess = {"User 1": ["I play chess."], "User 2": ["Chess is my life."]}
     assert stages.nearest_examples(emb, pool, vectors, chess, ctx, random.Random(0)) == [pool[2]]
+    few = stages.nearest_examples(
+        emb, pool, vectors, pair, PersonaContext(few_shot=2, few_shot_nearest=1), random.Random(0)
+    )
+    assert sorted(map(id, few)) == sorted(map(id, pool[1::2]))  # never fewer examples than --few-shot asks for

@@ -59,9 +59,9 @@ def generate_personas(
     few_shot_nearest: int = typer.Option(
         0,
         min=0,
-        help="Draw each pair's few-shot examples from the K pool conversations whose profiles read nearest the "
-        "pair's (MiniLM); 0: from the whole pool at random. With an SPC seed CSV the pool is then every train "
-        "conversation, not the first 50.",
+        help="Draw each pair's few-shot examples from the K (at least --few-shot) pool conversations whose "
+        "profiles read nearest the pair's (MiniLM); 0: from the whole pool at random. With an SPC seed CSV the "
+        "pool is then every train conversation, not the first 50.",
     ),
     min_turns: int = typer.Option(6, min=1, help="Fewest turns per user (paper: more than 5)."),
     max_turns: int = typer.Option(7, min=1, help="Most turns per user (paper: fewer than 8)."),

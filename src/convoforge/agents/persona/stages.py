@@ -237,9 +237,9 @@ def nearest_examples(
     ctx: PersonaContext,
     rng: random.Random,
 ) -> list[dict]:
-    """`ctx.few_shot` examples drawn from the `ctx.few_shot_nearest` pool conversations nearest the pair's profiles."""
+    """`ctx.few_shot` examples drawn from the `few_shot_nearest` (at least `few_shot`) nearest pool conversations."""
     query = embedder.embed([pair_text(profiles)])[0]
-    nearest = np.argsort(-(np.asarray(vectors) @ query), kind="stable")[: ctx.few_shot_nearest]
+    nearest = np.argsort(-(np.asarray(vectors) @ query), kind="stable")[: max(ctx.few_shot_nearest, ctx.few_shot)]
     return [pool[int(i)] for i in rng.sample(list(nearest), min(ctx.few_shot, len(nearest)))]
 
 
