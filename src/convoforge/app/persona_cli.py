@@ -300,19 +300,14 @@ def eval_personas(
         result["reference"]["split"] = "held-out (hash of profiles, 40%)"
         result["scorer"] = str(scorer) if scorer else expert.description
     from convoforge.agents.persona.evaluate import quality_report
+    from convoforge.datasets.card import DISCRIMINATOR_NOTE
 
     quality = quality_report(load_embedder(EMBEDDED_EMBEDDER), rows, ref_rows, seed)
     result["generated"] |= quality["generated"]
     result["candidates"] = candidate_quality(dataset, ref_rows, seed)
     if ref_rows:
         result["reference"] |= quality["reference"]
-        result["discriminator"] = (
-            "cross-validated logistic regression on MiniLM turn vectors and text statistics (a persona pair's"
-            " conversations in one fold), real (held-out reference, cut to the generated per-user turn counts) vs"
-            " accepted; 0.5 means indistinguishable; by_embedding / by_statistics: the same on the turn vectors alone"
-            " (what is said) / on the text statistics alone (how: turn length, questions, exclamations, distinct-n,"
-            " recitation)"
-        )
+        result["discriminator"] = DISCRIMINATOR_NOTE
     result["per_iteration"] = quality["per_iteration"]
     if versus:
         result["versus"] = versus_report(dataset, versus, ref_rows, seed)

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import json
+import textwrap
+
+DISCRIMINATOR_NOTE = (
+    "cross-validated logistic regression on MiniLM turn vectors and text statistics (a persona pair's"
+    " conversations in one fold), real (held-out reference, cut to the generated per-user turn counts) vs"
+    " accepted; 0.5 means indistinguishable; by_embedding / by_statistics: the same on the turn vectors alone"
+    " (what is said) / on the text statistics alone (how: turn length and spread, questions, exclamations,"
+    " distinct-1/2, recitation)"
+)
 
 
 def persona_card(
@@ -111,10 +120,7 @@ def quality_section(quality: dict) -> list[str]:
     lines = [
         "## Quality without the critic",
         "",
-        "Discriminator: cross-validated logistic regression on MiniLM turn vectors and text statistics (a persona",
-        "pair's conversations in one fold), real (held-out reference, cut to the generated turn counts) vs accepted;",
-        "0.5 means indistinguishable. By embedding / by statistics: the same on the turn vectors alone (what is",
-        "said) / on the statistics alone (turn length and spread, questions, exclamations, distinct-1/2, recitation).",
+        *textwrap.wrap(f"Discriminator: {DISCRIMINATOR_NOTE}.", 110),
         "Degenerate: a loop (a long turn said again, a block of turns repeated) or a speaker echoing the other.",
         "Recitation: share of turns that copy their speaker's persona sentence word for word.",
         "",
