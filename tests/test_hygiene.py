@@ -95,6 +95,7 @@ def test_short_repeated_turns_are_not_loops():
             "recitation",
         ),
         ([*GOOD, ("User 1", "User 2 persona: I am a nurse.")], "prompt text"),
+        ([*GOOD[:5], ("User 2", "That sounds lovely. Conversation:")], "prompt text"),
         ([*GOOD, ("User 1", "word " * 90)], "turn bounds"),
     ],
 )
@@ -113,6 +114,35 @@ def test_a_degenerate_candidate_is_rejected_before_the_critics_with_its_reason()
     assert reason_key("unparseable: too short: 1/1 turns") == "unparseable"
 
 
+@pytest.mark.parametrize(
+    ("last", "kept"),
+    [
+        ("That sounds lovely. I will come and list", "That sounds lovely."),  # the token limit, mid-sentence
+        ("That sounds lovely. Bye for now! User", "That sounds lovely. Bye for now!"),  # the next label begun
+        ("That sounds lovely. Bye for now! Conversation:", "That sounds lovely. Bye for now!"),  # a lead-in
+        ('She said "see you." Then I', 'She said "see you."'),  # closing quotes stay with their sentence
+        ("That sounds lovely, I", None),  # no finished sentence: the turn goes
+        ("That sounds lovely. Bye for now!", "That sounds lovely. Bye for now!"),  # finished: untouched
+        ("See you :)", "See you :)"),
+    ],
+)
+def test_a_last_turn_stopped_mid_sentence_is_cut_back_to_its_last_finished_sentence(last, kept):
+    turns = [*GOOD[:5], ("User 2", "Long day. My cats would sit on the keys."), ("User 1", last)]
+    raw = "\n".join(f"{s}: {t}" for s, t in turns)
+    cand = parse_candidate(raw, GenerationJob("p0", 0, PROFILES), 0, PersonaContext(min_turns=3, max_turns=7))
+    assert cand.usable and cand.raw == raw, cand.hygiene
+    assert [(t.speaker, t.content) for t in cand.turns] == turns[:-1] + ([("User 1", kept)] if kept else [])
+    assert not hygiene.unfinished(cand.turns[-1].content)
+
+
+def test_a_conversation_too_short_without_its_cut_last_turn_says_so():
+    raw = "\n".join(f"{s}: {t}" for s, t in [*GOOD[:5], ("User 2", "My cats would sit on the")])
+    cand = parse_candidate(raw, GenerationJob("p0", 0, PROFILES), 0, PersonaContext(min_turns=3, max_turns=7))
+    assert cand.parse_error == "too short: 3/2 turns, need 3 per user (the last, stopped mid-sentence, was dropped)"
+    assert reason_key(f"unparseable: {cand.parse_error}") == "unparseable"
+    assert len(cand.turns) == 5
+
+
 def test_hygiene_rates_of_crafted_rows():
     rows = [
         {"profiles": PROFILES, "messages": [{"speaker": s, "content": t} for s, t in GOOD]},
@@ -129,6 +159,9 @@ def test_hygiene_rates_of_crafted_rows():
     assert rates["degenerate_rate"] == round(1 / 3, 4)
     assert rates["prompt_leak_rate"] == round(1 / 3, 4)
     assert rates["recitation_rate"] == round(2 / 15, 4)
+    assert rates["unfinished_rate"] == 0
+    cut = {"profiles": PROFILES, "messages": [*rows[0]["messages"][:-1], {"speaker": "User 2", "content": "Bye for"}]}
+    assert hygiene_rates([*rows, cut])["unfinished_rate"] == 0.25
 
 
 def test_discriminator_on_known_answers():

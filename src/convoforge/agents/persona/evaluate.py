@@ -79,7 +79,7 @@ def evaluate(
 
 
 def hygiene_rates(rows: list[dict]) -> dict:
-    """Degenerate (loop or copying) and prompt-leak shares of conversations, recitation share of turns."""
+    """Shares of conversations: degenerate (loop, copying), prompt leak, unfinished; of turns: recitation."""
     from convoforge.agents.persona.hygiene import conversation_flags
 
     flags = [conversation_flags(r["messages"], r["profiles"]) for r in rows]
@@ -88,6 +88,7 @@ def hygiene_rates(rows: list[dict]) -> dict:
         "degenerate_rate": round(sum(f["degenerate"] for f in flags) / len(flags), 4) if flags else None,
         "recitation_rate": round(sum(f["recited_turns"] for f in flags) / turns, 4) if turns else None,
         "prompt_leak_rate": round(sum(f["prompt_leak"] for f in flags) / len(flags), 4) if flags else None,
+        "unfinished_rate": round(sum(f["unfinished"] for f in flags) / len(flags), 4) if flags else None,
     }
 
 

@@ -283,12 +283,15 @@ def parse_candidate(
 ) -> Candidate:
     """Parse a generated conversation; cut past max_turns per user and before a loop that follows min_turns.
 
+    A last turn the token limit stopped mid-sentence is cut back to its last finished sentence (or dropped).
     Too short is a parse error; a conversation that breaks a hygiene rule keeps its turns and says which. The
     prompt it answered is kept, so its record trains the generator in the prompt it was written in.
     """
     turns: list[Turn] = []
     counts = {"User 1": 0, "User 2": 0}
-    for speaker, text in parse_transcript(raw):
+    written = parse_transcript(raw)
+    finished = hygiene.finish_last_turn(written)
+    for speaker, text in finished:
         if counts[speaker] >= ctx.max_turns:
             break
         counts[speaker] += 1
@@ -298,6 +301,8 @@ def parse_candidate(
         error = "no 'User 1:'/'User 2:' lines"
     elif min(counts.values()) < ctx.min_turns:
         error = f"too short: {counts['User 1']}/{counts['User 2']} turns, need {ctx.min_turns} per user"
+        if len(finished) < len(written):
+            error += " (the last, stopped mid-sentence, was dropped)"
     else:
         limits = hygiene.Limits(recitation_cap=ctx.recitation_cap)
         spoken = [(t.speaker, t.content) for t in turns]
