@@ -124,7 +124,7 @@ def quality_section(quality: dict) -> list[str]:
         *textwrap.wrap(f"Discriminator: {DISCRIMINATOR_NOTE}.", 110),
         "Degenerate: a loop (a long turn said again, a block of turns repeated) or a speaker echoing the other.",
         "Recitation: share of turns that copy their speaker's persona sentence word for word.",
-        "Unfinished: the last turn stops mid-sentence (no closing mark), as a generation cut by the token limit.",
+        "Unfinished: the last turn stops mid-sentence (no closing mark): cut by the token limit, or a real 'Bye'.",
         "",
         "| | " + " | ".join(columns) + " |",
         "|---|" + "---|" * len(columns),
