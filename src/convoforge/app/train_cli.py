@@ -181,6 +181,29 @@ def train_generator_command(
     typer.echo(json.dumps(result))
 
 
+@train_app.command("lexical")
+def train_lexical_command(
+    data: list[Path] = typer.Option(
+        ..., help="A `generate samples --real-chosen` export of the policy (real over own); repeat to combine."
+    ),
+    out: Path = typer.Option(..., "--out", help="The logit-bias JSON to write (use it as MODEL+bias=FILE)."),
+    base: str = typer.Option("local:smollm2-135m", help="The local model whose tokenizer numbers the tokens."),
+    alpha: float = typer.Option(1.0, min=0.0, help="Strength: bias = alpha * log(p_real / p_own)."),
+    min_count: int = typer.Option(20, min=1, help="Fewest occurrences (real + own) of a biased token."),
+    min_z: float = typer.Option(2.0, min=0.0, help="Smallest log-odds z-score of a biased token."),
+    clip: float = typer.Option(2.0, min=0.0, help="Largest bias in either direction."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+) -> None:
+    """Fit a lexical prior: token logit biases that move a generator's word use towards real conversations.
+
+    Example: convoforge train lexical --data out/real-vs-own --out models/generator/logit_bias.json
+    """
+    from convoforge.training.lexical import train_lexical
+
+    summary = train_lexical(data, out, base, force=force, alpha=alpha, min_count=min_count, min_z=min_z, clip=clip)
+    typer.echo(json.dumps(summary))
+
+
 @train_app.command("retriever")
 def train_retriever(
     data: Path | None = typer.Option(None, help="An `export --format retrieval` folder (simulated sessions)."),

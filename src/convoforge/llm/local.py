@@ -23,6 +23,7 @@ from convoforge.llm import grammar as grammars
 from convoforge.llm.base import ChatModel
 from convoforge.llm.batching import Batcher, Job
 from convoforge.llm.device import torch_device
+from convoforge.llm.spec import read_logit_bias
 from convoforge.llm.types import ChatResult, GenParams, Message, Usage, as_messages
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,10 @@ def resolve_weights(ref: str) -> Path:
 class _RowSampling:
     """Per-row temperature, top-k, top-p and greedy decoding inside one batch."""
 
-    def __init__(self, rows: list[GenParams], seeds: list[int | None]) -> None:
+    def __init__(self, rows: list[GenParams], seeds: list[int | None], bias: Any = None) -> None:
         import torch
 
+        self.bias = bias  # the model's lexical prior (a vocabulary-sized tensor), added before anything else
         self.temps = torch.tensor([max(p.temperature, 1e-5) for p in rows]).unsqueeze(1)
         self.greedy = torch.tensor([p.greedy for p in rows])
         self.top_k = [p.top_k for p in rows]
@@ -117,6 +119,8 @@ class _RowSampling:
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
+        if self.bias is not None:
+            scores = scores + self.bias[: scores.shape[-1]].to(scores.device)
         scores = scores / self.temps.to(scores.device)
         neg = torch.finfo(scores.dtype).min
         for i, (k, p) in enumerate(zip(self.top_k, self.top_p, strict=True)):
@@ -176,6 +180,7 @@ class LocalChatModel(ChatModel):
         adapter: str | None = None,
         max_batch: int | None = None,
         device: str | None = None,
+        bias: str | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -183,7 +188,7 @@ class LocalChatModel(ChatModel):
 
         hf_logging.disable_progress_bar()
         started = time.perf_counter()
-        self.name = f"local:{ref}" + (f"+adapter={adapter}" if adapter else "")
+        self.name = f"local:{ref}" + (f"+adapter={adapter}" if adapter else "") + (f"+bias={bias}" if bias else "")
         self.weights = resolve_weights(ref)
         self.tokenizer = AutoTokenizer.from_pretrained(self.weights)
         self.tokenizer.padding_side = "left"
@@ -197,6 +202,13 @@ class LocalChatModel(ChatModel):
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         self.context_length = int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
         vocab = int(self.model.config.vocab_size)
+        self.logit_bias = None
+        if bias:
+            table = read_logit_bias(bias)
+            if table and max(table) >= vocab:
+                raise ModelSpecError(f"logit bias {bias}: token id {max(table)} is outside {ref}'s {vocab:,} tokens")
+            self.logit_bias = torch.zeros(vocab)
+            self.logit_bias[list(table)] = torch.tensor(list(table.values()))
         # JSON schemas become token masks (llguidance) when it is installed; else structured() parses and repairs
         self.grammar = grammars.GrammarEngine(self.tokenizer, vocab, self.eos_ids) if grammars.available() else None
         self.supports_json_schema = self.grammar is not None
@@ -271,7 +283,7 @@ class LocalChatModel(ChatModel):
         batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
         prompt_len = batch["input_ids"].shape[1]
         seeds = [None if job.params.seed is None else job.params.seed + j for job in jobs for j in range(job.params.n)]
-        processors = [_RowSampling(rows, seeds)]
+        processors = [_RowSampling(rows, seeds, self.logit_bias)]
         grammar_rows = [job.grammar for job in jobs for _ in range(job.params.n)]
         constrained = None
         if any(g is not None for g in grammar_rows):
@@ -364,14 +376,14 @@ def with_adapter(model: Any, adapter: str) -> Any:
     return model
 
 
-_LOADED: dict[tuple[str, str | None], LocalChatModel] = {}
+_LOADED: dict[tuple[str, str | None, str | None], LocalChatModel] = {}
 _LOADED_LOCK = threading.Lock()
 
 
-def load_local(ref: str, adapter: str | None = None) -> LocalChatModel:
-    """One shared instance per weights+adapter, so every caller feeds the same batcher."""
-    key = (ref, adapter)
+def load_local(ref: str, adapter: str | None = None, bias: str | None = None) -> LocalChatModel:
+    """One shared instance per weights+adapter+bias, so every caller feeds the same batcher."""
+    key = (ref, adapter, bias)
     with _LOADED_LOCK:
         if key not in _LOADED:
-            _LOADED[key] = LocalChatModel(ref, adapter)
+            _LOADED[key] = LocalChatModel(ref, adapter, bias=bias)
         return _LOADED[key]

@@ -58,8 +58,10 @@ class OpenAIChatModel(ChatModel):
         backoff_max: float = 30.0,
         cooldown: float = 15.0,
         send_seed: bool = True,
+        logit_bias: dict[int, float] | None = None,
     ) -> None:
         self.model = model
+        self.logit_bias = logit_bias or {}
         self.name = f"openai:{model}"
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.replicas: list[str | None] = [u.strip() for u in self.base_url.split(",")] if self.base_url else [None]
@@ -189,6 +191,8 @@ class OpenAIChatModel(ChatModel):
             kwargs["seed"] = params.seed
         if params.top_k > 0 and "api.openai.com" not in self._where():
             kwargs["extra_body"] = {"top_k": params.top_k}
+        if self.logit_bias:
+            kwargs["logit_bias"] = {str(k): v for k, v in self.logit_bias.items()}
         return kwargs
 
     async def _agenerate(

