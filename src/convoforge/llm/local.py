@@ -120,7 +120,7 @@ class _RowSampling:
         import torch
 
         if self.bias is not None:
-            scores = scores + self.bias[: scores.shape[-1]].to(scores.device)
+            scores = scores + self.bias[: scores.shape[-1]]
         scores = scores / self.temps.to(scores.device)
         neg = torch.finfo(scores.dtype).min
         for i, (k, p) in enumerate(zip(self.top_k, self.top_p, strict=True)):
@@ -207,8 +207,8 @@ class LocalChatModel(ChatModel):
             table = read_logit_bias(bias)
             if table and max(table) >= vocab:
                 raise ModelSpecError(f"logit bias {bias}: token id {max(table)} is outside {ref}'s {vocab:,} tokens")
-            self.logit_bias = torch.zeros(vocab)
-            self.logit_bias[list(table)] = torch.tensor(list(table.values()))
+            self.logit_bias = torch.zeros(vocab, device=self.device)  # on the model's device once, not per step
+            self.logit_bias[list(table)] = torch.tensor(list(table.values()), device=self.device)
         # JSON schemas become token masks (llguidance) when it is installed; else structured() parses and repairs
         self.grammar = grammars.GrammarEngine(self.tokenizer, vocab, self.eos_ids) if grammars.available() else None
         self.supports_json_schema = self.grammar is not None

@@ -77,6 +77,7 @@ def real_and_own(data: list[Path]) -> tuple[list[str], list[str]]:
     from convoforge.agents.persona.hygiene import leaks
     from convoforge.datasets.records import read_dataset
     from convoforge.datasets.spc import parse_transcript
+    from convoforge.training.profile import completion_text
 
     real: dict[str, None] = {}
     own: list[str] = []
@@ -85,7 +86,7 @@ def real_and_own(data: list[Path]) -> tuple[list[str], list[str]]:
             for row in rows:
                 if not (isinstance(row.get("chosen"), list) and isinstance(row.get("rejected"), list)):
                     raise ConvoforgeError(f"{folder} is not a preference export (`generate samples --real-chosen`)")
-                chosen, rejected = row["chosen"][-1]["content"], row["rejected"][-1]["content"]
+                chosen, rejected = completion_text(row["chosen"]), completion_text(row["rejected"])
                 if not leaks(parse_transcript(chosen)):  # SPC's placeholders are not what real people write
                     real[chosen] = None
                 own.append(rejected)
