@@ -11,7 +11,7 @@ from convoforge.llm import parse_spec
 from convoforge.llm.openai_backend import OpenAIChatModel
 from convoforge.llm.spec import read_logit_bias
 from convoforge.llm.types import GenParams, Message
-from convoforge.training.lexical import fit_logit_bias, real_and_own, train_lexical
+from convoforge.training.lexical import fit_logit_bias, real_and_own, train_lexical, without_profile_words
 
 
 class WordTokenizer:
@@ -85,6 +85,39 @@ def test_real_and_own_reads_a_real_chosen_export_without_placeholders(tmp_path):
     real, own = real_and_own([folder])
     assert real == [REAL[0]]  # each real conversation once; SPC's placeholders left out
     assert len(own) == 4 and OWN[0] + " x" in own  # every own sample, both splits
+
+
+PROFILES = {"User 1": ["I am a painter.", "I have two dogs."], "User 2": ["I like to swim in the lake."]}
+
+
+def test_profile_words_are_taken_out_with_their_inflections():
+    text = "User 1: I love painting and my dog. Painters are fun!\nUser 2: I like swimming, what about you?"
+    kept = without_profile_words(text, PROFILES, keep=frozenset({"like"}))  # "like": in many pairs' profiles
+    assert kept == "User 1: I love and my. are fun!\nUser 2: I like, what about you?"
+    assert without_profile_words(text, PROFILES).endswith("User 2: I, what about you?")
+    assert without_profile_words(text, {}) == text and without_profile_words(text, None) == text
+    assert without_profile_words("User 1: I am here.", PROFILES) == "User 1: I am here."  # stop words stay
+
+
+def test_real_and_own_fits_style_not_the_personas_topics(tmp_path):
+    row = {
+        **_pair("User 1: I like to paint dogs, fun!", "User 1: So glad, painter!"),
+        "profiles": PROFILES,
+        "pair_id": "a",
+    }
+    others = [  # four more pairs: "like" is in every pair's profiles (style), "painter" in one of five (topic)
+        {
+            **_pair(f"User 1: real {i}", f"User 1: own {i}"),
+            "profiles": {"User 1": [f"I like car {i}."]},
+            "pair_id": str(i),
+        }
+        for i in range(4)
+    ]
+    folder = _export(tmp_path, [row, *others])
+    real, own = real_and_own([folder])
+    assert real[0] == "User 1: I like to, fun!" and own[0] == "User 1: So glad,!"
+    real, own = real_and_own([folder], keep_profile_words=True)
+    assert real[0] == "User 1: I like to paint dogs, fun!" and own[0] == "User 1: So glad, painter!"
 
 
 def test_real_and_own_refuses_other_exports(tmp_path):

@@ -192,6 +192,9 @@ def train_lexical_command(
     min_count: int = typer.Option(20, min=1, help="Fewest occurrences (real + own) of a biased token."),
     min_z: float = typer.Option(2.0, min=0.0, help="Smallest log-odds z-score of a biased token."),
     clip: float = typer.Option(2.0, min=0.0, help="Largest bias in either direction."),
+    profile_words: bool = typer.Option(
+        False, "--profile-words", help="Count the persona pairs' own content words too (topic, not only style)."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
 ) -> None:
     """Fit a lexical prior: token logit biases that move a generator's word use towards real conversations.
@@ -200,7 +203,17 @@ def train_lexical_command(
     """
     from convoforge.training.lexical import train_lexical
 
-    summary = train_lexical(data, out, base, force=force, alpha=alpha, min_count=min_count, min_z=min_z, clip=clip)
+    summary = train_lexical(
+        data,
+        out,
+        base,
+        force=force,
+        keep_profile_words=profile_words,
+        alpha=alpha,
+        min_count=min_count,
+        min_z=min_z,
+        clip=clip,
+    )
     typer.echo(json.dumps(summary))
 
 

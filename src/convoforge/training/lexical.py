@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from convoforge.errors import ConvoforgeError
 
 LABELS = ("User 1:", "User 2:", "\n")  # transcript scaffolding: the same in both, never biased
+SUFFIXES = "(?:s|es|ing|ed|er|ers)?"  # a profile word's common inflections ("painter" -> "painting")
+GENERIC_SHARE = 0.25  # a word in more persona pairs' profiles than this is how people talk ("like"), not a topic
 
 CARD = """# Lexical prior (token logit biases) for `{base}`
 
@@ -23,12 +26,31 @@ Use: `MODEL+bias={name}` (local and OpenAI-compatible backends; token ids of `{b
 - Data: {real} real conversations (the chosen side, SPC's placeholder conversations left out) and {own} of the
   policy's own samples (the rejected side) of {data}: `generate samples --real-chosen` exports, train persona
   pairs only.
+- Topic words: {topics}
 - Fit: bias = {alpha} x log(p_real / p_own) per token (add-half smoothing), clipped to +-{clip}, for {tokens}
   tokens seen at least {min_count} times whose log-odds z-score is at least {min_z}; only word tokens are raised.
 - Lowered most: {lowered}
 - Raised most: {raised}
 - Rebuild: `{command}`
 """
+
+
+def profile_words(profiles: Any) -> set[str]:
+    """The content words of a persona pair's profiles (lower case, no stop words, three letters or more)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    sentences = [s for group in profiles.values() for s in group or []] if isinstance(profiles, dict) else []
+    return {w for s in sentences for w in re.findall(r"[a-z]+", s.lower()) if len(w) > 2} - ENGLISH_STOP_WORDS
+
+
+def without_profile_words(text: str, profiles: Any, keep: frozenset[str] = frozenset()) -> str:
+    """The text with its persona pair's content words (and their inflections) taken out, except those to keep."""
+    stems = {re.sub("(?<=[a-z]{3})" + SUFFIXES + "$", "", w) for w in profile_words(profiles) - keep}
+    if not stems:
+        return text
+    forms = (re.escape(w) + f"{re.escape(w[-1])}?" for w in sorted(stems, key=len, reverse=True))
+    pattern = r" ?\b(?:" + "|".join(forms) + ")" + SUFFIXES + r"\b"  # "swim" -> "swimming"
+    return re.sub(pattern, "", text, flags=re.IGNORECASE)
 
 
 def token_counts(texts: list[str], tokenizer: Any) -> Counter:
@@ -72,28 +94,44 @@ def fit_logit_bias(
     return dict(sorted(bias.items()))
 
 
-def real_and_own(data: list[Path]) -> tuple[list[str], list[str]]:
-    """The real (chosen) and own (rejected) transcripts of `generate samples --real-chosen` exports, both splits."""
+def real_and_own(data: list[Path], keep_profile_words: bool = False) -> tuple[list[str], list[str]]:
+    """The real (chosen) and own (rejected) transcripts of `generate samples --real-chosen` exports, both splits.
+
+    Unless keep_profile_words, each transcript loses its persona pair's content words: the prior is fitted on style,
+    not on what the personas talk about (lowering "painter" would cut faithfulness, not realism). Words in more
+    than GENERIC_SHARE of the pairs' profiles ("like", "love", "work") are style and stay.
+    """
     from convoforge.agents.persona.hygiene import leaks
     from convoforge.datasets.records import read_dataset
     from convoforge.datasets.spc import parse_transcript
     from convoforge.training.profile import completion_text
 
-    real: dict[str, None] = {}
-    own: list[str] = []
+    rows: list[dict] = []
     for folder in data:
-        for rows in read_dataset(folder).values():
-            for row in rows:
+        for split in read_dataset(folder).values():
+            for row in split:
                 if not (isinstance(row.get("chosen"), list) and isinstance(row.get("rejected"), list)):
                     raise ConvoforgeError(f"{folder} is not a preference export (`generate samples --real-chosen`)")
-                chosen, rejected = completion_text(row["chosen"]), completion_text(row["rejected"])
-                if not leaks(parse_transcript(chosen)):  # SPC's placeholders are not what real people write
-                    real[chosen] = None
-                own.append(rejected)
+                rows.append(row)
+    pairs = {str(row.get("pair_id") or i): row.get("profiles") for i, row in enumerate(rows)}
+    shares = Counter(w for profiles in pairs.values() for w in profile_words(profiles))
+    generic = frozenset(w for w, n in shares.items() if n > GENERIC_SHARE * len(pairs))
+    real: dict[str, None] = {}
+    own: list[str] = []
+    for row in rows:
+        chosen, rejected = completion_text(row["chosen"]), completion_text(row["rejected"])
+        if not keep_profile_words:
+            chosen = without_profile_words(chosen, row.get("profiles"), generic)
+            rejected = without_profile_words(rejected, row.get("profiles"), generic)
+        if not leaks(parse_transcript(chosen)):  # SPC's placeholders are not what real people write
+            real[chosen] = None
+        own.append(rejected)
     return list(real), own
 
 
-def train_lexical(data: list[Path], out: Path, base: str, *, force: bool = False, **fit: Any) -> dict:
+def train_lexical(
+    data: list[Path], out: Path, base: str, *, force: bool = False, keep_profile_words: bool = False, **fit: Any
+) -> dict:
     """Fit the lexical prior of a policy from its real-chosen samples; write it to out (JSON) and its card (.md)."""
     from transformers import AutoTokenizer
 
@@ -107,7 +145,7 @@ def train_lexical(data: list[Path], out: Path, base: str, *, force: bool = False
     if backend != "local":
         raise ConvoforgeError(f"--base must be a local model (its tokenizer numbers the tokens), not {base!r}")
     tokenizer = AutoTokenizer.from_pretrained(resolve_weights(ref))
-    real, own = real_and_own(data)
+    real, own = real_and_own(data, keep_profile_words)
     bias = fit_logit_bias(real, own, tokenizer, **fit)
     ranked = sorted(bias, key=bias.get)
     summary = {
@@ -116,6 +154,7 @@ def train_lexical(data: list[Path], out: Path, base: str, *, force: bool = False
         "real": len(real),
         "own": len(own),
         "tokens": len(bias),
+        "profile_words": keep_profile_words,
         **fit,
         "lowered": [tokenizer.decode([t]) for t in ranked[:15]],
         "raised": [tokenizer.decode([t]) for t in ranked[::-1][:15] if bias[t] > 0],
@@ -126,7 +165,14 @@ def train_lexical(data: list[Path], out: Path, base: str, *, force: bool = False
     command = f"convoforge train lexical {' '.join(f'--data {d}' for d in data)} --base {base} --out {out} " + (
         " ".join(f"--{k.replace('_', '-')} {v}" for k, v in fit.items())
     )
-    text = CARD.format(name=out, command=command.strip(), **{**summary, **words, "data": ", ".join(summary["data"])})
+    command += " --profile-words" if keep_profile_words else ""
+    topics = (
+        "kept (the counts include the persona pairs' own content words)"
+        if keep_profile_words
+        else "each transcript's persona content words (and inflections) are left out of the counts"
+    )
+    fields = {**summary, **words, "data": ", ".join(summary["data"]), "topics": topics}
+    text = CARD.format(name=out, command=command.strip(), **fields)
     out.with_suffix(".md").write_text(text)
     return summary
 
