@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+import convoforge
 from convoforge.errors import ConvoforgeError, ModelSpecError
 from convoforge.llm import parse_spec
 from convoforge.llm.openai_backend import OpenAIChatModel
@@ -154,6 +156,21 @@ def test_read_logit_bias_and_its_errors(tmp_path):
             read_logit_bias(str(good))
     with pytest.raises(ModelSpecError, match="no logit-bias file"):
         read_logit_bias(str(tmp_path / "none.json"))
+
+
+def test_the_shipped_prior_loads_by_name_and_is_the_default_generators():
+    from convoforge.app.persona_cli import default_generator
+    from convoforge.llm.spec import SHIPPED_BIASES
+
+    bias = read_logit_bias("persona-generator")
+    assert 100 <= len(bias) <= 400 and all(0 <= k < 49152 and 0.05 <= abs(v) <= 2 for k, v in bias.items())
+    assert min(bias.values()) < 0 < max(bias.values())  # some words lowered, some raised
+    card = (Path(convoforge.__file__).parent / SHIPPED_BIASES["persona-generator"]).with_suffix(".md").read_text()
+    assert "train lexical" in card and "generate samples" in card and "## Figures" in card
+    assert default_generator("local:smollm2-135m").endswith("+adapter=persona-generator+bias=persona-generator")
+    assert default_generator("openai:m") == "openai:m"
+    with pytest.raises(ModelSpecError, match="no logit-bias file"):
+        read_logit_bias("persona-critic")  # only shipped names resolve
 
 
 def test_specs_take_a_bias_and_openai_sends_it(tmp_path):

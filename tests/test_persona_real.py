@@ -47,7 +47,9 @@ def test_embedded_model_generates_a_dataset(tmp_path):
     rows = list(data["accepted"]) + list(data["rejected"])
     assert len(rows) == 2 and all(r["raw"] for r in rows)
     # on the embedded model the conversations come from convoforge's shipped generator, the expansion from plain
-    assert all(r["generator_model"] == "local:smollm2-135m+adapter=persona-generator" for r in rows)
+    assert all(
+        r["generator_model"] == "local:smollm2-135m+adapter=persona-generator+bias=persona-generator" for r in rows
+    )
     card = (out / "README.md").read_text()
     assert "persona expansion: `local:smollm2-135m`" in card and "## Quality without the critic" in card
 

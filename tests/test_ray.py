@@ -134,5 +134,7 @@ def test_embedded_model_on_ray_workers(tmp_path):
     data = read_dataset(out)
     rows = list(data["accepted"]) + list(data["rejected"])
     assert sorted(r["id"] for r in rows) == ["it0-p0-c0", "it0-p0-c1", "it0-p1-c0", "it0-p1-c1"]
-    assert all(r["generator_model"] == "local:smollm2-135m+adapter=persona-generator" for r in rows)
+    assert all(
+        r["generator_model"] == "local:smollm2-135m+adapter=persona-generator+bias=persona-generator" for r in rows
+    )
     assert all(r["messages"] or r["reason"] for r in rows)

@@ -26,10 +26,10 @@ STAGES = [
 
 
 def default_generator(model: str) -> str:
-    """The shipped generator adapter on the plain embedded model; any other model writes for itself."""
+    """The shipped generator (adapter and lexical prior) on the plain embedded model; any other model as it is."""
     from convoforge.llm.spec import DEFAULT_MODEL
 
-    return f"{DEFAULT_MODEL}+adapter=persona-generator" if model == DEFAULT_MODEL else model
+    return f"{DEFAULT_MODEL}+adapter=persona-generator+bias=persona-generator" if model == DEFAULT_MODEL else model
 
 
 def _cluster_cpus(address: str | None) -> int:
@@ -50,7 +50,8 @@ def generate_personas(
     generator_model: str | None = typer.Option(
         None,
         help="Model spec that writes the conversations (default: --model; on the embedded SmolLM2, convoforge's own "
-        "tuned generator, local:smollm2-135m+adapter=persona-generator). Plain: --generator-model local:smollm2-135m.",
+        "tuned generator and its lexical prior, local:smollm2-135m+adapter=persona-generator+bias=persona-generator)."
+        " Plain: --generator-model local:smollm2-135m.",
     ),
     critic: list[str] = typer.Option(
         [], "--critic", help="Critic name or module:Name; repeat. Default: the built-in mixture."

@@ -64,9 +64,15 @@ def load_chat_model(spec: str = DEFAULT_MODEL, *, base_url: str | None = None, a
     return model
 
 
+# lexical priors that ship inside the package, by name (`...+bias=persona-generator`)
+SHIPPED_BIASES = {"persona-generator": "agents/persona/models/generator/logit_bias.json"}
+
+
 def read_logit_bias(ref: str) -> dict[int, float]:
-    """Token id -> logit bias from a JSON file (`train lexical`'s)."""
+    """Token id -> logit bias from a JSON file (`train lexical`'s), or a shipped one by name."""
     path = Path(ref).expanduser()
+    if not path.exists() and ref in SHIPPED_BIASES:
+        path = Path(__file__).resolve().parent.parent / SHIPPED_BIASES[ref]
     if not path.is_file():
         raise ModelSpecError(f"no logit-bias file at {path}")
     try:

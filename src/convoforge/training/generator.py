@@ -29,8 +29,9 @@ tags: [convoforge, lora, sft, persona-generator]
 
 # convoforge persona generator (LoRA on SmolLM2-135M-Instruct)
 
-The default generator of `convoforge generate personas` on the embedded model
-(`local:smollm2-135m+adapter=persona-generator`). Plain `local:smollm2-135m` stays available
+The default generator of `convoforge generate personas` on the embedded model, with the lexical prior
+beside it (`local:smollm2-135m+adapter=persona-generator+bias=persona-generator`; `logit_bias.md` says how it
+was fitted; refit it after rebuilding this adapter). Plain `local:smollm2-135m` stays available
 (`--generator-model local:smollm2-135m`).
 
 - Data: {train_rows} rows from the train part of `{data}` ({train_conversations} conversations; the
