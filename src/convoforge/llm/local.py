@@ -23,7 +23,7 @@ from convoforge.llm import grammar as grammars
 from convoforge.llm.base import ChatModel
 from convoforge.llm.batching import Batcher, Job
 from convoforge.llm.device import torch_device
-from convoforge.llm.spec import read_logit_bias
+from convoforge.llm.spec import read_logit_bias, shipped_or_path
 from convoforge.llm.types import ChatResult, GenParams, Message, Usage, as_messages
 
 log = logging.getLogger(__name__)
@@ -345,10 +345,7 @@ SHIPPED_ADAPTERS = {"persona-generator": "agents/persona/models/generator"}
 
 def adapter_path(adapter: str) -> Path:
     """A folder, or the folder of a shipped adapter's name (a folder of that name wins)."""
-    path = Path(adapter).expanduser()
-    if not path.exists() and adapter in SHIPPED_ADAPTERS:
-        return Path(__file__).resolve().parent.parent / SHIPPED_ADAPTERS[adapter]
-    return path
+    return shipped_or_path(adapter, SHIPPED_ADAPTERS)
 
 
 def adapter_chain(adapter: str) -> list[Path]:

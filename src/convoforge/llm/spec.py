@@ -68,11 +68,17 @@ def load_chat_model(spec: str = DEFAULT_MODEL, *, base_url: str | None = None, a
 SHIPPED_BIASES = {"persona-generator": "agents/persona/models/generator/logit_bias.json"}
 
 
+def shipped_or_path(ref: str, shipped: dict[str, str]) -> Path:
+    """The path ref names, or the file of a shipped artefact's name (a file or folder of that name wins)."""
+    path = Path(ref).expanduser()
+    if not path.exists() and ref in shipped:
+        return Path(__file__).resolve().parent.parent / shipped[ref]
+    return path
+
+
 def read_logit_bias(ref: str) -> dict[int, float]:
     """Token id -> logit bias from a JSON file (`train lexical`'s), or a shipped one by name."""
-    path = Path(ref).expanduser()
-    if not path.exists() and ref in SHIPPED_BIASES:
-        path = Path(__file__).resolve().parent.parent / SHIPPED_BIASES[ref]
+    path = shipped_or_path(ref, SHIPPED_BIASES)
     if not path.is_file():
         raise ModelSpecError(f"no logit-bias file at {path}")
     try:
