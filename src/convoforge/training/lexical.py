@@ -43,14 +43,19 @@ def profile_words(profiles: Any) -> set[str]:
     return {w for s in sentences for w in re.findall(r"[a-z]+", s.lower()) if len(w) > 2} - ENGLISH_STOP_WORDS
 
 
-def without_profile_words(text: str, profiles: Any, keep: frozenset[str] = frozenset()) -> str:
-    """The text with its persona pair's content words (and their inflections) taken out, except those to keep."""
+def profile_pattern(profiles: Any, keep: frozenset[str] = frozenset()) -> re.Pattern | None:
+    """A pattern of a persona pair's content words and their inflections, except those to keep (None: no words)."""
     stems = {re.sub("(?<=[a-z]{3})" + SUFFIXES + "$", "", w) for w in profile_words(profiles) - keep}
     if not stems:
-        return text
+        return None
     forms = (re.escape(w) + f"{re.escape(w[-1])}?" for w in sorted(stems, key=len, reverse=True))
-    pattern = r" ?\b(?:" + "|".join(forms) + ")" + SUFFIXES + r"\b"  # "swim" -> "swimming"
-    return re.sub(pattern, "", text, flags=re.IGNORECASE)
+    return re.compile(r" ?\b(?:" + "|".join(forms) + ")" + SUFFIXES + r"\b", re.IGNORECASE)  # "swim" -> "swimming"
+
+
+def without_profile_words(text: str, profiles: Any, keep: frozenset[str] = frozenset()) -> str:
+    """The text with its persona pair's content words (and their inflections) taken out, except those to keep."""
+    pattern = profile_pattern(profiles, keep)
+    return pattern.sub("", text) if pattern else text
 
 
 def token_counts(texts: list[str], tokenizer: Any) -> Counter:
@@ -120,9 +125,9 @@ def real_and_own(data: list[Path], keep_profile_words: bool = False) -> tuple[li
     own: list[str] = []
     for row in rows:
         chosen, rejected = completion_text(row["chosen"]), completion_text(row["rejected"])
-        if not keep_profile_words:
-            chosen = without_profile_words(chosen, row.get("profiles"), generic)
-            rejected = without_profile_words(rejected, row.get("profiles"), generic)
+        pattern = None if keep_profile_words else profile_pattern(row.get("profiles"), generic)
+        if pattern:  # built once per row, for both sides
+            chosen, rejected = pattern.sub("", chosen), pattern.sub("", rejected)
         if not leaks(parse_transcript(chosen)):  # SPC's placeholders are not what real people write
             real[chosen] = None
         own.append(rejected)
