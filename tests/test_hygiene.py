@@ -97,11 +97,26 @@ def test_short_repeated_turns_are_not_loops():
         ([*GOOD, ("User 1", "User 2 persona: I am a nurse.")], "prompt text"),
         ([*GOOD[:5], ("User 2", "That sounds lovely. Conversation:")], "prompt text"),
         ([*GOOD, ("User 1", "word " * 90)], "turn bounds"),
+        ([("User 1", "Hi, I'm [user 1's name]. What do you do?"), *GOOD[1:]], "placeholder"),
+        ([*GOOD[:5], ("User 2", "Nice to meet you, (name)!")], "placeholder"),
+        ([*GOOD[:5], ("User 2", "[They walk to the park together.]")], "placeholder"),
     ],
 )
 def test_bad_conversations_are_flagged_with_their_reason(turns, reason):
     problems = hygiene.conversation_problems(turns, PROFILES)
     assert any(p.startswith(reason) for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I love (some) pizza.", "See you (later)!", "I'm 25 (my age is fine).", "Ha :) [laughs] no", "(user 1 name)"],
+)
+def test_placeholders_are_template_slots_and_stage_directions_only(text):
+    found = hygiene.placeholder(text)
+    if text in ("Ha :) [laughs] no", "(user 1 name)"):  # square brackets are always stage text; a slot name is one
+        assert found and found.startswith("placeholder"), text
+    else:
+        assert found is None, found
 
 
 def test_a_degenerate_candidate_is_rejected_before_the_critics_with_its_reason():
@@ -158,6 +173,9 @@ def test_hygiene_rates_of_crafted_rows():
     rates = hygiene_rates(rows)
     assert rates["degenerate_rate"] == round(1 / 3, 4)
     assert rates["prompt_leak_rate"] == round(1 / 3, 4)
+    assert rates["placeholder_rate"] == 0
+    slot = {"profiles": PROFILES, "messages": [{"speaker": "User 1", "content": "Hi, I'm [name]!"}]}
+    assert hygiene_rates([*rows, slot])["placeholder_rate"] == 0.25
     assert rates["recitation_rate"] == round(2 / 15, 4)
     assert rates["unfinished_rate"] == 0
     cut = {"profiles": PROFILES, "messages": [*rows[0]["messages"][:-1], {"speaker": "User 2", "content": "Bye for"}]}
@@ -241,3 +259,22 @@ def test_discriminator_says_whether_what_is_said_or_how_gives_a_run_away():
     assert said["accuracy"] >= 0.9 and said["by_embedding"] >= 0.9 and said["by_statistics"] <= 0.65
     how = discriminator(MarkedEmbedder(), reference, rows(30, "real talk", "?"))  # the same vectors, all questions
     assert how["by_statistics"] >= 0.9 and how["by_embedding"] <= 0.65
+
+
+def test_reference_conversations_that_fail_hygiene_are_not_on_the_real_side():
+    from convoforge.agents.persona.evaluate import clean_reference, discriminator, quality_report
+
+    def rows(n, text):
+        turns = [[{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k}"} for k in range(6)] for i in range(n)]
+        return [{"profiles": PROFILES, "pair_id": f"p{i}", "messages": messages} for i, messages in enumerate(turns)]
+
+    # half the real side carries a template slot the pipeline rejects in its own output (and a marker the
+    # embedder shifts): shown as real, it would let the classifier tell the clean generated rows apart
+    slotted = rows(60, "zzz hi [user 1's name]")
+    reference = rows(60, "real talk") + slotted
+    assert clean_reference(reference) == reference[:60]
+    found = discriminator(MarkedEmbedder(), reference, rows(40, "real talk"))
+    assert found["accuracy"] <= 0.65, found
+    assert discriminator(MarkedEmbedder(), slotted, rows(40, "real talk"))["accuracy"] is None  # no clean real row
+    report = quality_report(MarkedEmbedder(), rows(40, "real talk"), reference)
+    assert report["reference"]["discriminator_real"] == 60 and report["reference"]["placeholder_rate"] == 0.5

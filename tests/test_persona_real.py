@@ -75,11 +75,12 @@ def test_shipped_generator_loads_offline_from_the_package_and_changes_the_output
 
 @pytest.mark.data
 def test_discriminator_separates_broken_conversations_from_real_ones(data_dir, embedder):
-    from convoforge.agents.persona.evaluate import discriminator
+    from convoforge.agents.persona.evaluate import clean_reference, discriminator
     from convoforge.app.persona_cli import reference_rows
 
-    ref = reference_rows(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv", 160, 0)
-    real, other = ref[:80], ref[80:]
+    ref = reference_rows(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv", 320, 0)
+    real, other = ref[:160], clean_reference(ref[160:])  # the real side holds only the clean ones too
+    assert 60 <= len(other) < 160
     looped = [{**r, "messages": [r["messages"][0], r["messages"][1]] * 4} for r in other]
     assert discriminator(embedder, real, looped)["accuracy"] >= 0.9
     assert discriminator(embedder, real, other)["accuracy"] <= 0.65

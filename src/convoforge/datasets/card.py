@@ -7,10 +7,10 @@ import textwrap
 
 DISCRIMINATOR_NOTE = (
     "cross-validated logistic regression on MiniLM turn vectors and text statistics (a persona pair's"
-    " conversations in one fold), real (held-out reference, cut to the generated per-user turn counts) vs"
-    " accepted; 0.5 means indistinguishable; by_embedding / by_statistics: the same on the turn vectors alone"
-    " (what is said) / on the text statistics alone (how: turn length and spread, questions, exclamations,"
-    " distinct-1/2, recitation)"
+    " conversations in one fold), real (the held-out reference conversations that pass the conversation hygiene:"
+    " no template text, placeholder or loop; cut to the generated per-user turn counts) vs accepted; 0.5 means"
+    " indistinguishable; by_embedding / by_statistics: the same on the turn vectors alone (what is said) / on the"
+    " text statistics alone (how: turn length and spread, questions, exclamations, distinct-1/2, recitation)"
 )
 
 
@@ -104,6 +104,7 @@ QUALITY_KEYS = (
     "degenerate_rate",
     "recitation_rate",
     "prompt_leak_rate",
+    "placeholder_rate",
     "unfinished_rate",
     "turns_per_user",
     "distinct_1",
@@ -124,6 +125,7 @@ def quality_section(quality: dict) -> list[str]:
         *textwrap.wrap(f"Discriminator: {DISCRIMINATOR_NOTE}.", 110),
         "Degenerate: a loop (a long turn said again, a block of turns repeated) or a speaker echoing the other.",
         "Recitation: share of turns that copy their speaker's persona sentence word for word.",
+        "Placeholder: a template slot or stage direction ('[name]', '(user 2's name)') in a turn.",
         "Unfinished: the last turn stops mid-sentence (no closing mark): cut by the token limit, or a real 'Bye'.",
         "",
         "| | " + " | ".join(columns) + " |",

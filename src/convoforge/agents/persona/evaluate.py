@@ -79,7 +79,7 @@ def evaluate(
 
 
 def hygiene_rates(rows: list[dict]) -> dict:
-    """Shares of conversations: degenerate (loop, copying), prompt leak, unfinished; of turns: recitation."""
+    """Shares of conversations: degenerate (loop, copying), prompt leak, placeholder, unfinished; of turns: recited."""
     from convoforge.agents.persona.hygiene import conversation_flags
 
     flags = [conversation_flags(r["messages"], r["profiles"]) for r in rows]
@@ -88,6 +88,7 @@ def hygiene_rates(rows: list[dict]) -> dict:
         "degenerate_rate": round(sum(f["degenerate"] for f in flags) / len(flags), 4) if flags else None,
         "recitation_rate": round(sum(f["recited_turns"] for f in flags) / turns, 4) if turns else None,
         "prompt_leak_rate": round(sum(f["prompt_leak"] for f in flags) / len(flags), 4) if flags else None,
+        "placeholder_rate": round(sum(f["placeholder"] for f in flags) / len(flags), 4) if flags else None,
         "unfinished_rate": round(sum(f["unfinished"] for f in flags) / len(flags), 4) if flags else None,
     }
 
@@ -138,11 +139,28 @@ def matched_reference(reference: list[dict], rows: list[dict], rng: random.Rando
     return out
 
 
+def clean_reference(reference: list[dict]) -> list[dict]:
+    """The reference conversations that pass the hygiene generated ones are held to: the discriminator's real side.
+
+    Half of SPC's held-out conversations (49%) carry its source generator's template text or slots ("Hi, I'm
+    [user 1's name].") or loop; the pipeline rejects these in its own output, so a classifier shown them as "real"
+    scores by artefacts the pipeline removes and counts a generator that leaks them as more real.
+    """
+    from convoforge.agents.persona.hygiene import conversation_flags
+
+    def clean(row: dict) -> bool:
+        flags = conversation_flags(row["messages"], row["profiles"])
+        return not (flags["degenerate"] or flags["prompt_leak"] or flags["placeholder"])
+
+    return [r for r in reference if r["messages"] and clean(r)]
+
+
 def discriminator(embedder: Embedder, reference: list[dict], rows: list[dict], seed: int = 0) -> dict:
-    """Real (held-out reference, length-matched) vs generated, folds split by persona pair; 0.5 = indistinguishable."""
+    """Real (the clean held-out reference, length-matched) vs generated, folds by persona pair; 0.5: can't tell."""
     from convoforge.datasets.discriminator import cv_accuracy
 
     usable = [r for r in rows if r["messages"]]
+    reference = clean_reference(reference)
     if not usable or not reference:
         return {"accuracy": None, "per_class": 0, "reason": "no conversations"}
     real = matched_reference(reference, usable, random.Random(seed))
@@ -204,6 +222,7 @@ def quality_report(embedder: Embedder, rows: list[dict], reference: list[dict] |
         ref_stats = conversation_stats([r["messages"] for r in reference])
         report["reference"] = {k: ref_stats[k] for k in ("conversations", "turns_per_user", "distinct_1", "distinct_2")}
         report["reference"] |= hygiene_rates(reference)
+        report["reference"]["discriminator_real"] = len(clean_reference(reference))
     iterations = sorted({r.get("iteration", 0) for r in rows})
     report["per_iteration"] = [
         {"iteration": it, **measures([r for r in rows if r.get("iteration", 0) == it])} for it in iterations

@@ -29,6 +29,14 @@ META = re.compile(
 SELF = re.compile(r"\b(AI|artificial intelligence|chatbot|virtual assistant|assist (?:human )?users)\b")
 INSTRUCTION = re.compile(r"^(answer|write|imagine|do not|don't|please|respond|add|now|generate|create)\b", re.I)
 FIRST_PERSON = {"I", "My", "I'm", "I've", "I'd", "I'll", "Im"}
+# template slots and stage directions that SPC's own source generator left in its conversations ("[user 1's name]",
+# "(name)", "[they walk together.]"; 41% of its conversations), and that a model trained on them
+# writes: no person types them. Any square-bracketed text; a short parenthesis naming a slot.
+PLACEHOLDER = re.compile(
+    r"\[[^\]\n]{1,60}\]|\((?:[\w']+\s){0,2}(?:name|user ?\d?|username|city|country|hometown|location|age)"
+    r"(?:\s[\w']+){0,1}\)",
+    re.IGNORECASE,
+)
 
 
 @cache
@@ -60,6 +68,13 @@ def prompt_leak(text: str) -> str | None:
 
 # where a finished sentence ends inside a turn: its mark, any closing quotes or brackets, then a space
 SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)")
+
+
+def placeholder(text: str) -> str | None:
+    """Why `text` carries a template slot or a stage direction ("[name]", "(user 2's name)"), else None."""
+    if m := PLACEHOLDER.search(text):
+        return f"placeholder ({m.group(0)!r})"
+    return None
 
 
 def unfinished(text: str) -> bool:
@@ -234,22 +249,24 @@ def conversation_problems(
             problems.append(found)
     if turns and (n := recitations(turns, profiles)) / len(turns) > limits.recitation_cap:
         problems.append(f"recitation ({n} of {len(turns)} turns copy a persona sentence)")
-    for i, (_, text) in enumerate(turns):
-        if leak := prompt_leak(text):
-            problems.append(f"{leak.split(' (')[0]} (turn {i + 1}: {leak.split(' (', 1)[1]}")
-            break
+    for check in (prompt_leak, placeholder):
+        for i, (_, text) in enumerate(turns):
+            if found := check(text):
+                problems.append(f"{found.split(' (')[0]} (turn {i + 1}: {found.split(' (', 1)[1]}")
+                break
     if long := [i + 1 for i, (_, t) in enumerate(turns) if len(t.split()) > limits.max_words]:
         problems.append(f"turn bounds (turn {long[0]} has over {limits.max_words} words)")
     return problems
 
 
 def conversation_flags(messages: list[dict], profiles: dict[str, list[str]], limits: Limits = Limits()) -> dict:
-    """Per-conversation measures for reports: degenerate (loop or copying), recited turns, prompt leak."""
+    """Per-conversation measures for reports: degenerate (loop or copying), recited turns, prompt leak, placeholder."""
     turns = [(m["speaker"], m["content"]) for m in messages]
     return {
         "degenerate": bool(loop(turns, limits) or copying(turns, limits)),
         "recited_turns": recitations(turns, profiles),
         "turns": len(turns),
         "prompt_leak": leaks(turns),
+        "placeholder": any(placeholder(text) for _, text in turns),
         "unfinished": bool(turns) and unfinished(turns[-1][1]),
     }
