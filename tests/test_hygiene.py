@@ -262,7 +262,12 @@ def test_discriminator_says_whether_what_is_said_or_how_gives_a_run_away():
 
 
 def test_reference_conversations_that_fail_hygiene_are_not_on_the_real_side():
-    from convoforge.agents.persona.evaluate import clean_reference, discriminator, quality_report
+    from convoforge.agents.persona.evaluate import (
+        clean_reference,
+        discriminator,
+        matched_discriminator,
+        quality_report,
+    )
 
     def rows(n, text):
         turns = [[{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k}"} for k in range(6)] for i in range(n)]
@@ -273,8 +278,11 @@ def test_reference_conversations_that_fail_hygiene_are_not_on_the_real_side():
     slotted = rows(60, "zzz hi [user 1's name]")
     reference = rows(60, "real talk") + slotted
     assert clean_reference(reference) == reference[:60]
-    found = discriminator(MarkedEmbedder(), reference, rows(40, "real talk"))
-    assert found["accuracy"] <= 0.65, found
-    assert discriminator(MarkedEmbedder(), slotted, rows(40, "real talk"))["accuracy"] is None  # no clean real row
+    assert discriminator(MarkedEmbedder(), reference, rows(40, "real talk"))["accuracy"] >= 0.7  # shown as real
     report = quality_report(MarkedEmbedder(), rows(40, "real talk"), reference)
+    assert report["generated"]["discriminator_accuracy"] <= 0.65, report["generated"]
     assert report["reference"]["discriminator_real"] == 60 and report["reference"]["placeholder_rate"] == 0.5
+    none_clean = quality_report(MarkedEmbedder(), rows(40, "real talk"), slotted)["generated"]
+    assert none_clean["discriminator_accuracy"] is None  # no clean real row: nothing to compare with
+    matched = matched_discriminator(MarkedEmbedder(), reference, rows(40, "real talk"), rows(40, "zzz talk"), draws=2)
+    assert matched["accuracy"] <= 0.65 and matched["accuracy_other"] >= 0.9

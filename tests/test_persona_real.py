@@ -79,8 +79,8 @@ def test_discriminator_separates_broken_conversations_from_real_ones(data_dir, e
     from convoforge.app.persona_cli import reference_rows
 
     ref = reference_rows(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv", 320, 0)
-    real, other = ref[:160], clean_reference(ref[160:])  # the real side holds only the clean ones too
-    assert 60 <= len(other) < 160
+    real, other = clean_reference(ref[:160]), clean_reference(ref[160:])  # real vs real, both sides clean
+    assert 60 <= len(real) < 160 and 60 <= len(other) < 160
     looped = [{**r, "messages": [r["messages"][0], r["messages"][1]] * 4} for r in other]
     assert discriminator(embedder, real, looped)["accuracy"] >= 0.9
     assert discriminator(embedder, real, other)["accuracy"] <= 0.65

@@ -156,11 +156,10 @@ def clean_reference(reference: list[dict]) -> list[dict]:
 
 
 def discriminator(embedder: Embedder, reference: list[dict], rows: list[dict], seed: int = 0) -> dict:
-    """Real (the clean held-out reference, length-matched) vs generated, folds by persona pair; 0.5: can't tell."""
+    """Real (length-matched) vs generated, folds by persona pair; 0.5: can't tell. Pass `clean_reference`'s rows."""
     from convoforge.datasets.discriminator import cv_accuracy
 
     usable = [r for r in rows if r["messages"]]
-    reference = clean_reference(reference)
     if not usable or not reference:
         return {"accuracy": None, "per_class": 0, "reason": "no conversations"}
     real = matched_reference(reference, usable, random.Random(seed))
@@ -183,6 +182,7 @@ def matched_discriminator(
     real by its count alone; at equal size the two accuracies compare (and each run's two halves of it).
     """
     mine, theirs = ([r for r in rows if r["messages"]] for rows in (mine, theirs))
+    reference = clean_reference(reference)  # once for every draw
     n = min(len(mine), len(theirs))
 
     def judged(rows: list[dict]) -> list[dict]:
@@ -206,12 +206,14 @@ def quality_report(embedder: Embedder, rows: list[dict], reference: list[dict] |
     """Critic-independent measures of accepted conversations, overall and per iteration, beside the reference's."""
     from convoforge.datasets.metrics import conversation_stats
 
+    real = clean_reference(reference) if reference else []  # the discriminator's real side, once for every part
+
     def measures(part: list[dict]) -> dict:
         stats = conversation_stats([r["messages"] for r in part])
         keep = ("conversations", "turns_per_user", "distinct_1", "distinct_2")
         found = {k: stats[k] for k in keep} | hygiene_rates(part)
         if reference:
-            judged = discriminator(embedder, reference, part, seed)
+            judged = discriminator(embedder, real, part, seed)
             found["discriminator_accuracy"], found["discriminator_per_class"] = judged["accuracy"], judged["per_class"]
             for key in ("by_embedding", "by_statistics"):
                 found[f"discriminator_{key}"] = judged.get(key)
@@ -222,7 +224,7 @@ def quality_report(embedder: Embedder, rows: list[dict], reference: list[dict] |
         ref_stats = conversation_stats([r["messages"] for r in reference])
         report["reference"] = {k: ref_stats[k] for k in ("conversations", "turns_per_user", "distinct_1", "distinct_2")}
         report["reference"] |= hygiene_rates(reference)
-        report["reference"]["discriminator_real"] = len(clean_reference(reference))
+        report["reference"]["discriminator_real"] = len(real)
     iterations = sorted({r.get("iteration", 0) for r in rows})
     report["per_iteration"] = [
         {"iteration": it, **measures([r for r in rows if r.get("iteration", 0) == it])} for it in iterations
