@@ -13,7 +13,13 @@ from convoforge.llm import parse_spec
 from convoforge.llm.openai_backend import OpenAIChatModel
 from convoforge.llm.spec import read_logit_bias
 from convoforge.llm.types import GenParams, Message
-from convoforge.training.lexical import fit_logit_bias, real_and_own, train_lexical, without_profile_words
+from convoforge.training.lexical import (
+    fit_logit_bias,
+    real_and_own,
+    stack_biases,
+    train_lexical,
+    without_profile_words,
+)
 
 
 class WordTokenizer:
@@ -45,6 +51,12 @@ def test_over_used_words_are_lowered_and_real_ones_raised():
     assert not {"what", "you", "i"} & set(by_word)  # equally common on both sides: no bias
     assert not {"User1:", "User2:", "\n"} & set(by_word)  # transcript scaffolding is never biased
     assert max(abs(b) for b in bias.values()) <= 2.0
+
+
+def test_a_further_round_adds_its_correction_to_the_prior():
+    prior, step = {1: -1.5, 2: 0.5, 3: 0.3}, {1: -1.0, 2: -0.48, 4: 0.7}
+    assert stack_biases(prior, step, clip=2.0) == {1: -2.0, 3: 0.3, 4: 0.7}  # clipped; 2 cancelled out (< .05)
+    assert stack_biases(prior, {}, clip=1.0) == {1: -1.0, 2: 0.5, 3: 0.3}
 
 
 def test_strength_rare_tokens_and_doubt():
@@ -208,10 +220,19 @@ def test_train_lexical_writes_the_biases_and_a_card(tmp_path):
     own = "User 1: I'm glad you're here, you're wonderful!\nUser 2: I'm so glad, you're wonderful too!"
     folder = _export(tmp_path, [_pair(real.replace("read", f"read {i}"), own) for i in range(30)])
     out = tmp_path / "prior" / "bias.json"
-    summary = train_lexical([folder], out, "local:smollm2-135m", alpha=1.0, min_count=20, min_z=2.0, clip=2.0)
+    fit = {"alpha": 1.0, "min_count": 20, "min_z": 2.0, "clip": 2.0}
+    summary = train_lexical([folder], out, "local:smollm2-135m", **fit)
     assert summary["real"] == 30 and summary["own"] == 31 and summary["tokens"] > 0
     assert "glad" in [w.strip() for w in summary["lowered"]] and "like" in [w.strip() for w in summary["raised"]]
     bias = read_logit_bias(str(out))
     assert len(bias) == summary["tokens"] and all(abs(v) <= 2.0 for v in bias.values())
     card = out.with_suffix(".md").read_text()
     assert f"+bias={out}" in card and f"--data {folder}" in card and "--min-z 2.0" in card
+    assert "A first round" in card and "--prior" not in card
+    # a second round over the same samples, written over its own prior: the prior is read first, then stacked
+    again = train_lexical([folder], out, "local:smollm2-135m", prior=str(out), force=True, **fit)
+    stacked = read_logit_bias(str(out))
+    assert again["prior"] == str(out) and again["fitted"] == summary["tokens"] and set(stacked) == set(bias)
+    assert all(stacked[t] == pytest.approx(max(-2.0, min(2.0, 2 * bias[t])), abs=1e-3) for t in bias)
+    card = out.with_suffix(".md").read_text()
+    assert f"--prior {out}" in card and f"Round on top of: `{out}` ({len(bias)} tokens" in card

@@ -195,6 +195,9 @@ def train_lexical_command(
     profile_words: bool = typer.Option(
         False, "--profile-words", help="Count the persona pairs' own content words too (topic, not only style)."
     ),
+    prior: str | None = typer.Option(
+        None, help="The prior --data was sampled with (file or shipped name): write it plus this fit (a round)."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
 ) -> None:
     """Fit a lexical prior: token logit biases that move a generator's word use towards real conversations.
@@ -209,6 +212,7 @@ def train_lexical_command(
         base,
         force=force,
         keep_profile_words=profile_words,
+        prior=prior,
         alpha=alpha,
         min_count=min_count,
         min_z=min_z,

@@ -27,8 +27,9 @@ Use: `MODEL+bias={name}` (local and OpenAI-compatible backends; token ids of `{b
   policy's own samples (the rejected side) of {data}: `generate samples --real-chosen` exports, train persona
   pairs only.
 - Topic words: {topics}
-- Fit: bias = {alpha} x log(p_real / p_own) per token (add-half smoothing), clipped to +-{clip}, for {tokens}
+- Fit: bias = {alpha} x log(p_real / p_own) per token (add-half smoothing), clipped to +-{clip}, for {fitted}
   tokens seen at least {min_count} times whose log-odds z-score is at least {min_z}; only word tokens are raised.
+- {stacked}
 - Lowered most: {lowered}
 - Raised most: {raised}
 - Rebuild: `{command}`
@@ -99,6 +100,12 @@ def fit_logit_bias(
     return dict(sorted(bias.items()))
 
 
+def stack_biases(prior: dict[int, float], step: dict[int, float], clip: float) -> dict[int, float]:
+    """A further round: the prior the samples were drawn with plus the correction fitted on them, clipped."""
+    total = {t: max(-clip, min(clip, prior.get(t, 0.0) + step.get(t, 0.0))) for t in set(prior) | set(step)}
+    return {t: round(v, 4) for t, v in sorted(total.items()) if abs(v) >= 0.05}
+
+
 def real_and_own(data: list[Path], keep_profile_words: bool = False) -> tuple[list[str], list[str]]:
     """The real (chosen) and own (rejected) transcripts of `generate samples --real-chosen` exports, both splits.
 
@@ -135,13 +142,24 @@ def real_and_own(data: list[Path], keep_profile_words: bool = False) -> tuple[li
 
 
 def train_lexical(
-    data: list[Path], out: Path, base: str, *, force: bool = False, keep_profile_words: bool = False, **fit: Any
+    data: list[Path],
+    out: Path,
+    base: str,
+    *,
+    force: bool = False,
+    keep_profile_words: bool = False,
+    prior: str | None = None,
+    **fit: Any,
 ) -> dict:
-    """Fit the lexical prior of a policy from its real-chosen samples; write it to out (JSON) and its card (.md)."""
+    """Fit the lexical prior of a policy from its real-chosen samples; write it to out (JSON) and its card (.md).
+
+    With prior (the logit-bias file or shipped name the samples were drawn with), the result is a further round:
+    that prior plus the correction the samples still call for.
+    """
     from transformers import AutoTokenizer
 
     from convoforge.llm.local import resolve_weights
-    from convoforge.llm.spec import parse_spec
+    from convoforge.llm.spec import parse_spec, read_logit_bias
 
     for path in (out, out.with_suffix(".md")):
         if path.exists() and not force:
@@ -149,9 +167,11 @@ def train_lexical(
     backend, ref, _ = parse_spec(base)
     if backend != "local":
         raise ConvoforgeError(f"--base must be a local model (its tokenizer numbers the tokens), not {base!r}")
+    start = read_logit_bias(prior) if prior else {}  # before out is written: out may be the prior's own file
     tokenizer = AutoTokenizer.from_pretrained(resolve_weights(ref))
     real, own = real_and_own(data, keep_profile_words)
-    bias = fit_logit_bias(real, own, tokenizer, **fit)
+    step = fit_logit_bias(real, own, tokenizer, **fit)
+    bias = stack_biases(start, step, fit.get("clip", 2.0)) if prior else step
     ranked = sorted(bias, key=bias.get)
     summary = {
         "base": base,
@@ -159,6 +179,8 @@ def train_lexical(
         "real": len(real),
         "own": len(own),
         "tokens": len(bias),
+        "fitted": len(step),
+        "prior": prior,
         "profile_words": keep_profile_words,
         **fit,
         "lowered": [tokenizer.decode([t]) for t in ranked[:15]],
@@ -171,12 +193,19 @@ def train_lexical(
         " ".join(f"--{k.replace('_', '-')} {v}" for k, v in fit.items())
     )
     command += " --profile-words" if keep_profile_words else ""
+    command += f" --prior {prior}" if prior else ""
     topics = (
         "kept (the counts include the persona pairs' own content words)"
         if keep_profile_words
         else "each transcript's persona content words (and inflections) are left out of the counts"
     )
-    fields = {**summary, **words, "data": ", ".join(summary["data"]), "topics": topics}
+    stacked = (
+        f"Round on top of: `{prior}` ({len(start)} tokens; the samples were drawn with it on): its biases plus this"
+        f" fit's, clipped to +-{fit.get('clip', 2.0)}; {len(bias)} tokens in all"
+        if prior
+        else "A first round (no prior under it)"
+    )
+    fields = {**summary, **words, "data": ", ".join(summary["data"]), "topics": topics, "stacked": stacked}
     text = CARD.format(name=out, command=command.strip(), **fields)
     out.with_suffix(".md").write_text(text)
     return summary
