@@ -153,8 +153,9 @@ def train_lexical(
 ) -> dict:
     """Fit the lexical prior of a policy from its real-chosen samples; write it to out (JSON) and its card (.md).
 
-    With prior (the logit-bias file or shipped name the samples were drawn with), the result is a further round:
-    that prior plus the correction the samples still call for.
+    fit holds all four of fit_logit_bias's alpha, min_count, min_z and clip (the card names them). With prior (the
+    logit-bias file or shipped name the samples were drawn with), the result is a further round: that prior plus
+    the correction the samples still call for.
     """
     from transformers import AutoTokenizer
 
@@ -171,7 +172,7 @@ def train_lexical(
     tokenizer = AutoTokenizer.from_pretrained(resolve_weights(ref))
     real, own = real_and_own(data, keep_profile_words)
     step = fit_logit_bias(real, own, tokenizer, **fit)
-    bias = stack_biases(start, step, fit.get("clip", 2.0)) if prior else step
+    bias = stack_biases(start, step, fit["clip"]) if prior else step
     ranked = sorted(bias, key=bias.get)
     summary = {
         "base": base,
@@ -201,7 +202,7 @@ def train_lexical(
     )
     stacked = (
         f"Round on top of: `{prior}` ({len(start)} tokens; the samples were drawn with it on): its biases plus this"
-        f" fit's, clipped to +-{fit.get('clip', 2.0)}; {len(bias)} tokens in all"
+        f" fit's, clipped to +-{fit['clip']}; {len(bias)} tokens in all"
         if prior
         else "A first round (no prior under it)"
     )
