@@ -151,6 +151,10 @@ def test_train_lexical_keeps_what_exists_and_needs_a_local_base(tmp_path):
     assert out.read_text() == "mine"
     with pytest.raises(ConvoforgeError, match="must be a local model"):
         train_lexical([tmp_path], tmp_path / "new.json", "openai:gpt-4o-mini")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"base": "local:other-model", "logit_bias": {"5": -1.0}}))
+    with pytest.raises(ConvoforgeError, match="fitted for local:other-model, not --base local:smollm2-135m"):
+        train_lexical([tmp_path], tmp_path / "round2.json", "local:smollm2-135m", prior=str(other))
 
 
 def test_read_logit_bias_and_its_errors(tmp_path):

@@ -160,7 +160,7 @@ def train_lexical(
     from transformers import AutoTokenizer
 
     from convoforge.llm.local import resolve_weights
-    from convoforge.llm.spec import parse_spec, read_logit_bias
+    from convoforge.llm.spec import SHIPPED_BIASES, parse_spec, read_logit_bias, shipped_or_path
 
     for path in (out, out.with_suffix(".md")):
         if path.exists() and not force:
@@ -169,6 +169,9 @@ def train_lexical(
     if backend != "local":
         raise ConvoforgeError(f"--base must be a local model (its tokenizer numbers the tokens), not {base!r}")
     start = read_logit_bias(prior) if prior else {}  # before out is written: out may be the prior's own file
+    fitted_for = json.loads(shipped_or_path(prior, SHIPPED_BIASES).read_text()).get("base", base) if prior else base
+    if fitted_for != base:  # token ids of another tokenizer: adding them up would bias unrelated tokens
+        raise ConvoforgeError(f"--prior {prior} was fitted for {fitted_for}, not --base {base}")
     tokenizer = AutoTokenizer.from_pretrained(resolve_weights(ref))
     real, own = real_and_own(data, keep_profile_words)
     step = fit_logit_bias(real, own, tokenizer, **fit)
