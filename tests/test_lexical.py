@@ -37,7 +37,7 @@ class WordTokenizer:
         return "".join(names[i] for i in ids)
 
 
-REAL = ["User 1: what is fun for you ?\nUser 2: i like to swim"] * 30  # as many tokens as OWN's
+REAL = ["User 1: what is fun [ you ?\nUser 2: i like to swim"] * 30  # as many tokens as OWN's
 OWN = ["User 1: what ! you are so glad\nUser 2: i am wonderful !"] * 30
 
 
@@ -47,7 +47,8 @@ def test_over_used_words_are_lowered_and_real_ones_raised():
     by_word = {tok.decode([i]): b for i, b in bias.items()}
     assert by_word["glad"] < 0 and by_word["wonderful"] < 0 and by_word["!"] < 0  # any token may be lowered
     assert by_word["fun"] > 0 and by_word["like"] > 0
-    assert "?" not in by_word  # raised only if it is a word: brackets and marks invite placeholders
+    assert by_word["?"] > 0  # sentence marks are raised like words
+    assert "[" not in by_word  # brackets are not: raising them invites placeholders ("[name]")
     assert not {"what", "you", "i"} & set(by_word)  # equally common on both sides: no bias
     assert not {"User1:", "User2:", "\n"} & set(by_word)  # transcript scaffolding is never biased
     assert max(abs(b) for b in bias.values()) <= 2.0

@@ -18,6 +18,7 @@ from convoforge.errors import ConvoforgeError
 LABELS = ("User 1:", "User 2:", "\n")  # transcript scaffolding: the same in both, never biased
 SUFFIXES = "(?:s|es|ing|ed|er|ers)?"  # a profile word's common inflections ("painter" -> "painting")
 GENERIC_SHARE = 0.25  # a word in more persona pairs' profiles than this is how people talk ("like"), not a topic
+SENTENCE_MARKS = frozenset("!?.")  # may be raised like words ("!" ends .44 of real turns); brackets may not
 
 CARD = """# Lexical prior (token logit biases) for `{base}`
 
@@ -28,7 +29,8 @@ Use: `MODEL+bias={name}` (local and OpenAI-compatible backends; token ids of `{b
   pairs only.
 - Topic words: {topics}
 - Fit: bias = {alpha} x log(p_real / p_own) per token (add-half smoothing), clipped to +-{clip}, for {fitted}
-  tokens seen at least {min_count} times whose log-odds z-score is at least {min_z}; only word tokens are raised.
+  tokens seen at least {min_count} times whose log-odds z-score is at least {min_z}; only words and sentence marks
+  are raised.
 - {stacked}
 - Lowered most: {lowered}
 - Raised most: {raised}
@@ -92,7 +94,8 @@ def fit_logit_bias(
         ratio = math.log((r[tok] + 0.5) / (nr + 1)) - math.log((o[tok] + 0.5) / (no + 1))
         if abs(ratio) / math.sqrt(1 / (r[tok] + 0.5) + 1 / (o[tok] + 0.5)) < min_z:  # log-odds z-score
             continue
-        if ratio > 0 and not any(ch.isalpha() for ch in tokenizer.decode([tok])):
+        text = tokenizer.decode([tok])
+        if ratio > 0 and not (any(ch.isalpha() for ch in text) or text.strip() in SENTENCE_MARKS):
             continue  # raising brackets or digits invites placeholders ("[name]"); lowering any token is safe
         value = max(-clip, min(clip, alpha * ratio))
         if abs(value) >= 0.05:
