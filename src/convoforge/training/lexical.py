@@ -18,7 +18,7 @@ from convoforge.errors import ConvoforgeError
 LABELS = ("User 1:", "User 2:", "\n")  # transcript scaffolding: the same in both, never biased
 SUFFIXES = "(?:s|es|ing|ed|er|ers)?"  # a profile word's common inflections ("painter" -> "painting")
 GENERIC_SHARE = 0.25  # a word in more persona pairs' profiles than this is how people talk ("like"), not a topic
-SENTENCE_MARKS = frozenset("!?.")  # may be raised like words ("!" ends .44 of real turns); brackets may not
+SENTENCE_MARKS = frozenset("!?.")  # may be raised like words (.44 of real SPC turns hold a "!"); brackets may not
 
 CARD = """# Lexical prior (token logit biases) for `{base}`
 
