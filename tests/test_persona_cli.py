@@ -120,14 +120,19 @@ def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
         (["--min-turns", "9", "--max-turns", "3"], "above --max-turns"),
         (["--resume"], "nothing to resume"),
         (["--model", "scripted:no.such.module:reply"], "cannot import scripted reply function"),
+        (["--seed", "BINARY"], "is not UTF-8 text"),
     ],
 )
 def test_bad_input_fails_cleanly_and_creates_nothing(tmp_path, args, message):
+    binary = tmp_path / "binary.csv"  # a seed file that is not text
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00" * 20)
+    args = [str(binary) if a == "BINARY" else a for a in args]
     out = tmp_path / "o"
     model, args = (args[:2], args[2:]) if args[0] == "--model" else (["--model", "scripted:echo"], args)
     result = cf(*model, "generate", "personas", "--out", str(out), *args)
     assert result.returncode == 2 and message in result.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert "persona expansion" not in result.stderr  # the error alone: no progress bars drawn before it
+    assert list(tmp_path.iterdir()) == [binary]
 
 
 def test_resume_after_sigkill_finishes_exactly_the_plan(tmp_path):

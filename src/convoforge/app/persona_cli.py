@@ -133,36 +133,38 @@ def generate_personas(
         ray={"address": ray, "workers": workers} if ray else None,
     )
     planned = PersonaContext(**stored.context) if resume and (stored := stored_config(out_dir)) else context
-    with Progress(
+    progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
         transient=False,
-    ) as progress:
-        stage = progress.add_task("persona expansion", total=len(STAGES))
-        conversations = progress.add_task(
-            "conversations", total=planned.iterations * planned.pairs * planned.candidates
-        )
-        judged = progress.add_task("critic passes", total=None)
+    )  # shown once the input is loaded: bad input ends in its one-line error alone
+    stage = progress.add_task("persona expansion", total=len(STAGES))
+    conversations = progress.add_task("conversations", total=planned.iterations * planned.pairs * planned.candidates)
+    judged = progress.add_task("critic passes", total=None)
 
-        def on_update(node: str, update: dict) -> None:
-            if node in STAGES:
-                progress.advance(stage)
-                detail = {k: len(v) for k, v in update.items() if isinstance(v, list) and k != "log"}
-                progress.console.print(f"[green]✓[/] {node} {detail}")
-            elif node == "conversations":
-                progress.advance(conversations, len(update.get("candidates", [])))
-                progress.advance(judged, len(update.get("verdicts", {})))
-            elif node == "select":
-                s = update["stats"][0]
-                progress.console.print(
-                    f"[green]✓[/] iteration {s['iteration']}: {s['accepted']} accepted, {s['rejected']} rejected "
-                    f"{s['rejection_reasons']}"
-                )
+    def on_update(node: str, update: dict) -> None:
+        if node in STAGES:
+            progress.advance(stage)
+            detail = {k: len(v) for k, v in update.items() if isinstance(v, list) and k != "log"}
+            progress.console.print(f"[green]✓[/] {node} {detail}")
+        elif node == "conversations":
+            progress.advance(conversations, len(update.get("candidates", [])))
+            progress.advance(judged, len(update.get("verdicts", {})))
+        elif node == "select":
+            s = update["stats"][0]
+            progress.console.print(
+                f"[green]✓[/] iteration {s['iteration']}: {s['accepted']} accepted, {s['rejected']} rejected "
+                f"{s['rejection_reasons']}"
+            )
 
-        summary = asyncio.run(run_persona_pipeline(cfg, resume=resume, force=force, on_update=on_update))
+    try:
+        pipeline = run_persona_pipeline(cfg, resume=resume, force=force, on_update=on_update, on_start=progress.start)
+        summary = asyncio.run(pipeline)
+    finally:
+        progress.stop()
     table = Table(title=f"persona dialogues -> {summary['out']}")
     for col in ("iteration", "candidates", "accepted", "rejected", "few-shot pool", "rejections"):
         table.add_column(col)

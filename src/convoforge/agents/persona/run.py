@@ -84,8 +84,12 @@ async def run_persona_pipeline(
     resume: bool = False,
     force: bool = False,
     on_update: Callable[[str, dict], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> dict:
-    """Run (or resume) the graph to the end, write the dataset, and return a summary."""
+    """Run (or resume) the graph to the end, write the dataset, and return a summary.
+
+    `on_start` is called once the input is loaded and checked, before the first node runs.
+    """
     if resume:
         cfg, work = prepare(cfg, resume, force)
     # everything that can fail on bad input is loaded before a work folder exists
@@ -103,6 +107,8 @@ async def run_persona_pipeline(
     if not resume:
         cfg, work = prepare(cfg, resume, force)
     ctx = PersonaContext(**cfg.context)
+    if on_start:
+        on_start()
     try:
         async with AsyncSqliteSaver.from_conn_string(str(work / "checkpoints.sqlite")) as saver:
             graph = build_graph(
