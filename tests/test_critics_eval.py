@@ -226,3 +226,73 @@ def test_auto_quality_experts_use_heads_only_for_the_embedded_model():
         "quality_depth_prompted",
         "quality_depth_trained",
     }
+
+
+def persona_run(out, conversations, accepted_every=2):
+    """A `generate personas`-shaped dataset: these conversations as candidates, one pair every two."""
+    from convoforge.datasets.records import to_dataset_dict, write_dataset
+
+    rows = [
+        {
+            "id": f"c{i}",
+            "pair_id": f"p{i // 2}",
+            "iteration": 0,
+            "profiles": r["profiles"],
+            "messages": [{"speaker": s, "content": t} for s, t in r["turns"]],
+            "reason": None if i % accepted_every == 0 else "dropped by faithfulness",
+            "verdicts": [],
+            "votes": 0,
+            "raw": "",
+            "prompt": "",
+        }
+        for i, r in enumerate(conversations)
+    ]
+    accepted = [r for r in rows if r["reason"] is None]
+    extra = {"generator_model": "scripted:echo", "critic_model": "scripted:echo", "seed_source": "fixture"}
+    write_dataset(to_dataset_dict(accepted, [r for r in rows if r["reason"]], extra), "card", out)
+    return out
+
+
+@pytest.mark.slow
+def test_eval_seeds_pairs_runs_by_seed_and_reports_the_spread_between_them(tmp_path):
+    from convoforge.app.cli import _register, app
+
+    _register()
+    real = fixture_rows(80)
+    ref = tmp_path / "spc.csv"
+    write_spc(ref, real)
+    gibberish = [
+        {**r, "turns": [[s, f"zzk qwv {i} blorp {k} fnord xx"] for k, (s, _) in enumerate(r["turns"])]}
+        for i, r in enumerate(real)
+    ]
+    args = ["eval", "seeds", "--reference", str(ref), "--limit", "80", "--margin", "-0.10"]
+    for seed, cut in enumerate((slice(0, 40), slice(40, 80))):  # the real-looking run and the gibberish, per seed
+        args += ["--data", str(persona_run(tmp_path / f"mine{seed}", real[cut]))]
+        args += ["--versus", str(persona_run(tmp_path / f"theirs{seed}", gibberish[cut], accepted_every=4))]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["data"] for r in report["runs"]] == [str(tmp_path / "mine0"), str(tmp_path / "mine1")]
+    for run in report["runs"]:
+        matched = run["candidates_matched"]
+        assert matched["accuracy_other"] >= 0.9 and matched["difference"] <= -0.2  # gibberish is told apart
+        assert run["paired"]["pairs"] == 20 and run["acceptance_difference"] == 0.25  # 1/2 vs 1/4 of candidates
+    found = report["discriminator"]
+    assert found["runs"] == 2 and found["mean"] <= -0.2 and found["runs_reaching_margin"] == 2
+    assert found["interval_95"][0] <= found["mean"] <= found["interval_95"][1]
+    assert report["acceptance"]["differences"] == [0.25, 0.25]
+
+
+def test_eval_seeds_refuses_unpaired_runs_and_folders_that_are_not_runs(tmp_path):
+    from convoforge.app.cli import _register, app
+
+    _register()
+    ref = tmp_path / "spc.csv"
+    write_spc(ref, fixture_rows(4))
+    run = persona_run(tmp_path / "run", fixture_rows(4))
+    unpaired = ["eval", "seeds", "--reference", str(ref), "--data", str(run), "--data", str(run), "--versus", str(run)]
+    result = CliRunner().invoke(app, unpaired)
+    assert result.exit_code != 0 and "2 --data runs but 1 --versus runs" in str(result.exception)
+    missing = ["eval", "seeds", "--reference", str(ref), "--data", str(run), "--versus", str(tmp_path / "nope")]
+    result = CliRunner().invoke(app, missing)
+    assert result.exit_code != 0 and "no dataset at" in str(result.exception)

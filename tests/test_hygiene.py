@@ -286,3 +286,17 @@ def test_reference_conversations_that_fail_hygiene_are_not_on_the_real_side():
     assert none_clean["discriminator_accuracy"] is None  # no clean real row: nothing to compare with
     matched = matched_discriminator(MarkedEmbedder(), reference, rows(40, "real talk"), rows(40, "zzz talk"), draws=2)
     assert matched["accuracy"] <= 0.65 and matched["accuracy_other"] >= 0.9
+
+
+def test_over_runs_on_known_differences():
+    from convoforge.agents.persona.evaluate import over_runs
+
+    found = over_runs([-0.10, -0.12, -0.08], margin=-0.10)
+    assert found["runs"] == 3 and found["mean"] == -0.1 and found["sd"] == 0.02
+    # mean +- t(.975, 2 df) 4.303 x sd / sqrt(3)
+    assert found["interval_95"] == pytest.approx([-0.1497, -0.0503], abs=1e-4)
+    assert found["runs_reaching_margin"] == 2 and found["margin_p"] == pytest.approx(0.5)  # the mean is the margin
+    assert over_runs([0.3, 0.31, 0.29], margin=0.2)["margin_p"] < 0.01  # a positive margin: beyond means above
+    same = over_runs([0.25, 0.25])  # no spread between runs: the interval is the value, no t test
+    assert same["interval_95"] == [0.25, 0.25] and same["t_test_p"] is None
+    assert over_runs([-0.1])["reason"].startswith("one run") and over_runs([]) == {"runs": 0, "differences": []}

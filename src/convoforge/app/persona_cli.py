@@ -317,6 +317,51 @@ def eval_personas(
     typer.echo(json.dumps(result))
 
 
+@eval_app.command("seeds")
+def eval_seeds(
+    data: list[Path] = typer.Option(..., help="A `generate personas` run; repeat, one a random seed."),
+    versus: list[Path] = typer.Option(..., help="The other generator's run of the same seed, in --data's order."),
+    reference: Path = typer.Option(..., help="The Synthetic-Persona-Chat CSV the runs were seeded from."),
+    limit: int = typer.Option(400, min=2, help="Held-out reference conversations to use (a random sample)."),
+    margin: float | None = typer.Option(
+        None, help="A target difference (say -0.10): runs that reach it, and the p of a mean beyond it."
+    ),
+    seed: int = typer.Option(0, help="Sampling seed of the reference sample and the discriminator's draws."),
+) -> None:
+    """Two generators over several random seeds, paired by seed: the discriminator and acceptance differences.
+
+    Example: convoforge eval seeds --data F0 --versus B0 --data F1 --versus B1 --reference SPC.csv --margin -0.10
+    """
+    from convoforge.agents.persona.evaluate import matched_discriminator, over_runs, pair_outcomes, paired_comparison
+    from convoforge.datasets.records import read_dataset
+    from convoforge.llm.embeddings import load_embedder
+
+    if len(data) != len(versus):
+        raise ConvoforgeError(f"{len(data)} --data runs but {len(versus)} --versus runs; give one of each a seed")
+    runs = []
+    for path in (*data, *versus):  # every folder read before the slow part, so a bad one fails at once
+        found = read_dataset(path)
+        if "accepted" not in found or "rejected" not in found:
+            raise ConvoforgeError(f"{path} is not a persona dataset (needs splits accepted and rejected)")
+        runs.append({name: [dict(r) for r in part] for name, part in found.items()})
+    ref_rows, embedder, per_run = reference_rows(reference, limit, seed), load_embedder(), []
+    for path, other, mine, theirs in zip(data, versus, runs[: len(data)], runs[len(data) :], strict=True):
+        matched = matched_discriminator(embedder, ref_rows, candidate_rows(mine), candidate_rows(theirs), seed=seed)
+        paired = paired_comparison(*(pair_outcomes(r["accepted"], r["rejected"]) for r in (mine, theirs)))
+        accepts = [paired["acceptance"], paired["acceptance_other"]]
+        per_run.append({"data": str(path), "versus": str(other), "candidates_matched": matched, "paired": paired})
+        per_run[-1]["acceptance_difference"] = None if None in accepts else round(accepts[0] - accepts[1], 4)
+    discriminator = [r["candidates_matched"].get("difference") for r in per_run]
+    acceptance = [r["acceptance_difference"] for r in per_run]
+    result = {
+        "runs": per_run,
+        "discriminator": over_runs([d for d in discriminator if d is not None], margin),
+        "acceptance": over_runs([a for a in acceptance if a is not None]),
+        "unit": "one random seed: both generators' runs of it, every candidate at the same count (5 draws)",
+    }
+    typer.echo(json.dumps(result))
+
+
 def candidate_quality(dataset: dict, reference: list[dict] | None, seed: int) -> dict:
     """The same measures over every candidate with turns (accepted or not): the generator before the critic."""
     from convoforge.agents.persona.evaluate import quality_report

@@ -253,6 +253,37 @@ def _p(value: float) -> float:
     return float(f"{float(value):.3g}")
 
 
+def over_runs(differences: list[float], margin: float | None = None) -> dict:
+    """Paired runs (one difference a random seed) as the unit: the mean, its 95% t-interval and t tests.
+
+    One run's `sd` comes from subsamples of that run and understates the spread between runs; this is the
+    figure that holds for a new run. With `margin` (say -0.10), how many runs reach it and the one-sided p of
+    the mean lying beyond it (below a negative margin, above a positive one).
+    """
+    from scipy import stats
+
+    d = np.array(differences, dtype=float)
+    report: dict = {"runs": len(d), "differences": [round(float(x), 4) for x in d]}
+    if not len(d):
+        return report
+    report["mean"] = round(float(d.mean()), 4)
+    if len(d) < 2:
+        return report | {"reason": "one run: no spread between runs to test with"}
+    spread = float(d.std(ddof=1))
+    low, high = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d)) if spread else (d[0], d[0])
+    report |= {
+        "sd": round(spread, 4),
+        "interval_95": [round(float(low), 4), round(float(high), 4)],
+        "t_test_p": _p(stats.ttest_1samp(d, 0.0).pvalue) if spread else None,  # no spread: no t statistic
+    }
+    if margin is not None:
+        side = "less" if margin < 0 else "greater"
+        report["margin"] = margin
+        report["runs_reaching_margin"] = int(((d <= margin) if margin < 0 else (d >= margin)).sum())
+        report["margin_p"] = _p(stats.ttest_1samp(d, margin, alternative=side).pvalue) if spread else None
+    return report
+
+
 def paired_comparison(mine: dict[str, dict], theirs: dict[str, dict]) -> dict:
     """The persona pair as the unit: acceptance share and the winner's recitation, this run against the other."""
     from scipy.stats import binomtest, wilcoxon
