@@ -333,17 +333,11 @@ def eval_seeds(
     Example: convoforge eval seeds --data F0 --versus B0 --data F1 --versus B1 --reference SPC.csv --margin -0.10
     """
     from convoforge.agents.persona.evaluate import matched_discriminator, over_runs, pair_outcomes, paired_comparison
-    from convoforge.datasets.records import read_dataset
     from convoforge.llm.embeddings import load_embedder
 
     if len(data) != len(versus):
         raise ConvoforgeError(f"{len(data)} --data runs but {len(versus)} --versus runs; give one of each a seed")
-    runs = []
-    for path in (*data, *versus):  # every folder read before the slow part, so a bad one fails at once
-        found = read_dataset(path)
-        if "accepted" not in found or "rejected" not in found:
-            raise ConvoforgeError(f"{path} is not a persona dataset (needs splits accepted and rejected)")
-        runs.append({name: [dict(r) for r in part] for name, part in found.items()})
+    runs = [persona_run(path) for path in (*data, *versus)]  # every folder read first: a bad one fails at once
     ref_rows, embedder, per_run = reference_rows(reference, limit, seed), load_embedder(), []
     for path, other, mine, theirs in zip(data, versus, runs[: len(data)], runs[len(data) :], strict=True):
         matched = matched_discriminator(embedder, ref_rows, candidate_rows(mine), candidate_rows(theirs), seed=seed)
@@ -384,26 +378,32 @@ def versus_report(dataset: dict, other: Path, reference: list[dict] | None, seed
         paired_comparison,
         quality_report,
     )
-    from convoforge.datasets.records import read_dataset
     from convoforge.llm.embeddings import load_embedder
 
-    theirs = read_dataset(other)
-    if "accepted" not in theirs or "rejected" not in theirs:
-        raise ConvoforgeError(f"{other} is not a persona dataset (needs splits accepted and rejected)")
-    rows = {name: [dict(r) for r in part] for name, part in theirs.items()}
-    quality = quality_report(load_embedder(), rows["accepted"], reference, seed)
+    theirs = persona_run(other)
+    quality = quality_report(load_embedder(), theirs["accepted"], reference, seed)
     mine = pair_outcomes([dict(r) for r in dataset["accepted"]], [dict(r) for r in dataset["rejected"]])
     report = {
         "data": str(other),
         "generated": quality["generated"],
         "candidates": candidate_quality(theirs, reference, seed),
         "per_iteration": quality["per_iteration"],
-        "paired": paired_comparison(mine, pair_outcomes(rows["accepted"], rows["rejected"])),
+        "paired": paired_comparison(mine, pair_outcomes(theirs["accepted"], theirs["rejected"])),
     }
     if reference:  # every candidate of both runs at the same count: the discriminators compare
         both = candidate_rows(dataset), candidate_rows(theirs)
         report["candidates_matched"] = matched_discriminator(load_embedder(), reference, *both, seed=seed)
     return report
+
+
+def persona_run(path: Path) -> dict[str, list[dict]]:
+    """A `generate personas` dataset's splits as rows; a folder without accepted and rejected is refused."""
+    from convoforge.datasets.records import read_dataset
+
+    found = read_dataset(path)
+    if "accepted" not in found or "rejected" not in found:
+        raise ConvoforgeError(f"{path} is not a persona dataset (needs splits accepted and rejected)")
+    return {name: [dict(r) for r in part] for name, part in found.items()}
 
 
 def reference_rows(reference: Path, limit: int, seed: int) -> list[dict]:
