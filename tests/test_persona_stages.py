@@ -55,11 +55,36 @@ def test_shipped_seeds_and_text_file(tmp_path):
             load_seeds(binary)
 
 
+def test_spc_seed_examples_are_clean_train_conversations(tmp_path):
+    import csv
+
+    from convoforge.critics.faithfulness_data import split_of
+
+    clean = "User 1: Hi! How are you?\nUser 2: Good, I just got back from a run.\nUser 1: Nice, I love running too."
+    slotted = "User 1: Hi, I'm [User 1's name].\nUser 2: Hi! I'm a nurse.\nUser 1: That's cool, I play piano."
+    rows = []
+    for i in range(40):  # profiles differ per row, so the hash split puts some in train
+        profiles = [f"I have {i} cats.", "I like tea."], [f"I am {20 + i} years old.", "I run."]
+        rows.append([*("\n".join(p) for p in profiles), slotted if i % 2 else clean])
+    path = tmp_path / "spc.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([["user 1 personas", "user 2 personas", "Best Generated Conversation"], *rows])
+    examples = load_seeds(path, None).examples
+    train = [r for r in read_spc(path) if split_of(r) == "train"]
+    assert 0 < len(examples) < len(train)  # some train rows are left out
+    assert all("[" not in t for e in examples for _, t in e["turns"])  # none with a template slot
+    assert len(examples) == sum("[" not in r["turns"][0][1] for r in train)  # every clean train row kept
+
+
 @pytest.mark.data
 def test_spc_seeds(data_dir):
+    from convoforge.agents.persona.hygiene import clean_conversation
+
     seeds = load_seeds(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv")
     assert len(seeds.attributes) == len(set(seeds.attributes)) > 400 and len(seeds.examples) == 50
-    assert len(load_seeds(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv", None).examples) > 500
+    every = load_seeds(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv", None).examples
+    assert len(every) > 300  # of 605 train conversations, the ones with no template text, slot or loop
+    assert all(clean_conversation([{"speaker": s, "content": t} for s, t in e["turns"]], e["profiles"]) for e in every)
     rows = read_spc(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv", limit=3)
     assert rows[0]["turns"][0] == ["User 1", "Hi!"]
 

@@ -146,13 +146,9 @@ def clean_reference(reference: list[dict]) -> list[dict]:
     [user 1's name].") or loop; the pipeline rejects these in its own output, so a classifier shown them as "real"
     scores by artefacts the pipeline removes and counts a generator that leaks them as more real.
     """
-    from convoforge.agents.persona.hygiene import conversation_flags
+    from convoforge.agents.persona.hygiene import clean_conversation
 
-    def clean(row: dict) -> bool:
-        flags = conversation_flags(row["messages"], row["profiles"])
-        return not (flags["degenerate"] or flags["prompt_leak"] or flags["placeholder"])
-
-    return [r for r in reference if r["messages"] and clean(r)]
+    return [r for r in reference if r["messages"] and clean_conversation(r["messages"], r["profiles"])]
 
 
 def discriminator(embedder: Embedder, reference: list[dict], rows: list[dict], seed: int = 0) -> dict:

@@ -259,6 +259,12 @@ def conversation_problems(
     return problems
 
 
+def clean_conversation(messages: list[dict], profiles: dict[str, list[str]]) -> bool:
+    """No loop or copying, no prompt or template text, no placeholder: a real conversation fit to imitate."""
+    flags = conversation_flags(messages, profiles)
+    return not (flags["degenerate"] or flags["prompt_leak"] or flags["placeholder"])
+
+
 def conversation_flags(messages: list[dict], profiles: dict[str, list[str]], limits: Limits = Limits()) -> dict:
     """Per-conversation measures for reports: degenerate (loop or copying), recited turns, prompt leak, placeholder."""
     turns = [(m["speaker"], m["content"]) for m in messages]
