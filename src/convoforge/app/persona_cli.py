@@ -62,7 +62,7 @@ def generate_personas(
         min=0,
         help="Draw each pair's few-shot examples from the K (at least --few-shot) pool conversations whose "
         "profiles read nearest the pair's (MiniLM); 0: from the whole pool at random. With an SPC seed CSV the "
-        "pool is then every train conversation, not the first 50.",
+        "pool is then every clean train conversation (no loop, template text or placeholder), not the first 50.",
     ),
     min_turns: int = typer.Option(6, min=1, help="Fewest turns per user (paper: more than 5)."),
     max_turns: int = typer.Option(7, min=1, help="Most turns per user (paper: fewer than 8)."),
