@@ -56,8 +56,8 @@ def _load_file(path: Path, max_examples: int | None) -> Seeds:
         rows = read_spc(path)
         attrs = list(dict.fromkeys(a for r in rows for p in r["profiles"].values() for a in p))
         # few-shot examples from the train part only: the held-out 40% is what `eval personas` compares with;
-        # and only clean ones: 42% of SPC's carry its generator's template text, a "[user 1's name]" slot or a
-        # loop, which an example would teach and the pipeline's hygiene rejects in the output
+        # and only clean ones: about half of SPC's (294 of 605 train rows) carry its generator's template text, a
+        # "[user 1's name]" slot or a loop, which an example would teach and the pipeline's hygiene rejects
         train = [r for r in rows if r["turns"] and split_of(r) == "train"]
         examples = [r for r in train if clean_conversation(_messages(r), r["profiles"])][:max_examples]
         return Seeds(attrs, examples or shipped_examples(), f"Synthetic-Persona-Chat CSV {path.name}")
