@@ -36,6 +36,11 @@ def first_turns(turns: list, per_user: int) -> list:
     return kept
 
 
+def as_row(row: dict) -> dict:
+    """An SPC row as a dataset row: its profiles and its turns as messages."""
+    return {"profiles": row["profiles"], "messages": [{"speaker": s, "content": t} for s, t in row["turns"]]}
+
+
 def read_spc(path: Path, limit: int | None = None) -> list[dict]:
     """Rows of a Synthetic-Persona-Chat CSV as {profiles, turns} examples."""
     with open(path, newline="", encoding="utf-8") as f:

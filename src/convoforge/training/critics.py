@@ -119,12 +119,10 @@ def train_faithfulness_scorer(
 def faithfulness_figures(embedder: Embedder, rows: list[dict], unit: str, seed: int = 0, limit: int = 400) -> dict:
     """`eval personas`' AUCs (pair, attribute) on a seeded sample of rows."""
     from convoforge.agents.persona.evaluate import evaluate
+    from convoforge.datasets.spc import as_row
 
     sample = random.Random(seed).sample(rows, min(limit, len(rows)))
-    items = [
-        {"profiles": r["profiles"], "messages": [{"speaker": s, "content": t} for s, t in r["turns"]]} for r in sample
-    ]
-    report, _ = evaluate(embedder, items, with_aucs=True, seed=seed, unit=unit)
+    report, _ = evaluate(embedder, [as_row(r) for r in sample], with_aucs=True, seed=seed, unit=unit)
     return {"pair": report["faithfulness_auc_pair"], "attribute": report["faithfulness_auc_attribute"]}
 
 

@@ -142,17 +142,14 @@ def run_quality(cfg: RunConfig, accepted: list[dict], limit: int = 200) -> dict:
     """The card's critic-independent measures; against the seed CSV's held-out part when the seeds are SPC."""
     from convoforge.agents.persona.evaluate import quality_report
     from convoforge.critics.faithfulness_data import split_of
-    from convoforge.datasets.spc import read_spc
+    from convoforge.datasets.spc import as_row, read_spc
     from convoforge.llm.embeddings import load_embedder
 
     reference = None
     if cfg.seed and cfg.seed.lower().endswith(".csv"):
         held_out = [r for r in read_spc(Path(cfg.seed)) if split_of(r) == "test" and r["turns"]]
         sample = random.Random(0).sample(held_out, min(limit, len(held_out)))
-        reference = [
-            {"profiles": r["profiles"], "messages": [{"speaker": s, "content": t} for s, t in r["turns"]]}
-            for r in sample
-        ]
+        reference = [as_row(r) for r in sample]
     quality = quality_report(load_embedder(), accepted, reference)
     if reference:
         quality["reference_source"] = f"held-out part of {Path(cfg.seed).name}, {len(reference)} conversations"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from convoforge.agents.persona.hygiene import clean_conversation
 from convoforge.critics.faithfulness_data import split_of
-from convoforge.datasets.spc import read_spc
+from convoforge.datasets.spc import as_row, read_spc
 from convoforge.errors import ConvoforgeError
 
 
@@ -45,11 +45,6 @@ def load_seeds(path: str | Path | None, max_examples: int | None = 50) -> Seeds:
         ) from exc
 
 
-def _messages(row: dict) -> list[dict]:
-    """An SPC row's turns as dataset messages."""
-    return [{"speaker": s, "content": t} for s, t in row["turns"]]
-
-
 def _load_file(path: Path, max_examples: int | None) -> Seeds:
     """An SPC CSV or a text file of attributes."""
     if path.suffix.lower() == ".csv":
@@ -59,7 +54,7 @@ def _load_file(path: Path, max_examples: int | None) -> Seeds:
         # and only clean ones: about half of SPC's (294 of 605 train rows) carry its generator's template text, a
         # "[user 1's name]" slot or a loop, which an example would teach and the pipeline's hygiene rejects
         train = [r for r in rows if r["turns"] and split_of(r) == "train"]
-        examples = [r for r in train if clean_conversation(_messages(r), r["profiles"])][:max_examples]
+        examples = [r for r in train if clean_conversation(**as_row(r))][:max_examples]
         return Seeds(attrs, examples or shipped_examples(), f"Synthetic-Persona-Chat CSV {path.name}")
     attrs = list(dict.fromkeys(a.strip() for a in path.read_text(encoding="utf-8").splitlines() if a.strip()))
     if len(attrs) < 10:
