@@ -462,3 +462,19 @@ def test_shipped_generator_card_states_a_rebuild_command_that_parses_into_its_re
     plan = seen["rounds"]
     stated = [(plan.at(k).kind, plan.at(k).pairs, plan.at(k).samples, plan.at(k).drop_leaky) for k in range(plan.count)]
     assert stated == [(r["kind"], r["pairs"], r["samples"], r["drop_leaky"]) for r in record["rounds"]]
+
+
+def test_loading_the_shipped_generator_raises_no_library_warning():
+    """PEFT reads transformers' deprecated `is_gradient_checkpointing`; the main job must not print that at a user."""
+    import warnings
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from convoforge.llm.local import resolve_weights, with_adapter
+
+    model = AutoModelForCausalLM.from_pretrained(resolve_weights("smollm2-135m"), torch_dtype=torch.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with_adapter(model, "persona-generator")
+    assert not [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]

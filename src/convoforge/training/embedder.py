@@ -11,6 +11,7 @@ from pathlib import Path
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.device import torch_device
 from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, embedded_embedder_dir
+from convoforge.llm.local import quiet_peft
 
 LORA_TARGETS = ["query", "key", "value", "attention.output.dense"]
 
@@ -62,7 +63,8 @@ def tune_embedder(
         from peft import LoraConfig, get_peft_model
 
         config = LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=0.05, target_modules=LORA_TARGETS)
-        model[0].model = get_peft_model(model[0].model, config)
+        with quiet_peft():
+            model[0].model = get_peft_model(model[0].model, config)
     if query_only:
         items = SentenceTransformer(str(folder), device=device, local_files_only=True)
         items.requires_grad_(False)
@@ -145,7 +147,8 @@ def extract_adapter(tuned: Path, out: Path, rank: int = 96, base: str = EMBEDDED
     config = LoraConfig(
         r=rank, lora_alpha=rank, target_modules=EXTRACT_TARGETS, bias="lora_only", modules_to_save=EXTRACT_FULL
     )
-    model = get_peft_model(start, config)
+    with quiet_peft():
+        model = get_peft_model(start, config)
     kept, total = 0.0, 0.0
     with torch.no_grad():
         for name, module in model.named_modules():

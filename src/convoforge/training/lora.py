@@ -12,6 +12,7 @@ from typing import Any
 
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.device import torch_device
+from convoforge.llm.local import merged
 from convoforge.llm.spec import parse_spec
 
 CARD = """---
@@ -136,7 +137,6 @@ def load_split(data: Path, split: str = "train") -> Any:
 
 def load_reward_model(folder: Path) -> tuple[Any, Any]:
     """A LoRA reward model from `train reward`, merged into its base for scoring."""
-    from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
     meta_file = folder / "convoforge_training.json"
@@ -146,7 +146,7 @@ def load_reward_model(folder: Path) -> tuple[Any, Any]:
     _, base, base_adapter = base_folder(meta["base"])
     tokenizer = load_tokenizer(base)
     model = start_model(base, base_adapter, AutoModelForSequenceClassification, num_labels=1)
-    model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload().to(torch_device()).eval()
+    model = merged(model, folder).to(torch_device()).eval()
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
