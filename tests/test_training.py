@@ -376,3 +376,18 @@ def test_rl_with_the_realism_reward(tmp_path):
     # 12 new tokens cannot hold three turns a user: every sample is unusable and scores the floor
     assert summary["rewards"] == [told["floor"]] * 2
     assert f"cross-validated accuracy {told['discriminator']['accuracy']}" in (out / "README.md").read_text()
+
+
+def test_training_arguments_use_names_this_transformers_reads(tmp_path):
+    """Checkpointing is off under its current name: building TRL's config warns of nothing deprecated."""
+    import warnings
+
+    import trl
+
+    from convoforge.training.lora import LoraSettings, common_args
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = trl.SFTConfig(**common_args(LoraSettings(), tmp_path))
+    assert not [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert config.gradient_checkpointing is False

@@ -12,7 +12,7 @@ from typing import Any
 
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.device import torch_device
-from convoforge.llm.local import merged
+from convoforge.llm.local import merged, quiet_peft
 from convoforge.llm.spec import parse_spec
 
 CARD = """---
@@ -153,6 +153,11 @@ def load_reward_model(folder: Path) -> tuple[Any, Any]:
 
 def common_args(s: LoraSettings, work: Path) -> dict:
     """Training arguments in float32 on the GPU when torch sees one, else on the CPU (TRL assumes bf16 on a GPU)."""
+    from transformers import TrainingArguments
+
+    # checkpointing off, under the name this transformers reads (it renamed gradient_ to activation_checkpointing)
+    fields = TrainingArguments.__dataclass_fields__
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     return {
         "output_dir": str(work),
         "max_steps": s.steps,
@@ -167,7 +172,7 @@ def common_args(s: LoraSettings, work: Path) -> dict:
         "report_to": "none",
         "seed": s.seed,
         "disable_tqdm": True,
-        "gradient_checkpointing": False,
+        checkpointing: False,
     }
 
 
@@ -296,15 +301,16 @@ def train(
 
         rewards = {"reward_funcs": ProfileReward(dataset[0]["catalog"])}
     args = {**common_args(s, work), **extra}
-    trainer = trainer_cls(
-        model=model,
-        args=config_cls(**args),
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config(s, task),
-        callbacks=([progress_callback(s.steps, echo)] if echo else []) + list(callbacks or []),
-        **rewards,
-    )
+    with quiet_peft():  # the trainer wraps the model in PEFT
+        trainer = trainer_cls(
+            model=model,
+            args=config_cls(**args),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora_config(s, task),
+            callbacks=([progress_callback(s.steps, echo)] if echo else []) + list(callbacks or []),
+            **rewards,
+        )
     if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
         raise ConvoforgeError(f"no row of {data} fits in --max-length {s.max_length} tokens; raise it")
     checkpoint = resume and any(work.glob("checkpoint-*"))
