@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from pathlib import Path
 
 import typer
@@ -408,14 +407,11 @@ def persona_run(path: Path) -> dict[str, list[dict]]:
 
 def reference_rows(reference: Path, limit: int, seed: int) -> list[dict]:
     """A seeded sample of the held-out part of a Synthetic-Persona-Chat CSV, as dataset rows."""
-    from convoforge.critics.faithfulness_data import split_of
-    from convoforge.datasets.spc import as_row, read_spc
+    from convoforge.datasets.spc import held_out_rows
 
     if not reference.is_file():
         raise ConvoforgeError(f"no reference CSV at {reference}")
-    ref = [r for r in read_spc(reference) if split_of(r) == "test" and r["turns"]]  # never trained on
-    ref = random.Random(seed).sample(ref, min(limit, len(ref)))
-    return [as_row(r) for r in ref]
+    return held_out_rows(reference, limit, seed)
 
 
 @app.command("export")

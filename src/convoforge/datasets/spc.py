@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import random
 import re
 from pathlib import Path
 
@@ -39,6 +40,14 @@ def first_turns(turns: list, per_user: int) -> list:
 def as_row(row: dict) -> dict:
     """An SPC row as a dataset row: its profiles and its turns as messages."""
     return {"profiles": row["profiles"], "messages": [{"speaker": s, "content": t} for s, t in row["turns"]]}
+
+
+def held_out_rows(path: Path, limit: int, seed: int) -> list[dict]:
+    """A seeded sample of an SPC CSV's held-out part (never trained on), as dataset rows."""
+    from convoforge.critics.faithfulness_data import split_of
+
+    held_out = [r for r in read_spc(path) if split_of(r) == "test" and r["turns"]]
+    return [as_row(r) for r in random.Random(seed).sample(held_out, min(limit, len(held_out)))]
 
 
 def read_spc(path: Path, limit: int | None = None) -> list[dict]:

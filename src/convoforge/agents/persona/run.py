@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -141,15 +140,12 @@ async def run_persona_pipeline(
 def run_quality(cfg: RunConfig, accepted: list[dict], limit: int = 200) -> dict:
     """The card's critic-independent measures; against the seed CSV's held-out part when the seeds are SPC."""
     from convoforge.agents.persona.evaluate import quality_report
-    from convoforge.critics.faithfulness_data import split_of
-    from convoforge.datasets.spc import as_row, read_spc
+    from convoforge.datasets.spc import held_out_rows
     from convoforge.llm.embeddings import load_embedder
 
     reference = None
     if cfg.seed and cfg.seed.lower().endswith(".csv"):
-        held_out = [r for r in read_spc(Path(cfg.seed)) if split_of(r) == "test" and r["turns"]]
-        sample = random.Random(0).sample(held_out, min(limit, len(held_out)))
-        reference = [as_row(r) for r in sample]
+        reference = held_out_rows(Path(cfg.seed), limit, 0)
     quality = quality_report(load_embedder(), accepted, reference)
     if reference:
         quality["reference_source"] = f"held-out part of {Path(cfg.seed).name}, {len(reference)} conversations"
