@@ -314,7 +314,8 @@ def train(
     if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
         raise ConvoforgeError(f"no row of {data} fits in --max-length {s.max_length} tokens; raise it")
     checkpoint = resume and any(work.glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=True if checkpoint else None)
+    with quiet_peft():  # TRL's trainers that sample (DPO, RLOO) read it through PEFT while they train
+        trainer.train(resume_from_checkpoint=True if checkpoint else None)
     history = trainer.state.log_history
     losses = [h["loss"] for h in history if "loss" in h]
     tmp = out.parent / f".{out.name}.tmp"
