@@ -67,7 +67,7 @@ def scripted_personas(out: Path, iterations: int = 1, pairs: int = 2) -> Path:
 
 def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
     out = tmp_path / "personas"
-    sampling = ["--temperature", "0.9", "--top-k", "20"]
+    sampling = ["--temperature", "0.9", "--top-k", "20", "--frequency-penalty", "0.3"]
     result = cf(
         "--model",
         "scripted:tests.persona_fakes:pipeline_reply",
@@ -89,6 +89,7 @@ def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
     assert "## Per iteration" in card and "quality_depth" in card and "faithfulness" in card
     assert "## Quality without the critic" in card and "accepted, iteration 1" in card
     assert '"temperature": 0.9,' in card and '"top_k": 20,' in card  # the run's sampling, as given
+    assert '"frequency_penalty": 0.3,' in card and '"presence_penalty": 0.0,' in card
     assert (out / "accepted.jsonl").is_file() and (out / "rejected.parquet").is_file()
     assert "iteration" in result.stdout and "accepted" in result.stdout
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from convoforge.agents.persona.context import PersonaContext
@@ -78,3 +80,20 @@ async def test_few_shot_nearest_shows_each_pair_the_pool_conversation_about_the_
         people = [line.split(":", 1)[1].strip() for line in task.splitlines() if " persona:" in line]
         nearest = pool[int((vectors @ embedder.embed([" ".join(people)])[0]).argmax())]
         assert prompt.startswith(stages.render_example(nearest))
+
+
+async def test_the_conversations_are_sampled_with_the_contexts_penalties():
+    class Recording(ScriptedChatModel):
+        def __init__(self) -> None:
+            super().__init__(pipeline_reply)
+            self.params = []
+
+        async def _agenerate(self, messages, params, json_schema=None):
+            if "Now write a new conversation" in messages[-1].content:
+                self.params.append(params)
+            return await super()._agenerate(messages, params, json_schema)
+
+    ctx = PersonaContext(iterations=1, pairs=2, candidates=2, persona_target=1, query_steps=0, min_turns=3)
+    llm = Recording()
+    await run(["toxicity"], replace(ctx, frequency_penalty=0.4, presence_penalty=0.1), llm)
+    assert llm.params and {(p.frequency_penalty, p.presence_penalty, p.n) for p in llm.params} == {(0.4, 0.1, 2)}

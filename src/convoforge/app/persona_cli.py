@@ -68,6 +68,15 @@ def generate_personas(
     max_tokens: int = typer.Option(600, min=16, help="Token budget of one generated conversation."),
     temperature: float = typer.Option(0.7, min=0.0, help="Sampling temperature of the conversations (0 = greedy)."),
     top_k: int = typer.Option(40, min=0, help="Top-k of the conversations' sampling (0 = off)."),
+    frequency_penalty: float = typer.Option(
+        0.0,
+        min=-2.0,
+        max=2.0,
+        help="OpenAI's frequency penalty on the conversations: a token's logit minus this times its count so far.",
+    ),
+    presence_penalty: float = typer.Option(
+        0.0, min=-2.0, max=2.0, help="OpenAI's presence penalty on the conversations: minus this once a token appeared."
+    ),
     persona_target: int = typer.Option(16, min=0, help="New persona attributes to bootstrap."),
     query_steps: int = typer.Option(4, min=0, help="Query bootstrapping rounds (paper: 100)."),
     contradictions: bool | None = typer.Option(
@@ -109,6 +118,8 @@ def generate_personas(
         max_tokens=max_tokens,
         temperature=temperature,
         top_k=top_k,
+        frequency_penalty=frequency_penalty,
+        presence_penalty=presence_penalty,
         persona_target=persona_target,
         query_steps=query_steps,
         shard_size=shard_size or (max(1, -(-pairs // (2 * (workers or _cluster_cpus(ray))))) if ray else 1),

@@ -105,12 +105,16 @@ def resolve_weights(ref: str) -> Path:
 
 
 class _RowSampling:
-    """Per-row temperature, top-k, top-p and greedy decoding inside one batch."""
+    """Per-row penalties, temperature, top-k, top-p and greedy decoding inside one batch."""
 
-    def __init__(self, rows: list[GenParams], seeds: list[int | None], bias: Any = None) -> None:
+    def __init__(self, rows: list[GenParams], seeds: list[int | None], bias: Any = None, prompt_len: int = 0) -> None:
         import torch
 
         self.bias = bias  # the model's lexical prior (a vocabulary-sized tensor), added before anything else
+        self.prompt_len = prompt_len  # the (padded) prompt's length: the reply's tokens follow it
+        self.frequency = torch.tensor([p.frequency_penalty for p in rows]).unsqueeze(1)
+        self.presence = torch.tensor([p.presence_penalty for p in rows]).unsqueeze(1)
+        self.penalised = bool(self.frequency.any() or self.presence.any())
         self.temps = torch.tensor([max(p.temperature, 1e-5) for p in rows]).unsqueeze(1)
         self.greedy = torch.tensor([p.greedy for p in rows])
         self.top_k = [p.top_k for p in rows]
@@ -123,6 +127,10 @@ class _RowSampling:
 
         if self.bias is not None:
             scores = scores + self.bias[: scores.shape[-1]]
+        if self.penalised and input_ids.shape[1] > self.prompt_len:  # as OpenAI and vLLM: before temperature
+            reply = input_ids[:, self.prompt_len :]
+            counts = torch.zeros_like(scores).scatter_add_(1, reply, torch.ones_like(reply, dtype=scores.dtype))
+            scores = scores - self.frequency.to(scores) * counts - self.presence.to(scores) * (counts > 0)
         scores = scores / self.temps.to(scores.device)
         neg = torch.finfo(scores.dtype).min
         for i, (k, p) in enumerate(zip(self.top_k, self.top_p, strict=True)):
@@ -285,7 +293,7 @@ class LocalChatModel(ChatModel):
         batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
         prompt_len = batch["input_ids"].shape[1]
         seeds = [None if job.params.seed is None else job.params.seed + j for job in jobs for j in range(job.params.n)]
-        processors = [_RowSampling(rows, seeds, self.logit_bias)]
+        processors = [_RowSampling(rows, seeds, self.logit_bias, prompt_len)]
         grammar_rows = [job.grammar for job in jobs for _ in range(job.params.n)]
         constrained = None
         if any(g is not None for g in grammar_rows):

@@ -189,6 +189,9 @@ class OpenAIChatModel(ChatModel):
             kwargs["stop"] = list(params.stop)
         if params.seed is not None and self.send_seed:
             kwargs["seed"] = params.seed
+        for key in ("frequency_penalty", "presence_penalty"):
+            if getattr(params, key):
+                kwargs[key] = getattr(params, key)
         if params.top_k > 0 and "api.openai.com" not in self._where():
             kwargs["extra_body"] = {"top_k": params.top_k}
         if self.logit_bias:

@@ -30,6 +30,8 @@ class ChatRequest(BaseModel):
     n: int = 1
     stop: str | list[str] | None = None
     seed: int | None = None
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
     stream: bool = False
     response_format: dict[str, Any] | None = None
 
@@ -52,6 +54,8 @@ def _params(req: ChatRequest) -> GenParams:
         stop=tuple(stop),
         seed=req.seed,
         n=req.n,
+        frequency_penalty=req.frequency_penalty,
+        presence_penalty=req.presence_penalty,
     )
 
 

@@ -35,6 +35,9 @@ class GenParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     n: int = 1
+    # OpenAI's penalties: each token's logit minus frequency x its count so far in the reply, minus presence if >0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
 
     @property
     def greedy(self) -> bool:

@@ -18,6 +18,8 @@ class PersonaContext:
     max_turns: int = 7
     temperature: float = 0.7
     top_k: int = 40
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
     max_tokens: int = 600
     query_cluster_distance: float = 0.1
     query_steps: int = 4

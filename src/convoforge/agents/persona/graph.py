@@ -183,7 +183,14 @@ def build_conversation_graph(generator_llm: ChatModel, critics: list[Critic], cr
     async def generate(job: GenerateInput, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
         gen = stages.GenerationJob(job["pair_id"], job["iteration"], job["profiles"], job["examples"])
-        params = GenParams(temperature=ctx.temperature, top_k=ctx.top_k, max_tokens=ctx.max_tokens, n=ctx.candidates)
+        params = GenParams(
+            temperature=ctx.temperature,
+            top_k=ctx.top_k,
+            max_tokens=ctx.max_tokens,
+            n=ctx.candidates,
+            frequency_penalty=ctx.frequency_penalty,
+            presence_penalty=ctx.presence_penalty,
+        )
         messages = stages.generator_messages(gen, ctx)
         try:
             result = await generator_llm.achat(messages, params)
