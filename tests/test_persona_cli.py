@@ -88,6 +88,7 @@ def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
     card = (out / "README.md").read_text()
     assert "## Per iteration" in card and "quality_depth" in card and "faithfulness" in card
     assert "## Quality without the critic" in card and "accepted, iteration 1" in card
+    assert "| every candidate, all iterations |" in card and "| every candidate, iteration 1 |" in card
     assert '"temperature": 0.9,' in card and '"top_k": 20,' in card  # the run's sampling, as given
     assert '"frequency_penalty": 0.3,' in card and '"presence_penalty": 0.0,' in card
     assert (out / "accepted.jsonl").is_file() and (out / "rejected.parquet").is_file()
@@ -105,6 +106,9 @@ def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
     assert len(report["faithfulness_per_conversation"]) == len(data["accepted"])
     assert report["generated"]["degenerate_rate"] == 0.0 and len(report["per_iteration"]) == 2
     assert report["candidates"]["conversations"] >= report["generated"]["conversations"]
+    every = report["candidates"]["per_iteration"]  # the generator's output per iteration, before the critic
+    assert [q["iteration"] for q in every] == [0, 1]
+    assert sum(q["conversations"] for q in every) == report["candidates"]["conversations"]
 
     versus = cf("eval", "personas", "--data", str(out), "--versus", str(out))
     assert versus.returncode == 0, versus.stderr

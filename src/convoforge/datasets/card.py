@@ -113,10 +113,13 @@ QUALITY_KEYS = (
 
 
 def quality_section(quality: dict) -> list[str]:
-    """Markdown table of the critic-independent measures: accepted overall, per iteration, and the reference."""
+    """Markdown table of the critic-independent measures: accepted and every candidate, overall and per iteration."""
     columns = [k for k in QUALITY_KEYS if k in quality["generated"] or k in quality.get("reference", {})]
     rows = [("accepted, all iterations", quality["generated"])]
     rows += [(f"accepted, iteration {q['iteration']}", q) for q in quality.get("per_iteration", [])]
+    if every := quality.get("candidates"):
+        rows.append(("every candidate, all iterations", every))
+        rows += [(f"every candidate, iteration {q['iteration']}", q) for q in every.get("per_iteration", [])]
     if "reference" in quality:
         rows.append((f"reference ({quality.get('reference_source', 'real conversations')})", quality["reference"]))
     lines = [

@@ -137,8 +137,12 @@ async def run_persona_pipeline(
     return summary
 
 
-def run_quality(cfg: RunConfig, accepted: list[dict], limit: int = 200) -> dict:
-    """The card's critic-independent measures; against the seed CSV's held-out part when the seeds are SPC."""
+def run_quality(cfg: RunConfig, accepted: list[dict], candidates: list[dict] | None = None, limit: int = 200) -> dict:
+    """The card's critic-independent measures; against the seed CSV's held-out part when the seeds are SPC.
+
+    With `candidates` (every conversation written, accepted or not) the same measures of those, overall and per
+    iteration: whether the generator's output improves over iterations, not only the critic's choice of it.
+    """
     from convoforge.agents.persona.evaluate import quality_report
     from convoforge.datasets.spc import held_out_rows
     from convoforge.llm.embeddings import load_embedder
@@ -147,6 +151,9 @@ def run_quality(cfg: RunConfig, accepted: list[dict], limit: int = 200) -> dict:
     if cfg.seed and cfg.seed.lower().endswith(".csv"):
         reference = held_out_rows(Path(cfg.seed), limit, 0)
     quality = quality_report(load_embedder(), accepted, reference)
+    if candidates:
+        every = quality_report(load_embedder(), candidates, reference)
+        quality["candidates"] = every["generated"] | {"per_iteration": every["per_iteration"]}
     if reference:
         quality["reference_source"] = f"held-out part of {Path(cfg.seed).name}, {len(reference)} conversations"
     return quality
@@ -166,7 +173,7 @@ def _write(
     faith = [v["score"] for r in accepted for v in r["verdicts"] if v["critic"] == "faithfulness" and v["valid"]]
     if faith:
         metrics["faithfulness_mean"] = round(sum(faith) / len(faith), 4)
-    quality = run_quality(cfg, accepted)
+    quality = run_quality(cfg, accepted, [r for r in accepted + rejected if r["messages"]])
     log_counts = dict(Counter(f"{e['stage']}: {e.get('reason', 'info')}".split(" (")[0] for e in state.get("log", [])))
     if failures:
         log_counts["backend failures (retried; this process)"] = failures
