@@ -97,3 +97,4 @@ async def test_the_conversations_are_sampled_with_the_contexts_penalties():
     llm = Recording()
     await run(["toxicity"], replace(ctx, frequency_penalty=0.4, presence_penalty=0.1), llm)
     assert llm.params and {(p.frequency_penalty, p.presence_penalty, p.n) for p in llm.params} == {(0.4, 0.1, 2)}
+    assert all(p.penalty_exempt == ("User 1:", "User 2:", "\n") for p in llm.params)  # its own markup is free

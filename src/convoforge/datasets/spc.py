@@ -10,6 +10,7 @@ from pathlib import Path
 from convoforge.errors import ConvoforgeError
 
 SPC_COLUMNS = ("user 1 personas", "user 2 personas", "Best Generated Conversation")
+TRANSCRIPT_MARKUP = ("User 1:", "User 2:", "\n")  # what a transcript repeats by its format: no penalty on it
 _TURN = re.compile(r"^\s*(User ?[12])\s*:\s*(.*)$", re.IGNORECASE)
 
 

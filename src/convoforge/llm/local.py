@@ -107,7 +107,14 @@ def resolve_weights(ref: str) -> Path:
 class _RowSampling:
     """Per-row penalties, temperature, top-k, top-p and greedy decoding inside one batch."""
 
-    def __init__(self, rows: list[GenParams], seeds: list[int | None], bias: Any = None, prompt_len: int = 0) -> None:
+    def __init__(
+        self,
+        rows: list[GenParams],
+        seeds: list[int | None],
+        bias: Any = None,
+        prompt_len: int = 0,
+        exempt: list[list[int]] | None = None,
+    ) -> None:
         import torch
 
         self.bias = bias  # the model's lexical prior (a vocabulary-sized tensor), added before anything else
@@ -115,6 +122,7 @@ class _RowSampling:
         self.frequency = torch.tensor([p.frequency_penalty for p in rows]).unsqueeze(1)
         self.presence = torch.tensor([p.presence_penalty for p in rows]).unsqueeze(1)
         self.penalised = bool(self.frequency.any() or self.presence.any())
+        self.exempt = exempt or [[] for _ in rows]  # per row: token ids the penalties never count
         self.temps = torch.tensor([max(p.temperature, 1e-5) for p in rows]).unsqueeze(1)
         self.greedy = torch.tensor([p.greedy for p in rows])
         self.top_k = [p.top_k for p in rows]
@@ -130,6 +138,8 @@ class _RowSampling:
         if self.penalised and input_ids.shape[1] > self.prompt_len:  # as OpenAI and vLLM: before temperature
             reply = input_ids[:, self.prompt_len :]
             counts = torch.zeros_like(scores).scatter_add_(1, reply, torch.ones_like(reply, dtype=scores.dtype))
+            for i, ids in enumerate(self.exempt):
+                counts[i, ids] = 0.0
             scores = scores - self.frequency.to(scores) * counts - self.presence.to(scores) * (counts > 0)
         scores = scores / self.temps.to(scores.device)
         neg = torch.finfo(scores.dtype).min
@@ -293,7 +303,8 @@ class LocalChatModel(ChatModel):
         batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
         prompt_len = batch["input_ids"].shape[1]
         seeds = [None if job.params.seed is None else job.params.seed + j for job in jobs for j in range(job.params.n)]
-        processors = [_RowSampling(rows, seeds, self.logit_bias, prompt_len)]
+        exempt = [self._token_ids(p.penalty_exempt) for p in rows]
+        processors = [_RowSampling(rows, seeds, self.logit_bias, prompt_len, exempt)]
         grammar_rows = [job.grammar for job in jobs for _ in range(job.params.n)]
         constrained = None
         if any(g is not None for g in grammar_rows):
@@ -322,6 +333,11 @@ class LocalChatModel(ChatModel):
             at += job.params.n
             usage = Usage(len(job.prompt_ids) * job.params.n, sum(r[2] for r in mine))
             job.future.set_result(ChatResult([r[0] for r in mine], usage, self.name, [r[1] for r in mine]))
+
+    def _token_ids(self, texts: tuple[str, ...]) -> list[int]:
+        """Every token id of these texts, alone and after a space or a line break (as they appear mid-reply)."""
+        ids = {i for t in texts for form in (t, " " + t, "\n" + t) for i in self.tokenizer(form)["input_ids"]}
+        return sorted(ids - set(self.tokenizer.all_special_ids))
 
     def _decode(self, ids: Any, params: GenParams) -> tuple[str, str, int]:
         tokens = ids.tolist()[: params.max_tokens]

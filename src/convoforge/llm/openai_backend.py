@@ -62,6 +62,7 @@ class OpenAIChatModel(ChatModel):
     ) -> None:
         self.model = model
         self.logit_bias = logit_bias or {}
+        self._told_exempt = False
         self.name = f"openai:{model}"
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.replicas: list[str | None] = [u.strip() for u in self.base_url.split(",")] if self.base_url else [None]
@@ -192,6 +193,10 @@ class OpenAIChatModel(ChatModel):
         for key in ("frequency_penalty", "presence_penalty"):
             if getattr(params, key):
                 kwargs[key] = getattr(params, key)
+        penalised = {"frequency_penalty", "presence_penalty"} & kwargs.keys()
+        if params.penalty_exempt and penalised and not self._told_exempt:
+            self._told_exempt = True  # once per model: every request of a run asks the same
+            log.warning("%s: the OpenAI API has no penalty exemption; the penalties apply to every token", self.name)
         if params.top_k > 0 and "api.openai.com" not in self._where():
             kwargs["extra_body"] = {"top_k": params.top_k}
         if self.logit_bias:

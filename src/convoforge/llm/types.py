@@ -38,6 +38,9 @@ class GenParams:
     # OpenAI's penalties: each token's logit minus frequency x its count so far in the reply, minus presence if >0
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
+    # text whose tokens the penalties leave alone (a transcript's speaker tags and line breaks); local backend only,
+    # as llama.cpp's penalize_nl: OpenAI's API has no such field
+    penalty_exempt: tuple[str, ...] = ()
 
     @property
     def greedy(self) -> bool:

@@ -16,6 +16,7 @@ from convoforge.agents.persona import stages
 from convoforge.agents.persona.context import PersonaContext
 from convoforge.agents.persona.state import GenerateInput, PersonaState, ShardInput, ShardState
 from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
+from convoforge.datasets.spc import TRANSCRIPT_MARKUP
 from convoforge.errors import BackendError
 from convoforge.llm import GenParams
 from convoforge.llm.base import ChatModel
@@ -190,6 +191,7 @@ def build_conversation_graph(generator_llm: ChatModel, critics: list[Critic], cr
             n=ctx.candidates,
             frequency_penalty=ctx.frequency_penalty,
             presence_penalty=ctx.presence_penalty,
+            penalty_exempt=TRANSCRIPT_MARKUP,
         )
         messages = stages.generator_messages(gen, ctx)
         try:
