@@ -223,6 +223,7 @@ class LocalChatModel(ChatModel):
         self.context_length = int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
         vocab = int(self.model.config.vocab_size)
         self.logit_bias = None
+        self._exempt_ids: dict[tuple[str, ...], list[int]] = {}
         if bias:
             table = read_logit_bias(bias)
             if table and max(table) >= vocab:
@@ -303,7 +304,7 @@ class LocalChatModel(ChatModel):
         batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
         prompt_len = batch["input_ids"].shape[1]
         seeds = [None if job.params.seed is None else job.params.seed + j for job in jobs for j in range(job.params.n)]
-        exempt = [self._token_ids(p.penalty_exempt) for p in rows]
+        exempt = [self._token_ids(p.penalty_exempt) if p.frequency_penalty or p.presence_penalty else [] for p in rows]
         processors = [_RowSampling(rows, seeds, self.logit_bias, prompt_len, exempt)]
         grammar_rows = [job.grammar for job in jobs for _ in range(job.params.n)]
         constrained = None
@@ -336,8 +337,10 @@ class LocalChatModel(ChatModel):
 
     def _token_ids(self, texts: tuple[str, ...]) -> list[int]:
         """Every token id of these texts, alone and after a space or a line break (as they appear mid-reply)."""
-        ids = {i for t in texts for form in (t, " " + t, "\n" + t) for i in self.tokenizer(form)["input_ids"]}
-        return sorted(ids - set(self.tokenizer.all_special_ids))
+        if texts not in self._exempt_ids:  # once per model and text: every request of a run names the same
+            ids = {i for t in texts for form in (t, " " + t, "\n" + t) for i in self.tokenizer(form)["input_ids"]}
+            self._exempt_ids[texts] = sorted(ids - set(self.tokenizer.all_special_ids))
+        return self._exempt_ids[texts]
 
     def _decode(self, ids: Any, params: GenParams) -> tuple[str, str, int]:
         tokens = ids.tolist()[: params.max_tokens]
