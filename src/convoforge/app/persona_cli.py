@@ -368,13 +368,11 @@ def eval_seeds(
 
 def candidate_quality(dataset: dict, reference: list[dict] | None, seed: int) -> dict:
     """The same measures over every candidate with turns (accepted or not), overall and per iteration."""
-    from convoforge.agents.persona.evaluate import quality_report
+    from convoforge.agents.persona.evaluate import candidates_report
     from convoforge.llm.embeddings import load_embedder
 
-    if not (rows := candidate_rows(dataset)):
-        return {"conversations": 0}
-    every = quality_report(load_embedder(), rows, reference, seed)
-    return every["generated"] | {"per_iteration": every["per_iteration"]}
+    rows = candidate_rows(dataset)
+    return candidates_report(load_embedder(), rows, reference, seed) if rows else {"conversations": 0}
 
 
 def candidate_rows(dataset: dict) -> list[dict]:

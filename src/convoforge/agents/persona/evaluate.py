@@ -228,6 +228,12 @@ def quality_report(embedder: Embedder, rows: list[dict], reference: list[dict] |
     return report
 
 
+def candidates_report(embedder: Embedder, rows: list[dict], reference: list[dict] | None, seed: int = 0) -> dict:
+    """quality_report's measures of every candidate, overall, with its `per_iteration` inside."""
+    every = quality_report(embedder, rows, reference, seed)
+    return every["generated"] | {"per_iteration": every["per_iteration"]}
+
+
 def pair_outcomes(accepted: list[dict], rejected: list[dict]) -> dict[str, dict]:
     """Per persona pair: candidates, how many passed hygiene and the filters, and the winner's recitation share."""
     from convoforge.agents.persona.hygiene import recitations

@@ -143,7 +143,7 @@ def run_quality(cfg: RunConfig, accepted: list[dict], candidates: list[dict] | N
     With `candidates` (every conversation written, accepted or not) the same measures of those, overall and per
     iteration: whether the generator's output improves over iterations, not only the critic's choice of it.
     """
-    from convoforge.agents.persona.evaluate import quality_report
+    from convoforge.agents.persona.evaluate import candidates_report, quality_report
     from convoforge.datasets.spc import held_out_rows
     from convoforge.llm.embeddings import load_embedder
 
@@ -152,8 +152,7 @@ def run_quality(cfg: RunConfig, accepted: list[dict], candidates: list[dict] | N
         reference = held_out_rows(Path(cfg.seed), limit, 0)
     quality = quality_report(load_embedder(), accepted, reference)
     if candidates:
-        every = quality_report(load_embedder(), candidates, reference)
-        quality["candidates"] = every["generated"] | {"per_iteration": every["per_iteration"]}
+        quality["candidates"] = candidates_report(load_embedder(), candidates, reference)
     if reference:
         quality["reference_source"] = f"held-out part of {Path(cfg.seed).name}, {len(reference)} conversations"
     return quality
