@@ -56,3 +56,14 @@ async def test_movielens_profile(data_dir):
     assert await summarise_history(ScriptedChatModel(["ok"]), history) == text  # too short: the template
     with pytest.raises(ConvoforgeError, match="no ratings"):
         movielens_history(ratings, "999999")
+
+
+async def test_one_history_is_always_summarised_with_the_same_seed():
+    def film(title: str, rating: float) -> dict:
+        return {"title": title, "genres": "Drama", "rating": rating, "tags": []}
+
+    llm = ScriptedChatModel(["Enjoys slow, quiet dramas about families and small towns."])
+    for history in ([film("Fargo (1996)", 5.0)], [film("Fargo (1996)", 5.0)], [film("Heat (1995)", 4.0)]):
+        await summarise_history(llm, history)
+    first, again, other = llm.params
+    assert first.temperature > 0 and first.seed is not None and first.seed == again.seed != other.seed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import replace
 
 import pytest
@@ -11,7 +12,8 @@ from convoforge.agents.persona.graph import build_conversation_graph, build_grap
 from convoforge.agents.persona.seeds import load_seeds
 from convoforge.critics import load_critics
 from convoforge.llm.scripted import ScriptedChatModel
-from tests.persona_fakes import pipeline_reply
+from convoforge.llm.types import ChatResult, Usage
+from tests.persona_fakes import _answer, pipeline_reply
 
 pytestmark = pytest.mark.slow  # loads MiniLM
 
@@ -62,6 +64,36 @@ async def test_unparseable_candidates_are_rejected_with_raw_text():
     assert state["rejected"][0]["verdicts"][0]["error"] == "not judged"
 
 
+class SeedRecording(ScriptedChatModel):
+    """A seeded model's stand-in: the scripted pipeline's answer chosen by prompt and seed; notes each request."""
+
+    def __init__(self) -> None:
+        super().__init__(pipeline_reply)
+        self.seen: list[tuple[str, bool, int | None]] = []
+
+    async def _agenerate(self, messages, params, json_schema=None):
+        text = messages[-1].content
+        self.seen.append((text, params.greedy, params.seed))
+        seed = zlib.crc32(text.encode()) + (params.seed or 0)
+        texts = [_answer(text, seed + c) for c in range(params.n)]  # as the local backend: candidate c, seed + c
+        return ChatResult(texts, Usage(0, 0), self.name, ["stop"] * params.n)
+
+
+async def test_the_run_seed_fixes_the_seed_of_every_sampled_request():
+    ctx = PersonaContext(iterations=2, pairs=2, candidates=2, persona_target=2, query_steps=1, min_turns=3, seed=3)
+    runs = []
+    for seed in (3, 3, 4):
+        llm = SeedRecording()
+        await run(["toxicity"], replace(ctx, seed=seed), llm)
+        runs.append(sorted((text, seed) for text, greedy, seed in llm.seen if not greedy))
+    stages_seen = {text.split("\n", 1)[0][:30] for text, _ in runs[0]}
+    assert len(stages_seen) >= 3  # expansion, query bootstrap and conversations all sample
+    assert all(seed is not None for _, seed in runs[0])
+    assert runs[0] == runs[1]  # the same run seed: the same prompts with the same sampling seeds
+    generated = [{s for t, s in r if "Now write a new conversation" in t} for r in (runs[0], runs[2])]
+    assert generated[0] and not generated[0] & generated[1]  # another run seed samples otherwise
+
+
 async def test_few_shot_nearest_shows_each_pair_the_pool_conversation_about_the_nearest_people():
     from convoforge.agents.persona import stages
     from convoforge.llm.embeddings import load_embedder
@@ -83,18 +115,9 @@ async def test_few_shot_nearest_shows_each_pair_the_pool_conversation_about_the_
 
 
 async def test_the_conversations_are_sampled_with_the_contexts_penalties():
-    class Recording(ScriptedChatModel):
-        def __init__(self) -> None:
-            super().__init__(pipeline_reply)
-            self.params = []
-
-        async def _agenerate(self, messages, params, json_schema=None):
-            if "Now write a new conversation" in messages[-1].content:
-                self.params.append(params)
-            return await super()._agenerate(messages, params, json_schema)
-
     ctx = PersonaContext(iterations=1, pairs=2, candidates=2, persona_target=1, query_steps=0, min_turns=3)
-    llm = Recording()
-    await run(["toxicity"], replace(ctx, frequency_penalty=0.4, presence_penalty=0.1), llm)
-    assert llm.params and {(p.frequency_penalty, p.presence_penalty, p.n) for p in llm.params} == {(0.4, 0.1, 2)}
-    assert all(p.penalty_exempt == ("User 1:", "User 2:", "\n") for p in llm.params)  # its own markup is free
+    _, llm, _ = await run(["toxicity"], replace(ctx, frequency_penalty=0.4, presence_penalty=0.1))
+    asked = zip(llm.requests, llm.params, strict=True)
+    generated = [p for m, p in asked if "Now write a new conversation" in m[-1].content]
+    assert generated and {(p.frequency_penalty, p.presence_penalty, p.n) for p in generated} == {(0.4, 0.1, 2)}
+    assert all(p.penalty_exempt == ("User 1:", "User 2:", "\n") for p in generated)  # its own markup is free

@@ -59,6 +59,19 @@ async def test_simulated_user_never_names_the_target_even_if_the_llm_does():
     assert "NEVER say its title" in prompt and "Stanley Kubrick" in prompt and "The Shining" not in prompt
 
 
+async def test_an_llm_users_turns_are_sampled_with_seeds_from_its_controls():
+    target = load_catalog(SAMPLE).by_id["m01"]
+    seen = []
+    for seed in (5, 5, 6):
+        llm = ScriptedChatModel(["Something creepy please."])
+        user = SimulatedUser(UserControls(targets=["m01"], seed=seed), [target], llm)
+        for turn in range(3):
+            await user.utter(turn, [], [], [])
+        seen.append([p.seed for p in llm.params])
+    assert None not in seen[0] and len(set(seen[0])) == 3  # each turn its own draw
+    assert seen[0] == seen[1] and seen[0] != seen[2]  # a session's seed fixes what its user samples
+
+
 class FakeAgent:
     """Recommends from a fixed list, a few at a time."""
 

@@ -89,7 +89,9 @@ def generate_personas(
     faithfulness_scorer: Path | None = typer.Option(
         None, help="A tuned faithfulness embedder (`convoforge train faithfulness`)."
     ),
-    random_seed: int = typer.Option(0, "--random-seed", help="Random seed of sampling and pairing."),
+    random_seed: int = typer.Option(
+        0, "--random-seed", help="Seed of the pairing, the examples and every sampled request."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run (settings come from the run)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out (only once the new one is complete)."),
     ray: str | None = ray_option("the persona pairs"),

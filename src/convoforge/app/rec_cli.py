@@ -146,7 +146,7 @@ def simulate(
     max_turns: int = typer.Option(5, min=1, help="Most agent turns per session."),
     simulator: str = typer.Option("llm", help="llm (the model writes the user's turns) or template."),
     agent_llm: bool = typer.Option(False, help="Let the recommender use the LLM manager and ranker."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, help="Seed of the session plans and of every simulated user's sampled turn."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     ray: str | None = ray_option("the sessions"),
     workers: int | None = typer.Option(None, min=1, help="Ray workers (default: one per CPU of the cluster)."),

@@ -18,7 +18,7 @@ def echo(messages: list[Message]) -> str:
 
 
 class ScriptedChatModel(ChatModel):
-    """A backend whose answers are fixed in advance; it records every request."""
+    """A backend whose answers are fixed in advance; it records every request and its settings."""
 
     def __init__(self, replies: Sequence[str] | Reply = echo, name: str = "scripted", delay: float = 0.0) -> None:
         self.name = name
@@ -29,6 +29,7 @@ class ScriptedChatModel(ChatModel):
         self._lock = threading.Lock()
         self._next = 0
         self.requests: list[list[Message]] = []
+        self.params: list[GenParams] = []  # each request's sampling settings, beside its messages
 
     def _one(self, messages: list[Message]) -> str:
         if callable(self._replies):
@@ -45,6 +46,7 @@ class ScriptedChatModel(ChatModel):
             await asyncio.sleep(self.delay)
         with self._lock:
             self.requests.append(messages)
+            self.params.append(params)
         texts = [_apply_stop(self._one(messages), params.stop) for _ in range(params.n)]
         prompt_words = sum(len(m.content.split()) for m in messages)
         usage = Usage(prompt_words, sum(len(t.split()) for t in texts))

@@ -147,7 +147,8 @@ class SimulatedUser:
                 intent=prompts.INTENTS[intent],
                 examples=self._examples(intent, target),
             )
-            reply = await self.llm.achat(prompt, GenParams(temperature=0.8, max_tokens=60, top_k=40))
+            params = GenParams(temperature=0.8, max_tokens=60, top_k=40, seed=self.rng.randrange(2**31))
+            reply = await self.llm.achat(prompt, params)
             text, source = in_role(reply.text.strip().split("\n")[0]), "llm"
         titles = [t.name for t in self.targets]
         text, dropped = remove_leaks(text, titles)

@@ -192,6 +192,7 @@ def build_conversation_graph(generator_llm: ChatModel, critics: list[Critic], cr
             frequency_penalty=ctx.frequency_penalty,
             presence_penalty=ctx.presence_penalty,
             penalty_exempt=TRANSCRIPT_MARKUP,
+            seed=stages.request_seed(_rng(ctx, "generate", job["pair_id"])),  # candidate c samples with seed + c
         )
         messages = stages.generator_messages(gen, ctx)
         try:

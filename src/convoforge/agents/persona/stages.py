@@ -8,7 +8,7 @@ import random
 import re
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from pydantic import BaseModel
@@ -37,18 +37,29 @@ def cluster(embedder: Embedder, texts: list[str], distance: float) -> list[int]:
     return model.fit_predict(embedder.embed(texts)).tolist()
 
 
-async def _texts(llm: ChatModel, asks: list[str], params: GenParams, log: list[dict] | None) -> list[str]:
-    """Every prompt's reply; one that failed for good (after the backend's retries) is "" and logged."""
+async def _texts(
+    llm: ChatModel, asks: list[str], params: GenParams, log: list[dict] | None, rng: random.Random
+) -> list[str]:
+    """Every prompt's reply; one that failed for good (after the backend's retries) is "" and logged.
 
-    async def one(prompt: str) -> str:
+    Each request carries its own seed drawn from `rng`, so a run's `--random-seed` fixes what is sampled.
+    """
+
+    async def one(prompt: str, seed: int) -> str:
         try:
-            return (await llm.achat(prompt, params)).text
+            return (await llm.achat(prompt, replace(params, seed=seed))).text
         except BackendError as exc:
             if log is not None:
                 log.append({"request": prompt[:60], "reason": f"{BACKEND_FAILED} {exc}"})
             return ""
 
-    return list(await asyncio.gather(*[one(a) for a in asks]))
+    seeds = [request_seed(rng) for _ in asks]
+    return list(await asyncio.gather(*[one(a, s) for a, s in zip(asks, seeds, strict=True)]))
+
+
+def request_seed(rng: random.Random) -> int:
+    """A request's sampling seed, drawn from a stage's seeded random stream."""
+    return rng.randrange(2**31)
 
 
 def _first_line(text: str) -> str:
@@ -72,7 +83,7 @@ async def induce_queries(
     chosen = multi or sorted(groups.values(), key=len, reverse=True)
     samples = [rng.sample(g, min(3, len(g))) for g in chosen[:32]]
     asks = [prompts.QUERY_INDUCTION.format(statements="\n".join(s)) for s in samples]
-    return _questions(await _texts(llm, asks, SHORT, log), log)
+    return _questions(await _texts(llm, asks, SHORT, log, rng), log)
 
 
 def _questions(texts, log: list[dict] | None = None) -> list[str]:
@@ -99,7 +110,7 @@ async def bootstrap_queries(
     for _ in range(ctx.query_steps):
         shown = rng.sample(pool, min(5, len(pool)))
         ask = prompts.QUERY_BOOTSTRAP.format(queries="\n".join(shown))
-        replies = await _texts(llm, [ask], GenParams(max_tokens=96, top_k=40), log)
+        replies = await _texts(llm, [ask], GenParams(max_tokens=96, top_k=40), log, rng)
         pool = list(dict.fromkeys(pool + _questions(replies, log)))
     return pool
 
@@ -126,7 +137,7 @@ async def bootstrap_personas(
         tries += batch
         asks = [(rng.sample(attributes, min(5, len(attributes))), rng.choice(queries)) for _ in range(batch)]
         texts = [prompts.PERSONA_BOOTSTRAP.format(persona="\n".join(p), query=q) for p, q in asks]
-        replies = await _texts(llm, texts, SHORT, log)
+        replies = await _texts(llm, texts, SHORT, log, rng)
         for reply, (_, query) in zip(replies, asks, strict=True):
             text = _first_line(reply).strip('"')
             if problem := hygiene.attribute_problem(text, query):

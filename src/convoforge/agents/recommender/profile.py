@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import zlib
 from pathlib import Path
 
 from convoforge.datasets.catalog import strip_header
@@ -57,7 +58,11 @@ def template_profile(history: list[dict]) -> str:
 
 
 async def summarise_history(llm: ChatModel, history: list[dict]) -> str:
-    """The LLM's summary of the history; the template profile when the answer is empty."""
-    reply = await llm.achat(PROFILE.format(history=history_lines(history)), GenParams(temperature=0.3, max_tokens=90))
+    """The LLM's summary of the history; the template profile when the answer is empty.
+
+    Sampled with a seed taken from the prompt, so one history always gets the same summary.
+    """
+    prompt = PROFILE.format(history=history_lines(history))
+    reply = await llm.achat(prompt, GenParams(temperature=0.3, max_tokens=90, seed=zlib.crc32(prompt.encode())))
     text = reply.text.strip()
     return text if len(text.split()) >= 6 else template_profile(history)
