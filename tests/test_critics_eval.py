@@ -228,7 +228,7 @@ def test_auto_quality_experts_use_heads_only_for_the_embedded_model():
     }
 
 
-def persona_run(out, conversations, accepted_every=2):
+def persona_run(out, conversations, accepted_every=2, iterations=None):
     """A `generate personas`-shaped dataset: these conversations as candidates, one pair every two."""
     from convoforge.datasets.records import to_dataset_dict, write_dataset
 
@@ -236,7 +236,7 @@ def persona_run(out, conversations, accepted_every=2):
         {
             "id": f"c{i}",
             "pair_id": f"p{i // 2}",
-            "iteration": 0,
+            "iteration": iterations[i] if iterations else 0,
             "profiles": r["profiles"],
             "messages": [{"speaker": s, "content": t} for s, t in r["turns"]],
             "reason": None if i % accepted_every == 0 else "dropped by faithfulness",
@@ -253,18 +253,24 @@ def persona_run(out, conversations, accepted_every=2):
     return out
 
 
-@pytest.mark.slow
-def test_eval_seeds_pairs_runs_by_seed_and_reports_the_spread_between_them(tmp_path):
-    from convoforge.app.cli import _register, app
-
-    _register()
-    real = fixture_rows(80)
+def reference_and_gibberish(tmp_path, n):
+    """n fixture conversations written as an SPC CSV, and the same conversations with gibberish turns."""
+    real = fixture_rows(n)
     ref = tmp_path / "spc.csv"
     write_spc(ref, real)
     gibberish = [
         {**r, "turns": [[s, f"zzk qwv {i} blorp {k} fnord xx"] for k, (s, _) in enumerate(r["turns"])]}
         for i, r in enumerate(real)
     ]
+    return real, ref, gibberish
+
+
+@pytest.mark.slow
+def test_eval_seeds_pairs_runs_by_seed_and_reports_the_spread_between_them(tmp_path):
+    from convoforge.app.cli import _register, app
+
+    _register()
+    real, ref, gibberish = reference_and_gibberish(tmp_path, 80)
     args = ["eval", "seeds", "--reference", str(ref), "--limit", "80", "--margin", "-0.10"]
     for seed, cut in enumerate((slice(0, 40), slice(40, 80))):  # the real-looking run and the gibberish, per seed
         args += ["--data", str(persona_run(tmp_path / f"mine{seed}", real[cut]))]
@@ -281,6 +287,29 @@ def test_eval_seeds_pairs_runs_by_seed_and_reports_the_spread_between_them(tmp_p
     assert found["runs"] == 2 and found["mean"] <= -0.2 and found["runs_reaching_margin"] == 2
     assert found["interval_95"][0] <= found["mean"] <= found["interval_95"][1]
     assert report["acceptance"]["differences"] == [0.25, 0.25]
+    assert report["iterations"] == {"runs": 0, "last_below_first": 0}  # one iteration a run: no trend to tell
+
+
+@pytest.mark.slow
+def test_eval_seeds_tells_whether_the_last_iterations_winners_read_more_real_than_the_firsts(tmp_path):
+    from convoforge.app.cli import _register, app
+
+    _register()
+    real, ref, gibberish = reference_and_gibberish(tmp_path, 120)
+    improving = gibberish[:20] + real[20:40]  # iteration 0 gibberish, iteration 2 real-looking
+    worsening = real[40:60] + gibberish[60:80]
+    args = ["eval", "seeds", "--reference", str(ref), "--limit", "120"]
+    for name, rows in (("up", improving), ("down", worsening)):
+        args += ["--data", str(persona_run(tmp_path / name, rows, accepted_every=1, iterations=[0] * 20 + [2] * 20))]
+        args += ["--versus", str(persona_run(tmp_path / f"{name}-other", real[80:120]))]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    up, down = (r["iterations"] for r in report["runs"])
+    assert up["iterations"] == [0, 2] and up["conversations"] == [20, 20]
+    assert up["first"] >= 0.9 and up["last"] <= 0.8 and up["last_below_first"] is True
+    assert down["first"] <= 0.8 and down["last"] >= 0.9 and down["last_below_first"] is False
+    assert report["iterations"] == {"runs": 2, "last_below_first": 1}
 
 
 def test_eval_seeds_refuses_unpaired_runs_and_folders_that_are_not_runs(tmp_path):

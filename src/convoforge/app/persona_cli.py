@@ -340,11 +340,17 @@ def eval_seeds(
     ),
     seed: int = typer.Option(0, help="Sampling seed of the reference sample and the discriminator's draws."),
 ) -> None:
-    """Two generators over several random seeds, paired by seed: the discriminator and acceptance differences.
+    """Two generators over several random seeds, paired by seed: discriminator, acceptance and iteration trend.
 
     Example: convoforge eval seeds --data F0 --versus B0 --data F1 --versus B1 --reference SPC.csv --margin -0.10
     """
-    from convoforge.agents.persona.evaluate import matched_discriminator, over_runs, pair_outcomes, paired_comparison
+    from convoforge.agents.persona.evaluate import (
+        iteration_trend,
+        matched_discriminator,
+        over_runs,
+        pair_outcomes,
+        paired_comparison,
+    )
     from convoforge.llm.embeddings import load_embedder
 
     if len(data) != len(versus):
@@ -357,12 +363,18 @@ def eval_seeds(
         accepts = [paired["acceptance"], paired["acceptance_other"]]
         per_run.append({"data": str(path), "versus": str(other), "candidates_matched": matched, "paired": paired})
         per_run[-1]["acceptance_difference"] = None if None in accepts else round(accepts[0] - accepts[1], 4)
+        per_run[-1]["iterations"] = iteration_trend(embedder, ref_rows, mine["accepted"], seed)
     discriminator = [r["candidates_matched"].get("difference") for r in per_run]
     acceptance = [r["acceptance_difference"] for r in per_run]
+    trends = [r["iterations"].get("last_below_first") for r in per_run]
     result = {
         "runs": per_run,
         "discriminator": over_runs([d for d in discriminator if d is not None], margin),
         "acceptance": over_runs([a for a in acceptance if a is not None]),
+        "iterations": {  # --data's winners: the last iteration's read more real than the first's?
+            "runs": sum(t is not None for t in trends),
+            "last_below_first": sum(t is True for t in trends),
+        },
         "unit": "one random seed: both generators' runs of it, every candidate at the same count (5 draws)",
     }
     typer.echo(json.dumps(result))

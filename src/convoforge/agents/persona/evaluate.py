@@ -234,6 +234,23 @@ def candidates_report(embedder: Embedder, rows: list[dict], reference: list[dict
     return every["generated"] | {"per_iteration": every["per_iteration"]}
 
 
+def iteration_trend(embedder: Embedder, reference: list[dict], accepted: list[dict], seed: int = 0) -> dict:
+    """The accepted conversations' discriminator in a run's first and last iteration: whether iterations help.
+
+    The same classifier and seed as `quality_report`'s `per_iteration`, over the first and the last iteration
+    that accepted any conversation.
+    """
+    rows = [r for r in accepted if r["messages"]]
+    its = sorted({r.get("iteration", 0) for r in rows})
+    if len(its) < 2:
+        return {"iterations": its, "reason": "fewer than two iterations accepted a conversation"}
+    real = clean_reference(reference)
+    parts = [[r for r in rows if r.get("iteration", 0) == it] for it in (its[0], its[-1])]
+    first, last = (discriminator(embedder, real, part, seed)["accuracy"] for part in parts)
+    found = {"iterations": [its[0], its[-1]], "conversations": [len(p) for p in parts], "first": first, "last": last}
+    return found | {"last_below_first": None if None in (first, last) else last < first}
+
+
 def pair_outcomes(accepted: list[dict], rejected: list[dict]) -> dict[str, dict]:
     """Per persona pair: candidates, how many passed hygiene and the filters, and the winner's recitation share."""
     from convoforge.agents.persona.hygiene import recitations
