@@ -3,7 +3,7 @@
 from convoforge.llm.base import ChatModel, run_sync
 from convoforge.llm.spec import BACKENDS, DEFAULT_MODEL, load_chat_model, parse_spec
 from convoforge.llm.structured import astructured, structured
-from convoforge.llm.types import ChatResult, GenParams, Message, StructuredResult, Usage
+from convoforge.llm.types import ChatResult, GenParams, Message, StructuredResult, Usage, draw_seed
 
 __all__ = [
     "BACKENDS",
@@ -15,6 +15,7 @@ __all__ = [
     "StructuredResult",
     "Usage",
     "astructured",
+    "draw_seed",
     "load_chat_model",
     "parse_spec",
     "run_sync",

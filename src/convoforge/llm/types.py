@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
@@ -22,6 +23,11 @@ def as_messages(messages: list[Message] | list[dict] | str) -> list[Message]:
     if isinstance(messages, str):
         return [Message(role="user", content=messages)]
     return [m if isinstance(m, Message) else Message(**m) for m in messages]
+
+
+def draw_seed(rng: random.Random) -> int:
+    """A request's sampling seed (`GenParams.seed`), drawn from a seeded random stream."""
+    return rng.randrange(2**31)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from convoforge.datasets.catalog import Item
-from convoforge.llm import GenParams
+from convoforge.llm import GenParams, draw_seed
 from convoforge.llm.base import ChatModel
 from convoforge.simulators import prompts
 from convoforge.simulators.leak import remove_leaks
@@ -147,7 +147,7 @@ class SimulatedUser:
                 intent=prompts.INTENTS[intent],
                 examples=self._examples(intent, target),
             )
-            params = GenParams(temperature=0.8, max_tokens=60, top_k=40, seed=self.rng.randrange(2**31))
+            params = GenParams(temperature=0.8, max_tokens=60, top_k=40, seed=draw_seed(self.rng))
             reply = await self.llm.achat(prompt, params)
             text, source = in_role(reply.text.strip().split("\n")[0]), "llm"
         titles = [t.name for t in self.targets]

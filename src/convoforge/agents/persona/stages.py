@@ -19,7 +19,7 @@ from convoforge.critics.base import Candidate, Critic, Turn, Verdict
 from convoforge.critics.selection import select
 from convoforge.datasets.spc import parse_transcript
 from convoforge.errors import BackendError
-from convoforge.llm import GenParams, astructured
+from convoforge.llm import GenParams, astructured, draw_seed
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import Embedder
 
@@ -53,13 +53,8 @@ async def _texts(
                 log.append({"request": prompt[:60], "reason": f"{BACKEND_FAILED} {exc}"})
             return ""
 
-    seeds = [request_seed(rng) for _ in asks]
+    seeds = [draw_seed(rng) for _ in asks]
     return list(await asyncio.gather(*[one(a, s) for a, s in zip(asks, seeds, strict=True)]))
-
-
-def request_seed(rng: random.Random) -> int:
-    """A request's sampling seed, drawn from a stage's seeded random stream."""
-    return rng.randrange(2**31)
 
 
 def _first_line(text: str) -> str:
