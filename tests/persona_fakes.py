@@ -57,7 +57,7 @@ def faithful(prompt: str) -> str:
 
 def pipeline_reply(messages: list[Message]) -> str:
     """Answer by recognising the prompt."""
-    return _answer(messages[-1].content, next(_counter))
+    return answer(messages[-1].content, next(_counter))
 
 
 _seen: dict[str, int] = {}
@@ -77,10 +77,11 @@ def stable_reply(messages: list[Message]) -> str:
         with open(log, "a") as f:
             f.write(f"{os.getpid()}\n")
         time.sleep(float(os.environ.get("CONVOFORGE_TEST_DELAY", "0")))
-    return _answer(text, zlib.crc32(text.encode()) + k)
+    return answer(text, zlib.crc32(text.encode()) + k)
 
 
-def _answer(text: str, n: int) -> str:
+def answer(text: str, n: int) -> str:
+    """The scripted answer to one pipeline prompt; `n` picks among the variants (questions, attributes, scores)."""
     if "most specific question" in text:
         return "What do you like to do in your free time?"
     if "Add more persona questions" in text:

@@ -13,7 +13,7 @@ from convoforge.agents.persona.seeds import load_seeds
 from convoforge.critics import load_critics
 from convoforge.llm.scripted import ScriptedChatModel
 from convoforge.llm.types import ChatResult, Usage
-from tests.persona_fakes import _answer, pipeline_reply
+from tests.persona_fakes import answer, pipeline_reply
 
 pytestmark = pytest.mark.slow  # loads MiniLM
 
@@ -75,7 +75,7 @@ class SeedRecording(ScriptedChatModel):
         text = messages[-1].content
         self.seen.append((text, params.greedy, params.seed))
         seed = zlib.crc32(text.encode()) + (params.seed or 0)
-        texts = [_answer(text, seed + c) for c in range(params.n)]  # as the local backend: candidate c, seed + c
+        texts = [answer(text, seed + c) for c in range(params.n)]  # as the local backend: candidate c, seed + c
         return ChatResult(texts, Usage(0, 0), self.name, ["stop"] * params.n)
 
 
@@ -85,7 +85,7 @@ async def test_the_run_seed_fixes_the_seed_of_every_sampled_request():
     for seed in (3, 3, 4):
         llm = SeedRecording()
         await run(["toxicity"], replace(ctx, seed=seed), llm)
-        runs.append(sorted((text, seed) for text, greedy, seed in llm.seen if not greedy))
+        runs.append(sorted((text, sampled) for text, greedy, sampled in llm.seen if not greedy))
     stages_seen = {text.split("\n", 1)[0][:30] for text, _ in runs[0]}
     assert len(stages_seen) >= 3  # expansion, query bootstrap and conversations all sample
     assert all(seed is not None for _, seed in runs[0])
