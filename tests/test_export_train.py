@@ -264,6 +264,25 @@ def test_generate_samples_on_an_spc_csv_samples_its_train_pairs_in_the_generator
     assert pair["prompt"] == json.loads(rows["accepted"][0]["prompt"]) and pair["chosen"][0]["content"] == good
 
 
+def test_sampling_gives_each_persona_pair_its_own_seed_from_the_run_seed():
+    from convoforge.agents.persona.context import PersonaContext
+    from convoforge.llm.scripted import ScriptedChatModel
+    from convoforge.training.sampling import generate
+
+    prompts = [[{"role": "user", "content": f"pair {i}"}] for i in range(4)]
+    rows = [{"pair_id": f"p{i}", "profiles": {}, "prompt": prompt} for i, prompt in enumerate(prompts)]
+
+    def seeds(run_seed: int, order: list[dict]) -> dict[str, int]:
+        llm = ScriptedChatModel(["User 1: Hi.\nUser 2: Hey."])
+        generate(order, llm, 2, PersonaContext(), 64, run_seed)
+        return {msgs[-1].content.split()[-1]: p.seed for msgs, p in zip(llm.requests, llm.params, strict=True)}
+
+    first = seeds(5, rows)
+    assert len(set(first.values())) == 4  # no two pairs share their random draws
+    assert seeds(5, rows[::-1]) == first  # a pair's seed is its own, wherever it stands (another policy's run)
+    assert not set(seeds(6, rows).values()) & set(first.values())  # another run seed samples otherwise
+
+
 def test_pair_splits_keep_a_rows_own_split_and_hold_out_the_rest_by_persona_pair():
     pairs = [f"p{i}" for i in range(40)]
     rows = [{"id": f"{p}-{k}", "pair_id": p, "text": "x"} for p in pairs for k in range(2)]

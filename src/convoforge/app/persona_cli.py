@@ -211,7 +211,9 @@ def generate_samples(
     critic: list[str] = typer.Option(None, help="Critic name or module:Name; repeat. Default: the built-in mixture."),
     min_turns: int = typer.Option(3, min=1, help="Fewest turns per user for a candidate to parse."),
     max_tokens: int = typer.Option(320, min=16, help="Token budget of one generated conversation."),
-    random_seed: int = typer.Option(0, "--random-seed", help="Seed of the pair sample and of each generation."),
+    random_seed: int = typer.Option(
+        0, "--random-seed", help="Seed of the pair sample and of each pair's generations (a seed per pair)."
+    ),
     real_chosen: bool = typer.Option(
         False,
         "--real-chosen",

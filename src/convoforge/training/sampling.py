@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from convoforge.agents.persona.stages import GenerationJob, iteration_stats, par
 from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
 from convoforge.critics.selection import failed_filters
 from convoforge.errors import ConvoforgeError
-from convoforge.llm import GenParams, load_chat_model
+from convoforge.llm import GenParams, draw_seed, load_chat_model
 from convoforge.training.generator import prompt_rows, real_answer
 from convoforge.training.lora import load_split
 
@@ -40,11 +41,20 @@ def split_rows(data: Path, split: str, limit: int | None, seed: int, per_pair: b
     return rows
 
 
-def complete_all(llm: Any, prompts: list[Any], params: GenParams) -> list[Any]:
-    """All prompts at once, so the local backend batches them."""
+def complete_all(llm: Any, prompts: list[Any], params: GenParams, keys: list[str] | None = None) -> list[Any]:
+    """All prompts at once, so the local backend batches them; seeded, each prompt with a seed of its own.
+
+    One seed for every prompt would couple their samples: the same random draws would pick each prompt's tokens,
+    so different prompts' conversations would often open alike (README Results). A prompt's seed comes from the
+    run's seed and its key (its persona pair), so two policies sampled on the same pairs share each pair's draws.
+    """
+    keys = keys or [str(i) for i in range(len(prompts))]
+
+    def own(key: str) -> GenParams:
+        return params if params.seed is None else replace(params, seed=draw_seed(random.Random(f"{params.seed}:{key}")))
 
     async def run() -> list[Any]:
-        return await asyncio.gather(*[llm.achat(p, params) for p in prompts])
+        return await asyncio.gather(*[llm.achat(p, own(k)) for p, k in zip(prompts, keys, strict=True)])
 
     return asyncio.run(run())
 
@@ -62,7 +72,8 @@ def generate(
     """`samples` conversations per persona-pair row from the policy `llm`, parsed; ids prefixed with `tag`."""
     params = params or GenParams(temperature=TEMPERATURE, max_tokens=max_tokens, n=samples, seed=seed)
     candidates = []
-    for row, result in zip(rows, complete_all(llm, [r["prompt"] for r in rows], params), strict=True):
+    results = complete_all(llm, [r["prompt"] for r in rows], params, [r["pair_id"] for r in rows])
+    for row, result in zip(rows, results, strict=True):
         job = GenerationJob(pair_id=row["pair_id"], iteration=0, profiles=row["profiles"])
         for i, text in enumerate(result.texts):
             cand = parse_candidate(text, job, i, ctx, row["prompt"])
@@ -203,7 +214,8 @@ def real_pairs(
         raise ConvoforgeError(f"{out} exists; pass --force to replace it (it is kept until the new one is done)")
     ctx = ctx or PersonaContext(min_turns=3, max_tokens=320)  # the bounds `generate samples` uses
     rows, params = spc_prompts(data, ctx, limit, samples, ctx.max_tokens, seed, drop_leaky)
-    results = complete_all(load_chat_model(model, base_url=base_url), [r["prompt"] for r in rows], params)
+    llm = load_chat_model(model, base_url=base_url)
+    results = complete_all(llm, [r["prompt"] for r in rows], params, [r["pair_id"] for r in rows])
     rng = random.Random(seed)
     made: list[dict] = []
     for row, result in zip(rows, results, strict=True):
