@@ -7,15 +7,17 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from convoforge.errors import ConvoforgeError
+from convoforge.errors import ConvoforgeError, reading
 
 _YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
 _YEAR_MENTION = re.compile(r"\((\d{4})\)")
 _ARTICLE = re.compile(r"^(.*), (The|A|An)( \(\d{4}\))?$")
+REDIAL_DIALOGUES = "ReDial dialogues, one JSON object a line"  # what a ReDial file is, in errors
 
 
 @dataclass(eq=False)
@@ -49,6 +51,16 @@ def strip_header(reader: csv.DictReader) -> csv.DictReader:
     if reader.fieldnames:
         reader.fieldnames = [name.strip() for name in reader.fieldnames]
     return reader
+
+
+@contextmanager
+def open_csv(path: Path, needed: set[str], what: str) -> Iterator[csv.DictReader]:
+    """A user's CSV whose (stripped) header holds `needed`; another header or text that is not UTF-8: one line."""
+    with reading(path, what), open(path, newline="", encoding="utf-8") as f:
+        reader = strip_header(csv.DictReader(f))
+        if not reader.fieldnames or not needed <= set(reader.fieldnames):
+            raise ConvoforgeError(f"{path} is not {what} (needs columns {', '.join(sorted(needed))})")
+        yield reader
 
 
 def _as_text(value: object) -> str:
@@ -114,7 +126,12 @@ def normalise(name: str) -> str:
 
 def load_id2info(path: Path) -> Catalog:
     """`{id: {name: "Title (Year)", ...any fields}}` (ReDial's id2info.json)."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    with reading(path, "a JSON object of id -> record"):
+        text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConvoforgeError(f"{path}: not JSON ({exc.msg})") from exc
     if not isinstance(data, dict):
         raise ConvoforgeError(f"{path} must hold a JSON object of id -> record")
     items = []
@@ -132,14 +149,11 @@ def load_movielens(path: Path) -> Catalog:
     tags: dict[str, list[str]] = {}
     tag_file = path.parent / "tags.csv"
     if tag_file.is_file():
-        with open(tag_file, newline="", encoding="utf-8") as f:
-            for row in strip_header(csv.DictReader(f)):
+        with open_csv(tag_file, {"movieId", "tag"}, "a MovieLens tags.csv") as reader:
+            for row in reader:
                 tags.setdefault(row["movieId"], []).append(row["tag"])
     items = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = strip_header(csv.DictReader(f))
-        if not reader.fieldnames or not {"movieId", "title", "genres"} <= set(reader.fieldnames):
-            raise ConvoforgeError(f"{path} is not a MovieLens movies.csv (movieId,title,genres)")
+    with open_csv(path, {"movieId", "title", "genres"}, "a MovieLens movies.csv") as reader:
         for row in reader:
             title, year = _split_title(row["title"])
             fields = {"genre": row["genres"].replace("|", ", ").lower()}
@@ -149,10 +163,12 @@ def load_movielens(path: Path) -> Catalog:
     return Catalog(items, f"MovieLens {path.name} ({len(items)} items)")
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path, what: str = "JSON lines") -> list[dict]:
     """JSON objects, one per non-empty line; a bad line is a one-line error with its number."""
     records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    with reading(path, what):
+        text = path.read_text(encoding="utf-8")
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -168,7 +184,7 @@ def read_jsonl(path: Path) -> list[dict]:
 def load_jsonl(path: Path) -> Catalog:
     """One JSON object per line with `id` and `title`; other keys become fields."""
     items = []
-    for n, record in enumerate(read_jsonl(path), 1):
+    for n, record in enumerate(read_jsonl(path, "a catalogue, one JSON object a line"), 1):
         if "id" not in record or "title" not in record:
             raise ConvoforgeError(f"{path}: record {n} needs 'id' and 'title'")
         title, year = _split_title(str(record["title"]))
@@ -204,17 +220,14 @@ def movielens_ratings(ratings: Path, catalog: Catalog) -> Iterator[tuple[str, st
     for it in catalog.items:
         ids_by_name.setdefault(normalise(it.name), []).append(it.id)
     item_of: dict[str, list[str]] = {}
-    with open(movies, newline="", encoding="utf-8") as f:
-        for row in strip_header(csv.DictReader(f)):
+    with open_csv(movies, {"movieId", "title"}, "a MovieLens movies.csv") as reader:
+        for row in reader:
             title = row["title"].strip()
             if m := _ARTICLE.match(title):
                 title = f"{m.group(2)} {m.group(1)}{m.group(3) or ''}"
             if ids := ids_by_name.get(normalise(title)):
                 item_of[row["movieId"]] = ids
-    with open(ratings, newline="", encoding="utf-8") as f:
-        reader = strip_header(csv.DictReader(f))
-        if not reader.fieldnames or not {"userId", "movieId", "rating"} <= set(reader.fieldnames):
-            raise ConvoforgeError(f"{ratings} is not a MovieLens ratings.csv (userId,movieId,rating,timestamp)")
+    with open_csv(ratings, {"userId", "movieId", "rating"}, "a MovieLens ratings.csv") as reader:
         for row in reader:
             for item_id in item_of.get(row["movieId"], []):
                 yield row["userId"], item_id, float(row["rating"])

@@ -12,14 +12,13 @@ no prompt is on both sides.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from convoforge.datasets.catalog import load_movielens, strip_header
+from convoforge.datasets.catalog import load_movielens, open_csv
 from convoforge.datasets.prompts import PROFILE
 from convoforge.datasets.records import read_dataset, write_dataset
 from convoforge.errors import ConvoforgeError
@@ -210,10 +209,7 @@ def profile_rows(ratings: Path, future: float = 0.2, min_liked: int = 3, top: in
         raise ConvoforgeError(f"{ratings} is not a MovieLens ratings.csv with movies.csv beside it")
     catalog = load_movielens(movies)
     by_user: dict[str, list[dict]] = {}
-    with open(ratings, newline="", encoding="utf-8") as f:
-        reader = strip_header(csv.DictReader(f))
-        if not reader.fieldnames or not {"userId", "movieId", "rating", "timestamp"} <= set(reader.fieldnames):
-            raise ConvoforgeError(f"{ratings} is not a MovieLens ratings.csv (userId,movieId,rating,timestamp)")
+    with open_csv(ratings, {"userId", "movieId", "rating", "timestamp"}, "a MovieLens ratings.csv") as reader:
         for r in reader:
             if r["movieId"] in catalog.by_id:
                 by_user.setdefault(r["userId"], []).append(r)

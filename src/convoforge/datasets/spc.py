@@ -7,7 +7,7 @@ import random
 import re
 from pathlib import Path
 
-from convoforge.errors import ConvoforgeError
+from convoforge.errors import ConvoforgeError, reading
 
 SPC_COLUMNS = ("user 1 personas", "user 2 personas", "Best Generated Conversation")
 TRANSCRIPT_MARKUP = ("User 1:", "User 2:", "\n")  # what a transcript repeats by its format: no penalty on it
@@ -53,7 +53,7 @@ def held_out_rows(path: Path, limit: int, seed: int) -> list[dict]:
 
 def read_spc(path: Path, limit: int | None = None) -> list[dict]:
     """Rows of a Synthetic-Persona-Chat CSV as {profiles, turns} examples."""
-    with open(path, newline="", encoding="utf-8") as f:
+    with reading(path, "a Synthetic-Persona-Chat CSV"), open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not set(SPC_COLUMNS) <= set(reader.fieldnames):
             raise ConvoforgeError(

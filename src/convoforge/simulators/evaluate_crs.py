@@ -19,7 +19,7 @@ def load_turns(path: Path, catalog: Catalog, limit: int | None = None) -> list[d
     if not path.is_file():
         raise ConvoforgeError(f"no turns file at {path}")
     turns = []
-    for n, record in enumerate(read_jsonl(path), 1):
+    for n, record in enumerate(read_jsonl(path, "iEvaLM turns, one JSON object a line"), 1):
         if "context" not in record or "rec" not in record:
             raise ConvoforgeError(f"{path}: record {n} needs 'context' and 'rec' (iEvaLM turn format)")
         targets = [it.id for name in record["rec"] if (it := catalog.find(name))]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
 import random
 import re
 from pathlib import Path
@@ -12,11 +11,13 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
+from convoforge.datasets.catalog import REDIAL_DIALOGUES, read_jsonl
 from convoforge.datasets.records import read_dataset
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.embeddings import load_embedder
 
 _MENTION = re.compile(r"@\d+")
+DIALOG_KEYS = {"movieMentions", "messages", "initiatorWorkerId"}
 
 
 def seeker_utterances(dialogs: Path) -> list[str]:
@@ -24,10 +25,9 @@ def seeker_utterances(dialogs: Path) -> list[str]:
     if not dialogs.is_file():
         raise ConvoforgeError(f"no dialogues file at {dialogs}")
     out = []
-    for line in dialogs.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        d = json.loads(line)
+    for n, d in enumerate(read_jsonl(dialogs, REDIAL_DIALOGUES), 1):
+        if not DIALOG_KEYS <= set(d):
+            raise ConvoforgeError(f"{dialogs}: record {n} needs {', '.join(sorted(DIALOG_KEYS))} (a ReDial dialogue)")
         mentions = d["movieMentions"]
         mentions = ast.literal_eval(mentions) if isinstance(mentions, str) else mentions or {}
         messages = ast.literal_eval(d["messages"]) if isinstance(d["messages"], str) else d["messages"]
@@ -44,7 +44,10 @@ def realism_report(sessions: Path, dialogs: Path, folds: int = 5, seed: int = 0)
     """Cross-validated accuracy of LR on MiniLM vectors: real vs simulated, and intent from text."""
     data = read_dataset(sessions)
     split = data["sessions"] if "sessions" in data else next(iter(data.values()))
-    simulated = [(m["content"], m["intent"]) for r in split for m in r["messages"] if m["role"] == "user"]
+    turns = [m for r in split for m in r.get("messages") or []]
+    if not all({"role", "content", "intent"} <= set(m) for m in turns):
+        raise ConvoforgeError(f"{sessions} is not a `convoforge simulate` dataset (turns with role, content, intent)")
+    simulated = [(m["content"], m["intent"]) for m in turns if m["role"] == "user"]
     if len(simulated) < 2 * folds:
         raise ConvoforgeError(f"{sessions} has {len(simulated)} simulated user turns; need at least {2 * folds}")
     real = seeker_utterances(dialogs)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from convoforge.datasets.catalog import read_jsonl
+from convoforge.datasets.catalog import REDIAL_DIALOGUES, read_jsonl
 from convoforge.errors import ConvoforgeError
 
 _MENTION = re.compile(r"@\w+")
@@ -67,7 +67,7 @@ class SeekerStyle:
         for path in paths:
             if not path.is_file():
                 raise ConvoforgeError(f"no training dialogues at {path}")
-            for n, d in enumerate(read_jsonl(path), 1):
+            for n, d in enumerate(read_jsonl(path, REDIAL_DIALOGUES), 1):
                 if "initiatorWorkerId" not in d or not isinstance(d.get("messages"), list):
                     raise ConvoforgeError(f"{path}: dialogue {n} is not ReDial format (needs 'initiatorWorkerId')")
                 turn = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from convoforge.agents.persona.hygiene import clean_conversation
 from convoforge.critics.faithfulness_data import split_of
 from convoforge.datasets.spc import as_row, read_spc
-from convoforge.errors import ConvoforgeError
+from convoforge.errors import ConvoforgeError, reading
 
 
 @dataclass
@@ -37,12 +37,8 @@ def load_seeds(path: str | Path | None, max_examples: int | None = 50) -> Seeds:
     path = Path(path)
     if not path.is_file():
         raise ConvoforgeError(f"no seed file at {path}")
-    try:
+    with reading(path, "a Synthetic-Persona-Chat CSV or one persona attribute a line"):
         return _load_file(path, max_examples)
-    except UnicodeDecodeError as exc:
-        raise ConvoforgeError(
-            f"{path} is not UTF-8 text (byte {exc.start}); seeds are a CSV or one attribute a line"
-        ) from exc
 
 
 def _load_file(path: Path, max_examples: int | None) -> Seeds:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import zlib
 from pathlib import Path
 
-from convoforge.datasets.catalog import strip_header
+from convoforge.datasets.catalog import open_csv
 from convoforge.datasets.export import best_and_worst, history_lines
 from convoforge.datasets.prompts import PROFILE
 from convoforge.errors import ConvoforgeError
@@ -17,17 +16,18 @@ from convoforge.llm.base import ChatModel
 def movielens_history(ratings: Path, user_id: str, top: int = 15) -> list[dict]:
     """A user's best and worst rated movies with their tags."""
     movies, tags = {}, {}
-    with open(ratings.parent / "movies.csv", newline="", encoding="utf-8") as f:
-        movies = {r["movieId"]: (r["title"], r["genres"].replace("|", ", ")) for r in strip_header(csv.DictReader(f))}
+    if not ratings.is_file() or not (ratings.parent / "movies.csv").is_file():
+        raise ConvoforgeError(f"{ratings} is not a MovieLens ratings.csv with movies.csv beside it")
+    with open_csv(ratings.parent / "movies.csv", {"movieId", "title", "genres"}, "a MovieLens movies.csv") as reader:
+        movies = {r["movieId"]: (r["title"], r["genres"].replace("|", ", ")) for r in reader}
     tag_file = ratings.parent / "tags.csv"
     if tag_file.is_file():
-        with open(tag_file, newline="", encoding="utf-8") as f:
-            for r in strip_header(csv.DictReader(f)):
+        with open_csv(tag_file, {"userId", "movieId", "tag"}, "a MovieLens tags.csv") as reader:
+            for r in reader:
                 if r["userId"] == user_id:
                     tags.setdefault(r["movieId"], []).append(r["tag"])
-    rows = []
-    with open(ratings, newline="", encoding="utf-8") as f:
-        rows = [r for r in strip_header(csv.DictReader(f)) if r["userId"] == user_id and r["movieId"] in movies]
+    with open_csv(ratings, {"userId", "movieId", "rating"}, "a MovieLens ratings.csv") as reader:
+        rows = [r for r in reader if r["userId"] == user_id and r["movieId"] in movies]
     if not rows:
         raise ConvoforgeError(f"MovieLens user {user_id} has no ratings in {ratings}")
     rows.sort(key=lambda r: -float(r["rating"]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from convoforge.datasets.catalog import Catalog, read_jsonl, strip_header
+from convoforge.datasets.catalog import REDIAL_DIALOGUES, Catalog, open_csv, read_jsonl
 from convoforge.errors import ConvoforgeError
 
 _MENTION = re.compile(r"@(\w+)")
@@ -26,7 +25,7 @@ def redial_turns(path: Path, catalog: Catalog) -> list[dict]:
     if not path.is_file():
         raise ConvoforgeError(f"no training dialogues at {path}")
     turns = []
-    for n, dialog in enumerate(read_jsonl(path), 1):
+    for n, dialog in enumerate(read_jsonl(path, REDIAL_DIALOGUES), 1):
         if not isinstance(dialog.get("messages"), list) or "respondentWorkerId" not in dialog:
             raise ConvoforgeError(f"{path}: dialogue {n} is not ReDial format (needs 'messages', 'respondentWorkerId')")
         names = {str(k): str(v).strip() for k, v in (dialog.get("movieMentions") or {}).items() if v}
@@ -151,14 +150,14 @@ class MovieLensCF:
             if imdb:
                 row_of[imdb] = i
         movie_row: dict[str, int] = {}
-        with open(links, newline="", encoding="utf-8") as f:
-            for rec in strip_header(csv.DictReader(f)):
+        with open_csv(links, {"movieId", "imdbId"}, "a MovieLens links.csv") as reader:
+            for rec in reader:
                 imdb = (rec.get("imdbId") or "").strip().lstrip("0")
                 if imdb in row_of:
                     movie_row[rec["movieId"]] = row_of[imdb]
         rows, users, user_ids = [], [], {}
-        with open(ratings, newline="", encoding="utf-8") as f:
-            for rec in strip_header(csv.DictReader(f)):
+        with open_csv(ratings, {"userId", "movieId", "rating"}, "a MovieLens ratings.csv") as reader:
+            for rec in reader:
                 if float(rec["rating"]) >= min_rating and rec["movieId"] in movie_row:
                     rows.append(movie_row[rec["movieId"]])
                     users.append(user_ids.setdefault(rec["userId"], len(user_ids)))
