@@ -145,12 +145,22 @@ def test_a_bad_file_is_a_one_line_error_naming_it(tmp_path, read, message):
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_the_cli_says_so_in_one_line_and_exits_2(tmp_path):
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["generate", "samples", "--data", "BINARY", "--out", "OUT"], "not UTF-8 text; expected a Synthetic-Persona"),
+        (["eval", "personas", "--data", "EXPORT"], "is not a persona dataset (needs splits accepted and rejected)"),
+    ],
+)
+def test_the_cli_says_so_in_one_line_and_exits_2(tmp_path, command, message):
+    from datasets import DatasetDict
+
     from tests.test_persona_cli import cf
 
-    binary = tmp_path / "spc.csv"
-    binary.write_bytes(BINARY)
-    result = cf("generate", "samples", "--data", str(binary), "--out", str(tmp_path / "out"))
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "is not UTF-8 text; expected a Synthetic-Persona-Chat CSV" in result.stderr
+    (tmp_path / "spc.csv").write_bytes(BINARY)
+    split = Dataset.from_list([{"messages": [{"role": "user", "content": "Hi."}]}])
+    DatasetDict({"train": split, "test": split}).save_to_disk(str(tmp_path / "export"))  # an SFT export
+    paths = {"BINARY": str(tmp_path / "spc.csv"), "EXPORT": str(tmp_path / "export"), "OUT": str(tmp_path / "out")}
+    result = cf(*[paths.get(a, a) for a in command])
+    assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr
     assert not (tmp_path / "out").exists()

@@ -294,11 +294,10 @@ def eval_personas(
     Example: convoforge eval personas --data out/personas --reference spc/Synthetic-Persona-Chat_valid.csv
     """
     from convoforge.agents.persona.evaluate import evaluate
-    from convoforge.datasets.records import read_dataset
     from convoforge.llm.embeddings import EMBEDDED_EMBEDDER, load_embedder
 
-    dataset = read_dataset(data)
-    rows = [dict(r) for r in dataset["accepted"]]
+    dataset = persona_run(data)
+    rows = dataset["accepted"]
     from convoforge.critics.faithfulness import FaithfulnessExpert
 
     expert = FaithfulnessExpert(embedder=str(scorer) if scorer else EMBEDDED_EMBEDDER, tuned=not untuned)
@@ -307,7 +306,7 @@ def eval_personas(
     result: dict = {
         "data": str(data),
         "generated": report,
-        "rejected": len(dataset["rejected"]) if "rejected" in dataset else 0,
+        "rejected": len(dataset["rejected"]),
     }
     result["faithfulness_per_conversation"] = {r["id"]: round(s, 4) for r, s in zip(rows, own, strict=True)}
     ref_rows = None
