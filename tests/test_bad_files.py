@@ -118,6 +118,27 @@ def _sessions_of_another_kind(tmp: Path) -> None:
     realism_report(tmp / "personas", tmp / "dialogs.jsonl")
 
 
+def sft_export(folder: Path) -> Path:
+    """An SFT export (`export --format sft`): train and test splits of messages only."""
+    from datasets import DatasetDict
+
+    split = Dataset.from_list([{"messages": [{"role": "user", "content": "Hi."}]}])
+    DatasetDict({"train": split, "test": split}).save_to_disk(str(folder))
+    return folder
+
+
+def _profile_eval_on_another_export(tmp: Path) -> None:
+    from convoforge.training.evaluate import profile_report
+
+    profile_report(sft_export(tmp / "export"), tmp / "adapter", "local:smollm2-135m", 4)
+
+
+def _policy_eval_on_another_export(tmp: Path) -> None:
+    from convoforge.training.evaluate import policy_report
+
+    policy_report(sft_export(tmp / "export"), {"base": "scripted:echo"}, tmp / "rm", ["toxicity"], "scripted:echo")
+
+
 @pytest.mark.parametrize(
     ("read", "message"),
     [
@@ -136,6 +157,8 @@ def _sessions_of_another_kind(tmp: Path) -> None:
         (_dialogues_other_keys, "record 1 needs initiatorWorkerId, messages, movieMentions"),
         (_training_dialogues, "train.jsonl is not UTF-8 text; expected ReDial dialogues"),
         (_sessions_of_another_kind, "is not a `convoforge simulate` dataset"),
+        (_profile_eval_on_another_export, "is not an `export --format profile` set (needs catalog, held_out,"),
+        (_policy_eval_on_another_export, "export has no persona pairs"),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else None,
 )
@@ -153,13 +176,10 @@ def test_a_bad_file_is_a_one_line_error_naming_it(tmp_path, read, message):
     ],
 )
 def test_the_cli_says_so_in_one_line_and_exits_2(tmp_path, command, message):
-    from datasets import DatasetDict
-
     from tests.test_persona_cli import cf
 
     (tmp_path / "spc.csv").write_bytes(BINARY)
-    split = Dataset.from_list([{"messages": [{"role": "user", "content": "Hi."}]}])
-    DatasetDict({"train": split, "test": split}).save_to_disk(str(tmp_path / "export"))  # an SFT export
+    sft_export(tmp_path / "export")
     paths = {"BINARY": str(tmp_path / "spc.csv"), "EXPORT": str(tmp_path / "export"), "OUT": str(tmp_path / "out")}
     result = cf(*[paths.get(a, a) for a in command])
     assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr

@@ -10,8 +10,8 @@ from typing import Any
 from convoforge.datasets.metrics import fisher_exact, recited
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.device import torch_device
-from convoforge.training.lora import base_folder, load_reward_model, load_tokenizer, start_model
-from convoforge.training.sampling import complete_all, generate, judge, passes, split_rows
+from convoforge.training.lora import NEEDED, base_folder, load_reward_model, load_tokenizer, start_model
+from convoforge.training.sampling import complete_all, generate, judge, passes, persona_pairs, split_rows
 
 
 def lm_loss(base: str, adapter: Path | None, rows: list[dict], max_length: int = 1024) -> dict:
@@ -110,7 +110,7 @@ def policy_report(
     from convoforge.critics.selection import select
     from convoforge.llm import load_chat_model
 
-    rows = split_rows(data, "test", limit, seed, per_pair=True)
+    rows = persona_pairs(data, "test", limit, seed)
     ctx = PersonaContext(min_turns=min_turns)
     critics = load_critics(critic_refs)
     critic_llm = load_chat_model(critic_model)
@@ -174,6 +174,9 @@ def profile_report(
     from convoforge.training.profile import ProfileReward, score_profiles
 
     rows = split_rows(data, "test", limit, seed)
+    if not NEEDED["profile"] <= set(rows[0]):
+        needed = ", ".join(sorted(NEEDED["profile"]))
+        raise ConvoforgeError(f"{data} is not an `export --format profile` set (needs {needed})")
     reward = ProfileReward(rows[0]["catalog"])
     report: dict[str, Any] = {"users": len(rows)}
     params = GenParams(temperature=0, max_tokens=max_tokens)

@@ -41,6 +41,13 @@ def split_rows(data: Path, split: str, limit: int | None, seed: int, per_pair: b
     return rows
 
 
+def persona_pairs(data: Path, split: str, limit: int | None, seed: int) -> list[dict]:
+    """A seeded sample of an export's persona pairs (one row each); an export without them is refused."""
+    if not {"prompt", "profiles", "pair_id"} <= set(load_split(data, split).column_names):  # memory-mapped: cheap
+        raise ConvoforgeError(f"{data} has no persona pairs (export a persona run with --format pairs or thumbs)")
+    return split_rows(data, split, limit, seed, per_pair=True)
+
+
 def complete_all(llm: Any, prompts: list[Any], params: GenParams, keys: list[str] | None = None) -> list[Any]:
     """All prompts at once, so the local backend batches them; seeded, each prompt with a seed of its own.
 
@@ -143,9 +150,7 @@ def sample_run(
         rows, params = spc_prompts(data, ctx, limit, samples, max_tokens, seed, drop_leaky)
         split = "train"
     else:
-        rows = split_rows(data, split, limit, seed, per_pair=True)
-    if not {"prompt", "profiles", "pair_id"} <= set(rows[0]):
-        raise ConvoforgeError(f"{data} has no persona pairs (export a persona run with --format pairs or thumbs)")
+        rows = persona_pairs(data, split, limit, seed)
     critics = load_critics(critic_refs)
     llm = load_chat_model(model, base_url=base_url)
     critic_llm = llm if critic_model == model else load_chat_model(critic_model, base_url=base_url)
