@@ -184,3 +184,15 @@ def test_the_cli_says_so_in_one_line_and_exits_2(tmp_path, command, message):
     result = cf(*[paths.get(a, a) for a in command])
     assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_path_the_system_refuses_is_one_line_unless_verbose(tmp_path):
+    from tests.test_persona_cli import cf
+
+    (tmp_path / "file").write_text("not a folder")
+    out = str(tmp_path / "file" / "run")  # under a file: the system refuses to make it
+    result = cf("--model", "scripted:echo", "generate", "personas", "--out", out)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "Not a directory" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    verbose = cf("-v", "--model", "scripted:echo", "generate", "personas", "--out", out)
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr  # -v shows where

@@ -137,7 +137,7 @@ def ask(
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
-    port: int = typer.Option(8000, help="Port."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port."),
     name: str | None = typer.Option(None, help="Model name clients use (default: the spec)."),
 ) -> None:
     """Serve the --model backend as an OpenAI-compatible API.
@@ -184,7 +184,7 @@ def vllm_setup(gpu: bool = typer.Option(False, "--gpu", help="Install vLLM for a
 def vllm_serve(
     model: str = typer.Option("smollm2-135m", help="The embedded model's name, a model folder or a .gguf file."),
     name: str = typer.Option("smollm2", help="Model name clients use: --model openai:NAME."),
-    port: int = typer.Option(8000, help="Port on 127.0.0.1."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port on 127.0.0.1."),
     adapter: list[str] = typer.Option(
         [], "--lora", help="NAME=ADAPTER (a folder, or a shipped one such as persona-generator); repeat."
     ),
@@ -262,5 +262,10 @@ def main() -> None:
     except ConvoforgeError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as exc:  # a path that cannot be written, a port taken: the system's own words, one line
+        if settings.verbose:
+            raise
+        err.print(f"[red]error:[/] {exc} (-v shows where)", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -308,7 +308,7 @@ def eval_simulator(
 
 @app.command("app")
 def run_app(
-    port: int = typer.Option(8501, help="Port."),
+    port: int = typer.Option(8501, min=1, max=65535, help="Port."),
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     catalog: Path | None = typer.Option(None, help="Catalogue for the recommender."),
     embedder: Path | None = embedder_option(),
