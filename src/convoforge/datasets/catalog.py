@@ -46,18 +46,16 @@ def _split_title(name: str) -> tuple[str, str]:
     return (name[: m.start()].strip(), m.group(1)) if m else (name, "")
 
 
-def strip_header(reader: csv.DictReader) -> csv.DictReader:
-    """MovieLens headers may carry stray spaces (`genres `): strip the field names."""
-    if reader.fieldnames:
-        reader.fieldnames = [name.strip() for name in reader.fieldnames]
-    return reader
-
-
 @contextmanager
 def open_csv(path: Path, needed: set[str], what: str) -> Iterator[csv.DictReader]:
-    """A user's CSV whose (stripped) header holds `needed`; another header or text that is not UTF-8: one line."""
+    """A user's CSV whose header holds `needed`; another header or text that is not UTF-8: a one-line error.
+
+    MovieLens headers may carry stray spaces (`genres `): the field names are stripped.
+    """
     with reading(path, what), open(path, newline="", encoding="utf-8") as f:
-        reader = strip_header(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        if reader.fieldnames:
+            reader.fieldnames = [name.strip() for name in reader.fieldnames]
         if not reader.fieldnames or not needed <= set(reader.fieldnames):
             raise ConvoforgeError(f"{path} is not {what} (needs columns {', '.join(sorted(needed))})")
         yield reader

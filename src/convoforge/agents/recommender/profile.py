@@ -15,7 +15,7 @@ from convoforge.llm.base import ChatModel
 
 def movielens_history(ratings: Path, user_id: str, top: int = 15) -> list[dict]:
     """A user's best and worst rated movies with their tags."""
-    movies, tags = {}, {}
+    tags: dict[str, list[str]] = {}
     if not ratings.is_file() or not (ratings.parent / "movies.csv").is_file():
         raise ConvoforgeError(f"{ratings} is not a MovieLens ratings.csv with movies.csv beside it")
     with open_csv(ratings.parent / "movies.csv", {"movieId", "title", "genres"}, "a MovieLens movies.csv") as reader:
