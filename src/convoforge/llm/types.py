@@ -30,6 +30,11 @@ def draw_seed(rng: random.Random) -> int:
     return rng.randrange(2**31)
 
 
+def keyed_seed(seed: int, *key: object) -> int:
+    """A request's sampling seed from a run's seed and what the request is for (a stage, a persona pair)."""
+    return draw_seed(random.Random(":".join(map(str, (seed, *key)))))
+
+
 @dataclass(frozen=True)
 class GenParams:
     """Sampling settings of one request."""

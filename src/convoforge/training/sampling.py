@@ -18,7 +18,7 @@ from convoforge.agents.persona.stages import GenerationJob, iteration_stats, par
 from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
 from convoforge.critics.selection import failed_filters
 from convoforge.errors import ConvoforgeError
-from convoforge.llm import GenParams, draw_seed, load_chat_model
+from convoforge.llm import GenParams, keyed_seed, load_chat_model
 from convoforge.training.generator import prompt_rows, real_answer
 from convoforge.training.lora import load_split
 
@@ -58,7 +58,7 @@ def complete_all(llm: Any, prompts: list[Any], params: GenParams, keys: list[str
     keys = keys or [str(i) for i in range(len(prompts))]
 
     def own(key: str) -> GenParams:
-        return params if params.seed is None else replace(params, seed=draw_seed(random.Random(f"{params.seed}:{key}")))
+        return params if params.seed is None else replace(params, seed=keyed_seed(params.seed, key))
 
     async def run() -> list[Any]:
         return await asyncio.gather(*[llm.achat(p, own(k)) for p, k in zip(prompts, keys, strict=True)])

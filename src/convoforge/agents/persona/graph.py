@@ -18,7 +18,7 @@ from convoforge.agents.persona.state import GenerateInput, PersonaState, ShardIn
 from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
 from convoforge.datasets.spc import TRANSCRIPT_MARKUP
 from convoforge.errors import BackendError
-from convoforge.llm import GenParams, draw_seed
+from convoforge.llm import GenParams, keyed_seed
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import Embedder, load_embedder
 
@@ -192,7 +192,7 @@ def build_conversation_graph(generator_llm: ChatModel, critics: list[Critic], cr
             frequency_penalty=ctx.frequency_penalty,
             presence_penalty=ctx.presence_penalty,
             penalty_exempt=TRANSCRIPT_MARKUP,
-            seed=draw_seed(_rng(ctx, "generate", job["pair_id"])),  # candidate c samples with seed + c
+            seed=keyed_seed(ctx.seed, "generate", job["pair_id"]),  # candidate c samples with seed + c
         )
         messages = stages.generator_messages(gen, ctx)
         try:
