@@ -60,6 +60,18 @@ def test_bad_input_is_one_line_and_nonzero(args, message):
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+@pytest.mark.parametrize("command", [["serve"], ["app"], ["vllm", "serve"]])
+def test_a_taken_port_is_one_line_before_anything_starts(command):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        result = cf("--model", "scripted:echo", *command, "--port", port, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr  # no "serving ..." / "starting vLLM ..." first
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use; pick another --port" in lines[0]
+
+
 def test_ask_with_scripted_model(tmp_path):
     replies = tmp_path / "r.json"
     replies.write_text(json.dumps(["scripted answer"]))

@@ -146,11 +146,13 @@ def serve(
     """
     import uvicorn
 
+    from convoforge.llm.ports import bind_port
     from convoforge.llm.server import build_app
 
+    sock = bind_port(host, port)  # before the model loads and before "serving ..." is printed
     model = load_chat_model(settings.model, base_url=settings.base_url)
     err.print(f"serving {model.name} as {name or model.name!r} on http://{host}:{port}/v1")
-    uvicorn.run(build_app(model, name), host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(build_app(model, name), log_level="warning")).run(sockets=[sock])
 
 
 def ray_option(what: str) -> str | None:

@@ -14,6 +14,7 @@ import typer
 
 from convoforge.app.cli import app, err, eval_app, out, ray_option, settings
 from convoforge.errors import ConvoforgeError
+from convoforge.llm.ports import bind_port
 
 
 def default_catalog() -> Path:
@@ -325,6 +326,7 @@ def run_app(
     _check_train(train)
     if train:
         env["CONVOFORGE_TRAIN"] = os.pathsep.join(str(p.resolve()) for p in train)
+    bind_port(host, port).close()  # taken: one line now, not Streamlit's after "convoforge app on ..."
     err.print(f"convoforge app on http://{host}:{port}")
     cmd = [
         sys.executable,

