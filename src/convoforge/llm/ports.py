@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import socket
 
 from convoforge.errors import ConvoforgeError
@@ -18,10 +17,13 @@ def free_port() -> int:
 
 def bind_port(host: str, port: int) -> socket.socket:
     """A listening socket on host:port, or a one-line error naming the port when it is taken or not allowed."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
-        return socket.create_server((host, port), family=family)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: a port in TIME_WAIT is free
+        sock.bind((host, port))
+        sock.listen()
+        return sock
     except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        sock.close()
         hint = "; pick another --port" if exc.errno == errno.EADDRINUSE else ""
-        raise ConvoforgeError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
+        raise ConvoforgeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
