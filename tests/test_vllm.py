@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 
 from convoforge.datasets.records import read_dataset
 from convoforge.llm import GenParams, astructured, load_chat_model
-from convoforge.llm.vllm_server import VLLMServer, free_port
+from convoforge.llm.ports import free_port
+from convoforge.llm.vllm_server import VLLMServer
 from tests.test_persona_cli import cf
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
