@@ -3,7 +3,16 @@
 from convoforge.llm.base import ChatModel, run_sync
 from convoforge.llm.spec import BACKENDS, DEFAULT_MODEL, load_chat_model, parse_spec
 from convoforge.llm.structured import astructured, structured
-from convoforge.llm.types import ChatResult, GenParams, Message, StructuredResult, Usage, draw_seed, keyed_seed
+from convoforge.llm.types import (
+    ChatResult,
+    GenParams,
+    Message,
+    StructuredResult,
+    Usage,
+    draw_seed,
+    keyed_rng,
+    keyed_seed,
+)
 
 __all__ = [
     "BACKENDS",
@@ -16,6 +25,7 @@ __all__ = [
     "Usage",
     "astructured",
     "draw_seed",
+    "keyed_rng",
     "keyed_seed",
     "load_chat_model",
     "parse_spec",

@@ -30,9 +30,14 @@ def draw_seed(rng: random.Random) -> int:
     return rng.randrange(2**31)
 
 
+def keyed_rng(seed: int, *key: object) -> random.Random:
+    """A random stream of its own from a run's seed and what it is for (a stage, a persona pair)."""
+    return random.Random(":".join(map(str, (seed, *key))))
+
+
 def keyed_seed(seed: int, *key: object) -> int:
     """A request's sampling seed from a run's seed and what the request is for (a stage, a persona pair)."""
-    return draw_seed(random.Random(":".join(map(str, (seed, *key)))))
+    return draw_seed(keyed_rng(seed, *key))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import warnings
 from collections.abc import Awaitable, Callable
 from itertools import pairwise
@@ -18,17 +17,13 @@ from convoforge.agents.persona.state import GenerateInput, PersonaState, ShardIn
 from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
 from convoforge.datasets.spc import TRANSCRIPT_MARKUP
 from convoforge.errors import BackendError
-from convoforge.llm import GenParams, keyed_seed
+from convoforge.llm import GenParams, keyed_rng, keyed_seed
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import Embedder, load_embedder
 
 # a shard graph run inside a checkpointed node must say durability="exit", which LangGraph then warns is moot
 warnings.filterwarnings("ignore", message="`durability` has no effect", category=UserWarning)
 ShardRunner = Callable[[list[GenerateInput], PersonaContext], Awaitable[dict]]
-
-
-def _rng(ctx: PersonaContext, *salt: Any) -> random.Random:
-    return random.Random(f"{ctx.seed}:" + ":".join(map(str, salt)))
 
 
 def build_graph(
@@ -54,26 +49,28 @@ def build_graph(
     async def induce_queries(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
         log: list[dict] = []
-        queries = await stages.induce_queries(llm, emb(), state["seed_attributes"], ctx, _rng(ctx, "induce"), log)
+        queries = await stages.induce_queries(
+            llm, emb(), state["seed_attributes"], ctx, keyed_rng(ctx.seed, "induce"), log
+        )
         return {"queries": queries, "log": [{"stage": "queries", **e} for e in log]}
 
     async def bootstrap_queries(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
         log: list[dict] = []
-        queries = await stages.bootstrap_queries(llm, state["queries"], ctx, _rng(ctx, "queries"), log)
+        queries = await stages.bootstrap_queries(llm, state["queries"], ctx, keyed_rng(ctx.seed, "queries"), log)
         return {"queries": queries, "log": [{"stage": "queries", **e} for e in log]}
 
     async def bootstrap_personas(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
         new, log = await stages.bootstrap_personas(
-            llm, emb(), state["seed_attributes"], state["queries"], ctx, _rng(ctx, "personas")
+            llm, emb(), state["seed_attributes"], state["queries"], ctx, keyed_rng(ctx.seed, "personas")
         )
         return {"new_attributes": new, "log": [{"stage": "persona_bootstrap", **e} for e in log]}
 
     async def build_profiles(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         ctx = runtime.context
         attributes = state["seed_attributes"] + state.get("new_attributes", [])
-        profiles, log = await stages.build_profiles(llm, emb(), attributes, ctx, _rng(ctx, "profiles"))
+        profiles, log = await stages.build_profiles(llm, emb(), attributes, ctx, keyed_rng(ctx.seed, "profiles"))
         return {"profiles": profiles, "log": [{"stage": "profiles", **e} for e in log]}
 
     def pair_profiles(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
@@ -92,7 +89,7 @@ def build_graph(
 
     def fan_out(state: PersonaState, runtime: Runtime[PersonaContext]) -> list[Send]:
         ctx, it = runtime.context, state["iteration"]
-        rng = _rng(ctx, "pairs", it)
+        rng = keyed_rng(ctx.seed, "pairs", it)
         pairs = state["pairs"]
         chosen = (
             rng.sample(pairs, ctx.pairs)
