@@ -287,7 +287,8 @@ def test_eval_seeds_pairs_runs_by_seed_and_reports_the_spread_between_them(tmp_p
     assert found["runs"] == 2 and found["mean"] <= -0.2 and found["runs_reaching_margin"] == 2
     assert found["interval_95"][0] <= found["mean"] <= found["interval_95"][1]
     assert report["acceptance"]["differences"] == [0.25, 0.25]
-    assert report["iterations"] == {"runs": 0, "last_below_first": 0}  # one iteration a run: no trend to tell
+    assert report["iterations"] == {"runs": 0, "last_below_first": 0, "differences": []}  # one iteration: no trend
+    assert report["iterations_every_candidate"]["runs"] == 0
 
 
 @pytest.mark.slow
@@ -307,9 +308,36 @@ def test_eval_seeds_tells_whether_the_last_iterations_winners_read_more_real_tha
     report = json.loads(result.stdout.strip().splitlines()[-1])
     up, down = (r["iterations"] for r in report["runs"])
     assert up["iterations"] == [0, 2] and up["conversations"] == [20, 20]
-    assert up["first"] >= 0.9 and up["last"] <= 0.8 and up["last_below_first"] is True
+    assert up["first"] >= 0.9 and up["last"] <= 0.8 and up["last_below_first"] is True and up["difference"] < 0
     assert down["first"] <= 0.8 and down["last"] >= 0.9 and down["last_below_first"] is False
-    assert report["iterations"] == {"runs": 2, "last_below_first": 1}
+    assert up["per_class"] == 20 and up["draws"] == 5 and up["first_sd"] is not None
+    found = report["iterations"]  # over the seeds: one run better, one worse, and the mean change between them
+    assert found["runs"] == 2 and found["last_below_first"] == 1 and len(found["differences"]) == 2
+    assert found["interval_95"][0] <= found["mean"] <= found["interval_95"][1]
+    assert report["iterations_every_candidate"]["runs"] == 2  # every candidate was accepted here: the same rows
+
+
+@pytest.mark.slow
+def test_eval_personas_and_the_card_say_whether_iterations_help_at_the_same_count(tmp_path):
+    from convoforge.app.cli import _register, app
+    from convoforge.datasets.card import trend_lines
+
+    _register()
+    real, ref, gibberish = reference_and_gibberish(tmp_path, 120)
+    # iteration 0 wins 30 gibberish conversations, iteration 2 wins 12 real-looking ones (of 24 candidates)
+    rows = gibberish[:30] + real[30:54]
+    run = persona_run(tmp_path / "up", rows, accepted_every=1, iterations=[0] * 30 + [2] * 24)
+    result = CliRunner().invoke(app, ["eval", "personas", "--data", str(run), "--reference", str(ref)])
+    assert result.exit_code == 0, result.output
+    trends = json.loads(result.stdout.strip().splitlines()[-1])["iterations"]
+    winners, every = trends["winners"], trends["every_candidate"]
+    assert winners["conversations"] == [30, 24] and winners["per_class"] == 24  # sampled down to the smaller
+    assert winners["first"] >= 0.9 and winners["difference"] <= -0.2 and winners["last_below_first"] is True
+    assert every["conversations"] == [30, 24]  # every candidate was accepted here
+    lines = trend_lines(trends)
+    assert lines[1] == "Whether iterations help:" and len(lines) == 5
+    assert lines[3].startswith("- winners, iteration 0 and iteration 2 at the same count (24 a side, 5 draws):")
+    assert trend_lines({"winners": {"iterations": [0], "reason": "fewer than two"}}) == []
 
 
 def test_eval_seeds_refuses_unpaired_runs_and_folders_that_are_not_runs(tmp_path):

@@ -233,6 +233,30 @@ def test_matched_discriminator_compares_two_runs_at_the_smaller_runs_size():
     assert none["by_statistics"] is None and none["by_statistics_other"] is None
 
 
+def test_iteration_trend_compares_the_first_and_last_iteration_at_the_smaller_ones_count():
+    from convoforge.agents.persona.evaluate import iteration_trend
+
+    def rows(n, text, iteration):
+        turns = [[{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k}"} for k in range(6)] for i in range(n)]
+        return [
+            {"profiles": PROFILES, "pair_id": f"it{iteration}-p{i}", "iteration": iteration, "messages": messages}
+            for i, messages in enumerate(turns)
+        ]
+
+    reference = rows(80, "real talk", 0)
+    # the first iteration wins 40 marked conversations, the last 12 real-looking ones, the middle is not read
+    winners = rows(40, "zzz", 0) + rows(5, "zzz", 1) + rows(12, "real talk", 2)
+    found = iteration_trend(MarkedEmbedder(), reference, winners, draws=3)
+    assert found["iterations"] == [0, 2] and found["conversations"] == [40, 12]
+    assert found["per_class"] == 12 and found["draws"] == 3  # the first iteration sampled down to the last's count
+    assert found["first"] >= 0.9 and found["last"] <= 0.75 and found["difference"] <= -0.2
+    assert found["last_below_first"] is True and found["first_sd"] is not None
+    few = iteration_trend(MarkedEmbedder(), reference, rows(40, "zzz", 0) + rows(3, "real talk", 2))
+    assert few["per_class"] == 3 and few["difference"] is None and few["last_below_first"] is None  # too few
+    one = iteration_trend(MarkedEmbedder(), reference, rows(40, "zzz", 1))
+    assert one == {"iterations": [1], "reason": "fewer than two iterations have a conversation"}
+
+
 def test_a_loop_after_the_conversation_met_its_bounds_is_trimmed_off():
     looped = [*GOOD, GOOD[2], GOOD[3], GOOD[2], GOOD[3]]
     raw = "\n".join(f"{s}: {t}" for s, t in looped)

@@ -325,6 +325,11 @@ def eval_personas(
         result["reference"] |= quality["reference"]
         result["discriminator"] = DISCRIMINATOR_NOTE
     result["per_iteration"] = quality["per_iteration"]
+    if ref_rows:  # the first and the last iteration at the same count: whether iterations help
+        from convoforge.agents.persona.evaluate import iteration_trends
+
+        every = candidate_rows(dataset)
+        result["iterations"] = iteration_trends(load_embedder(EMBEDDED_EMBEDDER), ref_rows, rows, every, seed)
     if versus:
         result["versus"] = versus_report(dataset, versus, ref_rows, seed)
     typer.echo(json.dumps(result))
@@ -346,7 +351,7 @@ def eval_seeds(
     Example: convoforge eval seeds --data F0 --versus B0 --data F1 --versus B1 --reference SPC.csv --margin -0.10
     """
     from convoforge.agents.persona.evaluate import (
-        iteration_trend,
+        iteration_trends,
         matched_discriminator,
         over_runs,
         pair_outcomes,
@@ -364,21 +369,29 @@ def eval_seeds(
         accepts = [paired["acceptance"], paired["acceptance_other"]]
         per_run.append({"data": str(path), "versus": str(other), "candidates_matched": matched, "paired": paired})
         per_run[-1]["acceptance_difference"] = None if None in accepts else round(accepts[0] - accepts[1], 4)
-        per_run[-1]["iterations"] = iteration_trend(embedder, ref_rows, mine["accepted"], seed)
+        trends = iteration_trends(embedder, ref_rows, mine["accepted"], candidate_rows(mine), seed)
+        per_run[-1]["iterations"], per_run[-1]["iterations_every_candidate"] = trends.values()
     discriminator = [r["candidates_matched"].get("difference") for r in per_run]
     acceptance = [r["acceptance_difference"] for r in per_run]
-    trends = [r["iterations"].get("last_below_first") for r in per_run]
     result = {
         "runs": per_run,
         "discriminator": over_runs([d for d in discriminator if d is not None], margin),
         "acceptance": over_runs([a for a in acceptance if a is not None]),
-        "iterations": {  # --data's winners: the last iteration's read more real than the first's?
-            "runs": sum(t is not None for t in trends),
-            "last_below_first": sum(t is True for t in trends),
-        },
+        # --data's winners (and every candidate): does the last iteration read more real than the first?
+        "iterations": trend_over_runs([r["iterations"] for r in per_run]),
+        "iterations_every_candidate": trend_over_runs([r["iterations_every_candidate"] for r in per_run]),
         "unit": "one random seed: both generators' runs of it, every candidate at the same count (5 draws)",
     }
     typer.echo(json.dumps(result))
+
+
+def trend_over_runs(trends: list[dict]) -> dict:
+    """Over the seeds: runs with a trend, how many read more real in the last iteration, the mean change."""
+    from convoforge.agents.persona.evaluate import over_runs
+
+    below = [t["last_below_first"] for t in trends if t.get("last_below_first") is not None]
+    changes = over_runs([t["difference"] for t in trends if t.get("difference") is not None])
+    return {"runs": len(below), "last_below_first": sum(below)} | {k: v for k, v in changes.items() if k != "runs"}
 
 
 def candidate_quality(dataset: dict, reference: list[dict] | None, seed: int) -> dict:

@@ -137,4 +137,19 @@ def quality_section(quality: dict) -> list[str]:
     for name, values in rows:
         cells = ("" if values.get(k) is None else str(values[k]) for k in columns)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + trend_lines(quality.get("iterations", {}))
+
+
+def trend_lines(trends: dict) -> list[str]:
+    """The first and the last iteration's discriminator at the same count, winners and every candidate."""
+    lines = []
+    for name, t in trends.items():
+        if t.get("difference") is None:
+            continue
+        first, last = (f"{t[k]:.3f} ± {t[k + '_sd']:.3f}" for k in ("first", "last"))
+        its = " and ".join(f"iteration {i}" for i in t["iterations"])
+        lines.append(
+            f"- {name.replace('_', ' ')}, {its} at the same count ({t['per_class']} a side, {t['draws']} draws):"
+            f" {first} then {last} ({t['difference']:+.3f}; below 0: the last reads more real)"
+        )
+    return ["", "Whether iterations help:", "", *lines] if lines else []

@@ -234,21 +234,37 @@ def candidates_report(embedder: Embedder, rows: list[dict], reference: list[dict
     return every["generated"] | {"per_iteration": every["per_iteration"]}
 
 
-def iteration_trend(embedder: Embedder, reference: list[dict], accepted: list[dict], seed: int = 0) -> dict:
-    """The accepted conversations' discriminator in a run's first and last iteration: whether iterations help.
+def iteration_trend(
+    embedder: Embedder, reference: list[dict], accepted: list[dict], seed: int = 0, draws: int = 5
+) -> dict:
+    """The discriminator of a run's first and last iteration at the same count: whether iterations help.
 
-    The same classifier and seed as `quality_report`'s `per_iteration`, over the first and the last iteration
-    that accepted any conversation.
+    Pass the winners, or every candidate. The same classifier as `quality_report`'s `per_iteration`, over
+    the first and the last iteration that has conversations, both at the smaller one's count (mean and sd of
+    `draws` seeded subsamples, as `matched_discriminator`): at 11-18 winners an iteration the classifier's
+    accuracy moves with the count alone, so an iteration that wins more would read less real by its size.
     """
     rows = [r for r in accepted if r["messages"]]
     its = sorted({r.get("iteration", 0) for r in rows})
     if len(its) < 2:
-        return {"iterations": its, "reason": "fewer than two iterations accepted a conversation"}
-    real = clean_reference(reference)
-    parts = [[r for r in rows if r.get("iteration", 0) == it] for it in (its[0], its[-1])]
-    first, last = (discriminator(embedder, real, part, seed)["accuracy"] for part in parts)
-    found = {"iterations": [its[0], its[-1]], "conversations": [len(p) for p in parts], "first": first, "last": last}
-    return found | {"last_below_first": None if None in (first, last) else last < first}
+        return {"iterations": its, "reason": "fewer than two iterations have a conversation"}
+    first, last = ([r for r in rows if r.get("iteration", 0) == it] for it in (its[0], its[-1]))
+    matched = matched_discriminator(embedder, reference, last, first, draws, seed)
+    found = {"iterations": [its[0], its[-1]], "conversations": [len(first), len(last)]}
+    found |= {"per_class": matched["per_class"], "draws": draws, "first": matched["accuracy_other"]}
+    found |= {"first_sd": matched["sd_other"], "last": matched["accuracy"], "last_sd": matched["sd"]}
+    difference = matched.get("difference")  # last minus first: below 0, the last iteration reads more real
+    return found | {"difference": difference, "last_below_first": None if difference is None else difference < 0}
+
+
+def iteration_trends(
+    embedder: Embedder, reference: list[dict], accepted: list[dict], candidates: list[dict], seed: int = 0
+) -> dict:
+    """`iteration_trend` of the winners and of every candidate (about five times as many rows, so steadier)."""
+    return {
+        "winners": iteration_trend(embedder, reference, accepted, seed),
+        "every_candidate": iteration_trend(embedder, reference, candidates, seed),
+    }
 
 
 def pair_outcomes(accepted: list[dict], rejected: list[dict]) -> dict[str, dict]:

@@ -143,7 +143,7 @@ def run_quality(cfg: RunConfig, accepted: list[dict], candidates: list[dict] | N
     With `candidates` (every conversation written, accepted or not) the same measures of those, overall and per
     iteration: whether the generator's output improves over iterations, not only the critic's choice of it.
     """
-    from convoforge.agents.persona.evaluate import candidates_report, quality_report
+    from convoforge.agents.persona.evaluate import candidates_report, iteration_trends, quality_report
     from convoforge.datasets.spc import held_out_rows
     from convoforge.llm.embeddings import load_embedder
 
@@ -155,6 +155,7 @@ def run_quality(cfg: RunConfig, accepted: list[dict], candidates: list[dict] | N
         quality["candidates"] = candidates_report(load_embedder(), candidates, reference)
     if reference:
         quality["reference_source"] = f"held-out part of {Path(cfg.seed).name}, {len(reference)} conversations"
+        quality["iterations"] = iteration_trends(load_embedder(), reference, accepted, candidates or accepted)
     return quality
 
 
