@@ -356,6 +356,7 @@ def eval_seeds(
         over_runs,
         pair_outcomes,
         paired_comparison,
+        trend_over_runs,
     )
     from convoforge.llm.embeddings import load_embedder
 
@@ -383,15 +384,6 @@ def eval_seeds(
         "unit": "one random seed: both generators' runs of it, every candidate at the same count (5 draws)",
     }
     typer.echo(json.dumps(result))
-
-
-def trend_over_runs(trends: list[dict]) -> dict:
-    """Over the seeds: runs with a trend, how many read more real in the last iteration, the mean change."""
-    from convoforge.agents.persona.evaluate import over_runs
-
-    below = [t["last_below_first"] for t in trends if t.get("last_below_first") is not None]
-    changes = over_runs([t["difference"] for t in trends if t.get("difference") is not None])
-    return {"runs": len(below), "last_below_first": sum(below)} | {k: v for k, v in changes.items() if k != "runs"}
 
 
 def candidate_quality(dataset: dict, reference: list[dict] | None, seed: int) -> dict:

@@ -319,6 +319,13 @@ def over_runs(differences: list[float], margin: float | None = None) -> dict:
     return report
 
 
+def trend_over_runs(trends: list[dict]) -> dict:
+    """Over the seeds: runs with a trend, how many read more real in the last iteration, the mean change."""
+    below = [t["last_below_first"] for t in trends if t.get("last_below_first") is not None]
+    changes = over_runs([t["difference"] for t in trends if t.get("difference") is not None])
+    return {"runs": len(below), "last_below_first": sum(below)} | {k: v for k, v in changes.items() if k != "runs"}
+
+
 def paired_comparison(mine: dict[str, dict], theirs: dict[str, dict]) -> dict:
     """The persona pair as the unit: acceptance share and the winner's recitation, this run against the other."""
     from scipy.stats import binomtest, wilcoxon
