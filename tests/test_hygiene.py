@@ -234,7 +234,7 @@ def test_matched_discriminator_compares_two_runs_at_the_smaller_runs_size():
 
 
 def test_iteration_trend_compares_the_first_and_last_iteration_at_the_smaller_ones_count():
-    from convoforge.agents.persona.evaluate import iteration_trend
+    from convoforge.agents.persona.evaluate import iteration_trend, iteration_trends
 
     def rows(n, text, iteration):
         turns = [[{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k}"} for k in range(6)] for i in range(n)]
@@ -255,6 +255,9 @@ def test_iteration_trend_compares_the_first_and_last_iteration_at_the_smaller_on
     assert few["per_class"] == 3 and few["difference"] is None and few["last_below_first"] is None  # too few
     one = iteration_trend(MarkedEmbedder(), reference, rows(40, "zzz", 1))
     assert one == {"iterations": [1], "reason": "fewer than two iterations have a conversation"}
+    both = iteration_trends(MarkedEmbedder(), reference, winners, winners + rows(20, "zzz", 2), seed=0)
+    assert both["every_candidate"]["conversations"] == [40, 32] and both["winners"]["per_class"] == 12
+    assert set(iteration_trends(MarkedEmbedder(), reference, winners, [])) == {"winners"}  # no candidates given
 
 
 def test_a_loop_after_the_conversation_met_its_bounds_is_trimmed_off():

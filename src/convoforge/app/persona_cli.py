@@ -371,7 +371,8 @@ def eval_seeds(
         per_run.append({"data": str(path), "versus": str(other), "candidates_matched": matched, "paired": paired})
         per_run[-1]["acceptance_difference"] = None if None in accepts else round(accepts[0] - accepts[1], 4)
         trends = iteration_trends(embedder, ref_rows, mine["accepted"], candidate_rows(mine), seed)
-        per_run[-1]["iterations"], per_run[-1]["iterations_every_candidate"] = trends.values()
+        per_run[-1]["iterations"] = trends["winners"]
+        per_run[-1]["iterations_every_candidate"] = trends.get("every_candidate", {"reason": "no candidate has turns"})
     discriminator = [r["candidates_matched"].get("difference") for r in per_run]
     acceptance = [r["acceptance_difference"] for r in per_run]
     result = {

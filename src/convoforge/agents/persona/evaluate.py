@@ -260,11 +260,9 @@ def iteration_trend(
 def iteration_trends(
     embedder: Embedder, reference: list[dict], accepted: list[dict], candidates: list[dict], seed: int = 0
 ) -> dict:
-    """`iteration_trend` of the winners and of every candidate (about five times as many rows, so steadier)."""
-    return {
-        "winners": iteration_trend(embedder, reference, accepted, seed),
-        "every_candidate": iteration_trend(embedder, reference, candidates, seed),
-    }
+    """`iteration_trend` of the winners and, when given, of every candidate (about five times as many rows)."""
+    found = {"winners": iteration_trend(embedder, reference, accepted, seed)}
+    return found | ({"every_candidate": iteration_trend(embedder, reference, candidates, seed)} if candidates else {})
 
 
 def pair_outcomes(accepted: list[dict], rejected: list[dict]) -> dict[str, dict]:

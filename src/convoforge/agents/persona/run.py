@@ -155,7 +155,7 @@ def run_quality(cfg: RunConfig, accepted: list[dict], candidates: list[dict] | N
         quality["candidates"] = candidates_report(load_embedder(), candidates, reference)
     if reference:
         quality["reference_source"] = f"held-out part of {Path(cfg.seed).name}, {len(reference)} conversations"
-        quality["iterations"] = iteration_trends(load_embedder(), reference, accepted, candidates or accepted)
+        quality["iterations"] = iteration_trends(load_embedder(), reference, accepted, candidates or [])
     return quality
 
 
