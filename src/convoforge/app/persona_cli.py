@@ -365,12 +365,13 @@ def eval_seeds(
     runs = [persona_run(path) for path in (*data, *versus)]  # every folder read first: a bad one fails at once
     ref_rows, embedder, per_run = reference_rows(reference, limit, seed), load_embedder(), []
     for path, other, mine, theirs in zip(data, versus, runs[: len(data)], runs[len(data) :], strict=True):
-        matched = matched_discriminator(embedder, ref_rows, candidate_rows(mine), candidate_rows(theirs), seed=seed)
+        every = candidate_rows(mine)  # the discriminator and the every-candidate trend read the same rows
+        matched = matched_discriminator(embedder, ref_rows, every, candidate_rows(theirs), seed=seed)
         paired = paired_comparison(*(pair_outcomes(r["accepted"], r["rejected"]) for r in (mine, theirs)))
         accepts = [paired["acceptance"], paired["acceptance_other"]]
         per_run.append({"data": str(path), "versus": str(other), "candidates_matched": matched, "paired": paired})
         per_run[-1]["acceptance_difference"] = None if None in accepts else round(accepts[0] - accepts[1], 4)
-        trends = iteration_trends(embedder, ref_rows, mine["accepted"], candidate_rows(mine), seed)
+        trends = iteration_trends(embedder, ref_rows, mine["accepted"], every, seed)
         per_run[-1]["iterations"] = trends["winners"]
         per_run[-1]["iterations_every_candidate"] = trends.get("every_candidate", {"reason": "no candidate has turns"})
     discriminator = [r["candidates_matched"].get("difference") for r in per_run]
