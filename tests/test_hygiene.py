@@ -100,6 +100,10 @@ def test_short_repeated_turns_are_not_loops():
         ([("User 1", "Hi, I'm [user 1's name]. What do you do?"), *GOOD[1:]], "placeholder"),
         ([*GOOD[:5], ("User 2", "Nice to meet you, (name)!")], "placeholder"),
         ([*GOOD[:5], ("User 2", "[They walk to the park together.]")], "placeholder"),
+        (
+            [("User 1", "Hello!"), ("User 2", "Hello!"), ("User 1", "Oh, hello!"), ("User 2", "Nice to meet you!")],
+            "small",
+        ),
     ],
 )
 def test_bad_conversations_are_flagged_with_their_reason(turns, reason):
@@ -180,6 +184,19 @@ def test_hygiene_rates_of_crafted_rows():
     assert rates["unfinished_rate"] == 0
     cut = {"profiles": PROFILES, "messages": [*rows[0]["messages"][:-1], {"speaker": "User 2", "content": "Bye for"}]}
     assert hygiene_rates([*rows, cut])["unfinished_rate"] == 0.25
+    assert rates["small_talk_rate"] == 0
+    hello = [
+        {"speaker": f"User {1 + i % 2}", "content": t} for i, t in enumerate(["Hi!", "Hello there!", "How are you?"])
+    ]
+    assert hygiene_rates([*rows, {"profiles": PROFILES, "messages": hello}])["small_talk_rate"] == 0.25
+
+
+def test_small_talk_is_a_whole_conversation_of_short_turns():
+    greeting = [("User 1", "Hi!"), ("User 2", "Hello, nice to meet you!")]
+    assert hygiene.small_talk(greeting) == "small talk only (no turn over 5 words)"
+    assert hygiene.small_talk([*greeting, ("User 1", "I just got back from my night shift.")]) is None
+    assert hygiene.small_talk(greeting, hygiene.Limits(small_talk_words=3)) is None
+    assert hygiene.small_talk([]) is None
 
 
 def test_discriminator_on_known_answers():
@@ -220,7 +237,10 @@ def test_matched_discriminator_compares_two_runs_at_the_smaller_runs_size():
     from convoforge.agents.persona.evaluate import matched_discriminator
 
     def rows(n, text):
-        turns = [[{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k}"} for k in range(6)] for i in range(n)]
+        turns = [
+            [{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k} said at length"} for k in range(6)]
+            for i in range(n)
+        ]
         return [{"profiles": PROFILES, "messages": messages} for messages in turns]
 
     reference = rows(80, "real talk")
@@ -237,7 +257,10 @@ def test_iteration_trend_compares_the_first_and_last_iteration_at_the_smaller_on
     from convoforge.agents.persona.evaluate import iteration_trend, iteration_trends
 
     def rows(n, text, iteration):
-        turns = [[{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k}"} for k in range(6)] for i in range(n)]
+        turns = [
+            [{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k} said at length"} for k in range(6)]
+            for i in range(n)
+        ]
         return [
             {"profiles": PROFILES, "pair_id": f"it{iteration}-p{i}", "iteration": iteration, "messages": messages}
             for i, messages in enumerate(turns)
@@ -297,7 +320,10 @@ def test_reference_conversations_that_fail_hygiene_are_not_on_the_real_side():
     )
 
     def rows(n, text):
-        turns = [[{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k}"} for k in range(6)] for i in range(n)]
+        turns = [
+            [{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k} said at length"} for k in range(6)]
+            for i in range(n)
+        ]
         return [{"profiles": PROFILES, "pair_id": f"p{i}", "messages": messages} for i, messages in enumerate(turns)]
 
     # half the real side carries a template slot the pipeline rejects in its own output (and a marker the

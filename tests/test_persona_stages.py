@@ -85,8 +85,11 @@ def test_spc_seeds(data_dir):
     every = load_seeds(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv", None).examples
     assert len(every) > 300  # of 605 train conversations, the ones with no template text, slot or loop
     assert all(clean_conversation([{"speaker": s, "content": t} for s, t in e["turns"]], e["profiles"]) for e in every)
-    rows = read_spc(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv", limit=3)
+    rows = read_spc(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv")
     assert rows[0]["turns"][0] == ["User 1", "Hi!"]
+    from convoforge.agents.persona.hygiene import small_talk
+
+    assert not any(small_talk(r["turns"]) for r in rows if r["turns"])  # every real one says something
 
 
 def test_questions_are_parsed_from_messy_answers():

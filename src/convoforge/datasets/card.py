@@ -106,6 +106,7 @@ QUALITY_KEYS = (
     "prompt_leak_rate",
     "placeholder_rate",
     "unfinished_rate",
+    "small_talk_rate",
     "turns_per_user",
     "distinct_1",
     "distinct_2",

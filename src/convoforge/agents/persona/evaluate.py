@@ -79,7 +79,7 @@ def evaluate(
 
 
 def hygiene_rates(rows: list[dict]) -> dict:
-    """Shares of conversations: degenerate (loop, copying), prompt leak, placeholder, unfinished; of turns: recited."""
+    """Shares of conversations: degenerate, prompt leak, placeholder, unfinished, small talk; of turns: recited."""
     from convoforge.agents.persona.hygiene import conversation_flags
 
     flags = [conversation_flags(r["messages"], r["profiles"]) for r in rows]
@@ -90,6 +90,7 @@ def hygiene_rates(rows: list[dict]) -> dict:
         "prompt_leak_rate": round(sum(f["prompt_leak"] for f in flags) / len(flags), 4) if flags else None,
         "placeholder_rate": round(sum(f["placeholder"] for f in flags) / len(flags), 4) if flags else None,
         "unfinished_rate": round(sum(f["unfinished"] for f in flags) / len(flags), 4) if flags else None,
+        "small_talk_rate": round(sum(f["small_talk"] for f in flags) / len(flags), 4) if flags else None,
     }
 
 

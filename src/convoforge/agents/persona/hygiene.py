@@ -146,6 +146,7 @@ class Limits:
     max_double_turns: int = 1
     recitation_cap: float = 0.34
     max_words: int = 80
+    small_talk_words: int = 5
 
 
 def _norm(text: str) -> str:
@@ -202,6 +203,16 @@ def copying(turns: list[tuple[str, str]], limits: Limits = Limits()) -> str | No
     return None
 
 
+def small_talk(turns: list[tuple[str, str]], limits: Limits = Limits()) -> str | None:
+    """Nothing said: no turn over `small_talk_words` words ("Hello!" / "Nice to meet you too!").
+
+    Every one of SPC's 997 real conversations has a turn of 9 words or more.
+    """
+    if turns and max(len(t.split()) for _, t in turns) <= limits.small_talk_words:
+        return f"small talk only (no turn over {limits.small_talk_words} words)"
+    return None
+
+
 def first_degenerate(turns: list[tuple[str, str]], limits: Limits = Limits()) -> int | None:
     """Index of the first turn that starts a loop or echoes the turn before (None: no such turn)."""
     keys = [_norm(t) for _, t in turns]
@@ -244,7 +255,7 @@ def conversation_problems(
     doubles = sum(a == b for (a, _), (b, _) in pairwise(turns))
     if doubles > limits.max_double_turns:
         problems.append(f"speakers do not alternate ({doubles} double turns)")
-    for check in (loop, copying):
+    for check in (loop, copying, small_talk):
         if found := check(turns, limits):
             problems.append(found)
     if turns and (n := recitations(turns, profiles)) / len(turns) > limits.recitation_cap:
@@ -260,13 +271,13 @@ def conversation_problems(
 
 
 def clean_conversation(messages: list[dict], profiles: dict[str, list[str]]) -> bool:
-    """No loop or copying, no prompt or template text, no placeholder: a real conversation fit to imitate."""
+    """No loop or copying, no prompt or template text, no placeholder, not small talk only: fit to imitate."""
     flags = conversation_flags(messages, profiles)
-    return not (flags["degenerate"] or flags["prompt_leak"] or flags["placeholder"])
+    return not (flags["degenerate"] or flags["prompt_leak"] or flags["placeholder"] or flags["small_talk"])
 
 
 def conversation_flags(messages: list[dict], profiles: dict[str, list[str]], limits: Limits = Limits()) -> dict:
-    """Per-conversation measures for reports: degenerate (loop or copying), recited turns, prompt leak, placeholder."""
+    """Per-conversation flags for reports (degenerate: a loop or copying) and the count of recited turns."""
     turns = [(m["speaker"], m["content"]) for m in messages]
     return {
         "degenerate": bool(loop(turns, limits) or copying(turns, limits)),
@@ -275,4 +286,5 @@ def conversation_flags(messages: list[dict], profiles: dict[str, list[str]], lim
         "prompt_leak": leaks(turns),
         "placeholder": any(placeholder(text) for _, text in turns),
         "unfinished": bool(turns) and unfinished(turns[-1][1]),
+        "small_talk": bool(small_talk(turns, limits)),
     }
