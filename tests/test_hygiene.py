@@ -225,6 +225,17 @@ def test_grouped_discriminator_does_not_score_by_recognising_a_pair_it_trained_o
     assert one["accuracy"] is None and "groups" in one["reason"]
 
 
+def talk(n: int, text: str, mark: str = "", pair: str = "", **fields) -> list[dict]:
+    """N six-turn conversations ("TEXT i k said at length"), pair_id from `pair` formatted with i, extra fields."""
+    out = []
+    for i in range(n):
+        said = [{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k} said at length{mark}"} for k in range(6)]
+        out.append(
+            {"profiles": PROFILES, **({"pair_id": pair.format(i=i)} if pair else {}), **fields, "messages": said}
+        )
+    return out
+
+
 class MarkedEmbedder:
     """Random vectors, shifted far along every axis for a text that carries the marker 'zzz'."""
 
@@ -237,11 +248,7 @@ def test_matched_discriminator_compares_two_runs_at_the_smaller_runs_size():
     from convoforge.agents.persona.evaluate import matched_discriminator
 
     def rows(n, text):
-        turns = [
-            [{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k} said at length"} for k in range(6)]
-            for i in range(n)
-        ]
-        return [{"profiles": PROFILES, "messages": messages} for messages in turns]
+        return talk(n, text)
 
     reference = rows(80, "real talk")
     found = matched_discriminator(MarkedEmbedder(), reference, rows(40, "zzz"), rows(12, "real talk"), draws=3)
@@ -257,14 +264,7 @@ def test_iteration_trend_compares_the_first_and_last_iteration_at_the_smaller_on
     from convoforge.agents.persona.evaluate import iteration_trend, iteration_trends
 
     def rows(n, text, iteration):
-        turns = [
-            [{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k} said at length"} for k in range(6)]
-            for i in range(n)
-        ]
-        return [
-            {"profiles": PROFILES, "pair_id": f"it{iteration}-p{i}", "iteration": iteration, "messages": messages}
-            for i, messages in enumerate(turns)
-        ]
+        return talk(n, text, pair=f"it{iteration}-p{{i}}", iteration=iteration)
 
     reference = rows(80, "real talk", 0)
     # the first iteration wins 40 marked conversations, the last 12 real-looking ones, the middle is not read
@@ -299,10 +299,7 @@ def test_discriminator_says_whether_what_is_said_or_how_gives_a_run_away():
     from convoforge.agents.persona.evaluate import discriminator
 
     def rows(n, text, mark=""):
-        turns = [
-            [{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k}{mark}"} for k in range(6)] for i in range(n)
-        ]
-        return [{"profiles": PROFILES, "pair_id": f"p{i}", "messages": messages} for i, messages in enumerate(turns)]
+        return talk(n, text, mark, pair="p{i}")
 
     reference = rows(60, "real talk")
     said = discriminator(MarkedEmbedder(), reference, rows(30, "zzz talk"))  # other vectors, the same statistics
@@ -320,11 +317,7 @@ def test_reference_conversations_that_fail_hygiene_are_not_on_the_real_side():
     )
 
     def rows(n, text):
-        turns = [
-            [{"speaker": f"User {1 + k % 2}", "content": f"{text} {i} {k} said at length"} for k in range(6)]
-            for i in range(n)
-        ]
-        return [{"profiles": PROFILES, "pair_id": f"p{i}", "messages": messages} for i, messages in enumerate(turns)]
+        return talk(n, text, pair="p{i}")
 
     # half the real side carries a template slot the pipeline rejects in its own output (and a marker the
     # embedder shifts): shown as real, it would let the classifier tell the clean generated rows apart

@@ -78,7 +78,7 @@ def test_spc_seed_examples_are_clean_train_conversations(tmp_path):
 
 @pytest.mark.data
 def test_spc_seeds(data_dir):
-    from convoforge.agents.persona.hygiene import clean_conversation
+    from convoforge.agents.persona.hygiene import clean_conversation, small_talk
 
     seeds = load_seeds(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv")
     assert len(seeds.attributes) == len(set(seeds.attributes)) > 400 and len(seeds.examples) == 50
@@ -87,8 +87,6 @@ def test_spc_seeds(data_dir):
     assert all(clean_conversation([{"speaker": s, "content": t} for s, t in e["turns"]], e["profiles"]) for e in every)
     rows = read_spc(data_dir / "spc" / "Synthetic-Persona-Chat_valid.csv")
     assert rows[0]["turns"][0] == ["User 1", "Hi!"]
-    from convoforge.agents.persona.hygiene import small_talk
-
     assert not any(small_talk(r["turns"]) for r in rows if r["turns"])  # every real one says something
 
 
