@@ -123,6 +123,7 @@ def test_generate_writes_dataset_card_and_refuses_to_overwrite(tmp_path):
         (["--seed", "/no/such/seeds.txt"], "no seed file"),
         (["--critic", "nope"], "unknown critic"),
         (["--min-turns", "9", "--max-turns", "3"], "above --max-turns"),
+        (["--winner-share", "1", "--few-shot-nearest", "5"], "does not combine with --few-shot-nearest"),
         (["--resume"], "nothing to resume"),
         (["--model", "scripted:no.such.module:reply"], "cannot import scripted reply function"),
         (["--seed", "BINARY"], "is not UTF-8 text"),

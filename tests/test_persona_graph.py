@@ -40,6 +40,26 @@ async def test_iterations_grow_the_few_shot_pool_with_winners():
     assert len({r["id"] for r in state["accepted"] + state["rejected"]}) == 18
 
 
+async def test_winner_share_one_shows_later_iterations_only_winners():
+    from convoforge.agents.persona import stages
+
+    ctx = PersonaContext(iterations=2, pairs=3, candidates=2, persona_target=3, query_steps=1, few_shot=1, min_turns=3)
+    critics = ["quality_depth", "toxicity", "tests.persona_fakes:brevity"]
+    state, llm, _ = await run(critics, replace(ctx, winner_share=1.0))
+    first = [r for r in state["accepted"] if r["iteration"] == 0]
+    assert first
+    shown = {
+        stages.render_example(
+            {"profiles": r["profiles"], "turns": [[m["speaker"], m["content"]] for m in r["messages"]]}
+        )
+        for r in first
+    }
+    prompts = [m[-1].content for m in llm.requests if "Now write a new conversation" in m[-1].content]
+    assert len(prompts) == 6
+    assert all(any(p.startswith(w) for w in shown) for p in prompts[3:])  # iteration 2: a winner each
+    assert not any(p.startswith(w) for w in shown for p in prompts[:3])
+
+
 async def test_user_critics_are_graph_nodes_and_their_verdicts_are_kept():
     ctx = PersonaContext(iterations=1, pairs=2, candidates=2, persona_target=2, query_steps=1, min_turns=3)
     critics = ["tests.persona_fakes:brevity", "tests.persona_fakes:NoQuestions"]

@@ -195,3 +195,24 @@ def test_nearest_examples_are_the_pool_conversations_about_the_nearest_people():
         emb, pool, vectors, pair, PersonaContext(few_shot=2, few_shot_nearest=1), random.Random(0)
     )
     assert sorted(map(id, few)) == sorted(map(id, pool[1::2]))  # never fewer examples than --few-shot asks for
+
+
+def test_winner_share_draws_each_example_from_the_winners_with_that_chance():
+    seeds = [{"turns": [["User 1", f"seed {i}"]]} for i in range(6)]
+    winners = [{"turns": [["User 1", f"winner {i}"]]} for i in range(6)]
+    pool = seeds + winners
+
+    def drawn(share, n=300, few_shot=2, pool=pool):
+        ctx = PersonaContext(few_shot=few_shot, winner_share=share)
+        rng = random.Random(0)
+        return [stages.draw_examples(pool, len(seeds), ctx, rng) for _ in range(n)]
+
+    def won(draws):
+        return sum(e in winners for d in draws for e in d) / sum(map(len, draws))
+
+    assert won(drawn(1.0)) == 1 and won(drawn(0.0)) == 0
+    assert 0.4 < won(drawn(0.5)) < 0.6
+    assert all(len(d) == 2 and d[0] is not d[1] for d in drawn(0.5))  # never the same example twice
+    assert 0.4 < won(drawn(None)) < 0.6  # default: the whole pool alike (here half of it won)
+    assert won(drawn(1.0, pool=pool[:7], few_shot=3)) == 1 / 3  # one winner so far: the rest from the seeds
+    assert won(drawn(1.0, pool=seeds)) == 0  # no winners yet (iteration 1): the seeds

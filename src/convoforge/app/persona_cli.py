@@ -63,6 +63,14 @@ def generate_personas(
         "profiles read nearest the pair's (MiniLM); 0: from the whole pool at random. With an SPC seed CSV the "
         "pool is then every clean train conversation (no loop, template text or placeholder), not the first 50.",
     ),
+    winner_share: float | None = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="Chance that each few-shot example comes from earlier iterations' winners once there are any "
+        "(1: winners only, as in the paper once its winners outnumber the seeds); default: the whole pool at "
+        "random, seeds and winners alike.",
+    ),
     min_turns: int = typer.Option(6, min=1, help="Fewest turns per user (paper: more than 5)."),
     max_turns: int = typer.Option(7, min=1, help="Most turns per user (paper: fewer than 8)."),
     max_tokens: int = typer.Option(600, min=16, help="Token budget of one generated conversation."),
@@ -107,6 +115,8 @@ def generate_personas(
     from convoforge.agents.persona.run import RunConfig, run_persona_pipeline, stored_config
     from convoforge.llm.local import is_embedded_spec
 
+    if winner_share is not None and few_shot_nearest:
+        raise ConvoforgeError("--winner-share draws examples at random; it does not combine with --few-shot-nearest")
     if min_turns > max_turns:
         raise ConvoforgeError(f"--min-turns {min_turns} is above --max-turns {max_turns}")
     context = PersonaContext(
@@ -115,6 +125,7 @@ def generate_personas(
         candidates=candidates,
         few_shot=few_shot,
         few_shot_nearest=few_shot_nearest,
+        winner_share=winner_share,
         min_turns=min_turns,
         max_turns=max_turns,
         max_tokens=max_tokens,

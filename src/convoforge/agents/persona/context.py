@@ -14,6 +14,7 @@ class PersonaContext:
     candidates: int = 3
     few_shot: int = 5
     few_shot_nearest: int = 0
+    winner_share: float | None = None
     min_turns: int = 6
     max_turns: int = 7
     temperature: float = 0.7

@@ -103,7 +103,7 @@ def build_graph(
         for k, (i, j) in enumerate(chosen):
             profiles = {"User 1": state["profiles"][i], "User 2": state["profiles"][j]}
             if vectors is None:
-                examples = rng.sample(pool, min(ctx.few_shot, len(pool)))
+                examples = stages.draw_examples(pool, len(state["seed_examples"]), ctx, rng)
             else:
                 examples = stages.nearest_examples(emb(), pool, vectors, profiles, ctx, rng)
             jobs.append(GenerateInput(pair_id=f"it{it}-p{k}", iteration=it, profiles=profiles, examples=examples))

@@ -235,6 +235,18 @@ def pair_text(profiles: dict[str, list[str]]) -> str:
     return " ".join(profiles["User 1"] + profiles["User 2"])
 
 
+def draw_examples(pool: list[dict], n_seeds: int, ctx: PersonaContext, rng: random.Random) -> list[dict]:
+    """`ctx.few_shot` pool examples at random; with `winner_share`, each from earlier winners with that chance."""
+    k = min(ctx.few_shot, len(pool))
+    seeds, winners = pool[:n_seeds], pool[n_seeds:]
+    if ctx.winner_share is None or not winners:
+        return rng.sample(pool, k)
+    n_won = min(len(winners), sum(rng.random() < ctx.winner_share for _ in range(k)))
+    examples = rng.sample(winners, n_won) + rng.sample(seeds, min(len(seeds), k - n_won))
+    rng.shuffle(examples)
+    return examples
+
+
 def nearest_examples(
     embedder: Embedder,
     pool: list[dict],
