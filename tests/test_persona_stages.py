@@ -202,10 +202,10 @@ def test_winner_share_draws_each_example_from_the_winners_with_that_chance():
     winners = [{"turns": [["User 1", f"winner {i}"]]} for i in range(6)]
     pool = seeds + winners
 
-    def drawn(share, n=300, few_shot=2, pool=pool):
+    def drawn(share, n=300, few_shot=2, pool=pool, n_seeds=len(seeds)):
         ctx = PersonaContext(few_shot=few_shot, winner_share=share)
         rng = random.Random(0)
-        return [stages.draw_examples(pool, len(seeds), ctx, rng) for _ in range(n)]
+        return [stages.draw_examples(pool, n_seeds, ctx, rng) for _ in range(n)]
 
     def won(draws):
         return sum(e in winners for d in draws for e in d) / sum(map(len, draws))
@@ -216,3 +216,5 @@ def test_winner_share_draws_each_example_from_the_winners_with_that_chance():
     assert 0.4 < won(drawn(None)) < 0.6  # default: the whole pool alike (here half of it won)
     assert won(drawn(1.0, pool=pool[:7], few_shot=3)) == 1 / 3  # one winner so far: the rest from the seeds
     assert won(drawn(1.0, pool=seeds)) == 0  # no winners yet (iteration 1): the seeds
+    few_seeds = drawn(0.0, pool=seeds[:1] + winners, few_shot=3, n_seeds=1)  # too few seeds: winners make up the k
+    assert all(len(d) == 3 for d in few_seeds) and won(few_seeds) == 2 / 3

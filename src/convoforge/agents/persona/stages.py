@@ -241,8 +241,9 @@ def draw_examples(pool: list[dict], n_seeds: int, ctx: PersonaContext, rng: rand
     seeds, winners = pool[:n_seeds], pool[n_seeds:]
     if ctx.winner_share is None or not winners:
         return rng.sample(pool, k)
-    n_won = min(len(winners), sum(rng.random() < ctx.winner_share for _ in range(k)))
-    examples = rng.sample(winners, n_won) + rng.sample(seeds, min(len(seeds), k - n_won))
+    drawn = sum(rng.random() < ctx.winner_share for _ in range(k))
+    n_won = min(len(winners), max(drawn, k - len(seeds)))  # one side short: the other fills the k
+    examples = rng.sample(winners, n_won) + rng.sample(seeds, k - n_won)
     rng.shuffle(examples)
     return examples
 
