@@ -55,6 +55,12 @@ def generate_personas(
     critic: list[str] = typer.Option(
         [], "--critic", help="Critic name or module:Name; repeat. Default: the built-in mixture."
     ),
+    add_critic: list[str] = typer.Option(
+        [],
+        "--add-critic",
+        help="A critic to add to the default mixture (or to --critic's); repeat. E.g. realism: drops what reads "
+        "least real to a discriminator learnt over the run from the seed examples and earlier iterations.",
+    ),
     few_shot: int = typer.Option(5, min=0, help="Few-shot example conversations per prompt."),
     few_shot_nearest: int = typer.Option(
         0,
@@ -139,7 +145,7 @@ def generate_personas(
         check_contradictions=contradictions if contradictions is not None else not is_embedded_spec(settings.model),
         seed=random_seed,
     )
-    refs = list(critic) or list(DEFAULT_CRITICS)
+    refs = [*(critic or DEFAULT_CRITICS), *add_critic]
     faithfulness = {"threshold": faithfulness_threshold} if faithfulness_threshold is not None else {}
     if faithfulness_scorer:
         faithfulness |= {"embedder": str(faithfulness_scorer), "unit": "text"}

@@ -75,6 +75,10 @@ class Critic:
     A `filter` critic sets `passed` (False drops the candidate); a `quality` critic sets
     `score` (higher is better) and takes part in the majority vote. `reads` names the
     Candidate fields it uses; its verdicts are written under `verdicts[name]`.
+
+    A critic that also defines `learn(real, generated) -> dict` learns over a run: before each iteration's
+    selection it is given the seed's real conversations and every earlier iteration's judged candidates (rows
+    with `profiles` and `messages`), then judges that iteration's candidates; what it returns goes on the card.
     """
 
     name: str = "critic"
@@ -110,6 +114,11 @@ class Critic:
         if isinstance(out, int | float):
             return Verdict(critic=self.name, score=float(out))
         return Verdict.invalid(self.name, repr(out)[:500], f"unusable answer of type {type(out).__name__}")
+
+
+def learns(critic: Critic) -> bool:
+    """Whether a critic learns over the run (defines `learn`): it judges at selection, not in the shards."""
+    return callable(getattr(critic, "learn", None))
 
 
 async def verdicts_by_id(critic: Critic, candidates: list[Candidate], llm: ChatModel) -> dict[str, Verdict]:

@@ -72,6 +72,10 @@ def persona_card(
             f"| {s['iteration']} | {s['candidates']} | {s['accepted']} | {s['rejected']} | {s['few_shot_pool']} "
             f"| {json.dumps(s['rejection_reasons'])} | {means} |"
         )
+    learned = [(s["iteration"], name, fit) for s in stats for name, fit in s.get("learned", {}).items()]
+    if learned:
+        lines += ["", "Critics that learn over the run, before each iteration's selection:", ""]
+        lines += [f"- iteration {it}, {name}: {json.dumps(fit)}" for it, name, fit in learned]
     if quality:
         lines += ["", *quality_section(quality)]
     lines += [

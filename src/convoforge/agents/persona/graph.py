@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import Awaitable, Callable
 from itertools import pairwise
@@ -14,7 +15,7 @@ from langgraph.types import Send
 from convoforge.agents.persona import stages
 from convoforge.agents.persona.context import PersonaContext
 from convoforge.agents.persona.state import GenerateInput, PersonaState, ShardInput, ShardState
-from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
+from convoforge.critics.base import Candidate, Critic, Verdict, learns, verdicts_by_id
 from convoforge.datasets.spc import TRANSCRIPT_MARKUP
 from convoforge.errors import BackendError
 from convoforge.llm import GenParams, keyed_rng, keyed_seed
@@ -119,10 +120,11 @@ def build_graph(
             )
         return {"candidates": done.get("candidates", []), "verdicts": done.get("verdicts", {})}
 
-    def select_node(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
+    async def select_node(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
         it = state["iteration"]
         cands = [Candidate(**c) for c in state["candidates"]]
         verdicts = {n: {cid: Verdict(**v) for cid, v in vs.items()} for n, vs in state.get("verdicts", {}).items()}
+        learned = await learn_and_judge(state, cands, verdicts)
         accepted, rejected = stages.sort_candidates(cands, verdicts, critics)
         pool = state["pool"] + [
             {
@@ -136,8 +138,24 @@ def build_graph(
             "rejected": rejected,
             "pool": pool,
             "iteration": it + 1,
-            "stats": [stages.iteration_stats(it, cands, accepted, rejected, verdicts, critics, len(state["pool"]))],
+            "stats": [
+                stages.iteration_stats(it, cands, accepted, rejected, verdicts, critics, len(state["pool"]), learned)
+            ],
         }
+
+    async def learn_and_judge(state: PersonaState, cands: list[Candidate], verdicts: dict) -> dict:
+        """Critics that learn over the run: fit on the seed examples and earlier iterations, then judge this one."""
+        learned = {}
+        learners = [c for c in critics if learns(c)]
+        if not learners:
+            return learned
+        real = [stages.example_row(e) for e in state["seed_examples"]]
+        earlier = [r for r in state.get("accepted", []) + state.get("rejected", []) if stages.was_judged(r)]
+        usable = [c for c in cands if c.usable]
+        for critic in learners:
+            learned[critic.name] = await asyncio.to_thread(critic.learn, real, earlier)
+            verdicts[critic.name] = await verdicts_by_id(critic, usable, critic_llm)
+        return learned
 
     def more(state: PersonaState, runtime: Runtime[PersonaContext]) -> str:
         return "start_iteration" if state["iteration"] < runtime.context.iterations else END
@@ -174,6 +192,7 @@ def build_graph(
 def build_conversation_graph(generator_llm: ChatModel, critics: list[Critic], critic_llm: ChatModel | None = None):
     """One shard of persona pairs: each pair's candidates are written, then every critic judges them as its own node."""
     critic_llm = critic_llm or generator_llm
+    critics = [c for c in critics if not learns(c)]  # those judge at selection, where the earlier iterations are
 
     def fan_out(state: ShardState) -> list[Send]:
         return [Send("generate", job) for job in state["jobs"]]

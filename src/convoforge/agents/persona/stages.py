@@ -405,6 +405,7 @@ def iteration_stats(
     verdicts: dict[str, dict[str, Verdict]],
     critics: list[Critic],
     pool_size: int,
+    learned: dict | None = None,
 ) -> dict:
     """One iteration's counts, rejection reasons and mean critic scores (the card's per-iteration row)."""
     reasons = Counter(reason_key(r["reason"]) for r in rejected)
@@ -424,4 +425,15 @@ def iteration_stats(
         "rejection_reasons": dict(reasons),
         "critics": means,
         "few_shot_pool": pool_size,
+        **({"learned": learned} if learned else {}),
     }
+
+
+def example_row(example: dict) -> dict:
+    """A few-shot pool conversation (`turns` as speaker, text pairs) as a dataset-style row."""
+    return {"profiles": example["profiles"], "messages": [{"speaker": s, "content": t} for s, t in example["turns"]]}
+
+
+def was_judged(record: dict) -> bool:
+    """Whether an accepted or rejected record reached the critics (parsed and clean)."""
+    return bool(record["messages"]) and not record["reason"].startswith(("unparseable", "hygiene:"))
