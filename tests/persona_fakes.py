@@ -122,3 +122,25 @@ class NoQuestions:
         from convoforge.critics import Verdict
 
         return [Verdict(critic=self.name, passed=any("?" in t.content for t in c.turns)) for c in candidates]
+
+
+class Learner:
+    """A user critic that learns over the run: notes what it was given; once it has seen candidates, drops all."""
+
+    name = "learner"
+    role = "filter"
+    reads = ("turns",)
+    description = "drops every candidate once it has learnt from an earlier iteration"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def learn(self, real, generated):
+        self.calls.append((len(real), len(generated)))
+        return {"real": len(real), "generated": len(generated)}
+
+    async def judge(self, candidates, llm):
+        from convoforge.critics import Verdict
+
+        seen = self.calls[-1][1]
+        return [Verdict(critic=self.name, passed=None if not seen else False) for _ in candidates]

@@ -237,3 +237,20 @@ def test_entry_point_critic_is_listed_and_used(tmp_path):
     reasons = {r["reason"].split(" (")[0] for r in data["rejected"]}
     # the scripted model's dull candidates ("Hi." / "Hi." / ...) stop at hygiene; every other one reaches the plug-in
     assert reasons == {"dropped by polite", "hygiene: small talk only"}, reasons
+
+
+def test_add_critic_joins_the_default_mixture_and_an_unknown_one_is_a_one_line_error(tmp_path):
+    from convoforge.critics import DEFAULT_CRITICS
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = tmp_path / "o"
+    model = ["--model", "scripted:tests.persona_fakes:pipeline_reply", "generate", "personas", *SMALL]
+    result = cf(*model, "--add-critic", "tests.persona_fakes:NoQuestions", "--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    data = read_dataset(out)
+    judged = [r for split in ("accepted", "rejected") for r in data[split] if r["verdicts"][0]["error"] != "not judged"]
+    assert judged and all([v["critic"] for v in r["verdicts"]] == [*DEFAULT_CRITICS, "no_questions"] for r in judged)
+    assert "| no_questions | filter |" in (out / "README.md").read_text()
+    bad = cf(*model, "--add-critic", "no_such_critic", "--out", str(tmp_path / "bad"), env=env)
+    assert bad.returncode != 0 and "unknown critic 'no_such_critic'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -141,3 +141,23 @@ async def test_the_conversations_are_sampled_with_the_contexts_penalties():
     generated = [p for m, p in asked if "Now write a new conversation" in m[-1].content]
     assert generated and {(p.frequency_penalty, p.presence_penalty, p.n) for p in generated} == {(0.4, 0.1, 2)}
     assert all(p.penalty_exempt == ("User 1:", "User 2:", "\n") for p in generated)  # its own markup is free
+
+
+async def test_a_critic_that_learns_judges_at_selection_after_learning_from_earlier_iterations():
+    from convoforge.agents.persona.stages import was_judged
+
+    ctx = PersonaContext(iterations=3, pairs=3, candidates=2, persona_target=3, query_steps=1, min_turns=3)
+    critics = load_critics(["toxicity", "tests.persona_fakes:Learner"])
+    learner, seeds, llm = critics[1], load_seeds(None), ScriptedChatModel(pipeline_reply)
+    graph = build_graph(llm, critics)
+    state = await graph.ainvoke({"seed_attributes": seeds.attributes, "seed_examples": seeds.examples}, context=ctx)
+    nodes = set(build_conversation_graph(llm, critics).get_graph().nodes)
+    assert "critic_toxicity" in nodes and "critic_learner" not in nodes  # it judges at selection, not in a shard
+    records = state["accepted"] + state["rejected"]
+    judged = [sum(was_judged(r) for r in records if r["iteration"] < it) for it in range(3)]
+    assert judged[0] == 0 < judged[1] < judged[2]
+    assert learner.calls == [(len(seeds.examples), n) for n in judged]  # the real seeds and every earlier candidate
+    assert [s["learned"]["learner"]["generated"] for s in state["stats"]] == judged
+    assert [r["iteration"] for r in state["accepted"]] == [0] * len(state["accepted"]) and state["accepted"]
+    later = [r["reason"] for r in state["rejected"] if r["iteration"] > 0 and was_judged(r)]
+    assert later and all(reason == "dropped by learner" for reason in later)
