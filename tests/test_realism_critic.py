@@ -67,3 +67,23 @@ def test_realism_drop_share_sets_how_much_of_the_earlier_output_it_would_drop():
 def test_realism_is_found_by_name_through_convoforge_s_own_entry_point():
     critic = load_critic("realism")
     assert isinstance(critic, RealismExpert) and critic.role == "filter" and callable(critic.learn)
+
+
+async def test_a_critic_whose_learn_fails_gives_invalid_verdicts_instead_of_ending_the_run():
+    from convoforge.agents.persona.graph import learn_and_judge
+    from convoforge.critics.selection import failed_filters
+
+    class Broken(RealismExpert):
+        name = "broken"
+
+        def learn(self, real, generated):
+            raise ValueError("no data like this")
+
+    critic = Broken(embedder=MarkedEmbedder())
+    state = {"seed_examples": [{"profiles": PROFILES, "turns": [["User 1", "Hi there."]]}], "accepted": []}
+    cands, verdicts = [cand("a", "real talk")], {}
+    learned = await learn_and_judge([critic], None, state, cands, verdicts)
+    assert learned == {"broken": {"error": "learn failed: ValueError: no data like this"}}
+    verdict = verdicts["broken"]["a"]
+    assert not verdict.valid and "no data like this" in verdict.error
+    assert failed_filters(cands[0], verdicts, [critic]) == []  # an invalid verdict drops nothing

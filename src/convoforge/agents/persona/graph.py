@@ -124,7 +124,7 @@ def build_graph(
         it = state["iteration"]
         cands = [Candidate(**c) for c in state["candidates"]]
         verdicts = {n: {cid: Verdict(**v) for cid, v in vs.items()} for n, vs in state.get("verdicts", {}).items()}
-        learned = await learn_and_judge(state, cands, verdicts)
+        learned = await learn_and_judge(critics, critic_llm, state, cands, verdicts)
         accepted, rejected = stages.sort_candidates(cands, verdicts, critics)
         pool = state["pool"] + [
             {
@@ -142,20 +142,6 @@ def build_graph(
                 stages.iteration_stats(it, cands, accepted, rejected, verdicts, critics, len(state["pool"]), learned)
             ],
         }
-
-    async def learn_and_judge(state: PersonaState, cands: list[Candidate], verdicts: dict) -> dict:
-        """Critics that learn over the run: fit on the seed examples and earlier iterations, then judge this one."""
-        learned = {}
-        learners = [c for c in critics if learns(c)]
-        if not learners:
-            return learned
-        real = [stages.example_row(e) for e in state["seed_examples"]]
-        earlier = [r for r in state.get("accepted", []) + state.get("rejected", []) if stages.was_judged(r)]
-        usable = [c for c in cands if c.usable]
-        for critic in learners:
-            learned[critic.name] = await asyncio.to_thread(critic.learn, real, earlier)
-            verdicts[critic.name] = await verdicts_by_id(critic, usable, critic_llm)
-        return learned
 
     def more(state: PersonaState, runtime: Runtime[PersonaContext]) -> str:
         return "start_iteration" if state["iteration"] < runtime.context.iterations else END
@@ -187,6 +173,33 @@ def build_graph(
     graph.add_edge("conversations", "select")
     graph.add_conditional_edges("select", more, ["start_iteration", END])
     return graph.compile(checkpointer=checkpointer)
+
+
+async def learn_and_judge(
+    critics: list[Critic], critic_llm: ChatModel, state: dict, cands: list[Candidate], verdicts: dict
+) -> dict:
+    """Critics that learn over the run: fit on the seed examples and earlier iterations, then judge this iteration.
+
+    Their verdicts are added to `verdicts`; what each learnt is returned. A `learn` that raises makes that
+    critic's verdicts invalid (they drop nothing), as a crash in `judge` does, and its error is what it learnt.
+    """
+    learned: dict = {}
+    learners = [c for c in critics if learns(c)]
+    if not learners:
+        return learned
+    real = [stages.example_row(e) for e in state["seed_examples"]]
+    earlier = [r for r in state.get("accepted", []) + state.get("rejected", []) if stages.was_judged(r)]
+    usable = [c for c in cands if c.usable]
+    for critic in learners:
+        try:
+            learned[critic.name] = await asyncio.to_thread(critic.learn, real, earlier)
+        except Exception as exc:  # a user's critic must not end a long run
+            error = f"learn failed: {type(exc).__name__}: {exc}"
+            learned[critic.name] = {"error": error}
+            verdicts[critic.name] = {c.id: Verdict.invalid(critic.name, "", error) for c in usable}
+            continue
+        verdicts[critic.name] = await verdicts_by_id(critic, usable, critic_llm)
+    return learned
 
 
 def build_conversation_graph(generator_llm: ChatModel, critics: list[Critic], critic_llm: ChatModel | None = None):
