@@ -6,16 +6,9 @@ import numpy as np
 
 from convoforge.agents.persona.realism import RealismExpert
 from convoforge.critics import Candidate, Turn, load_critic, select
+from tests.test_hygiene import MarkedEmbedder  # 'zzz' is the generated tell
 
 PROFILES = {"User 1": ["I like tea."], "User 2": ["I have a dog."]}
-
-
-class MarkedEmbedder:
-    """Random vectors, shifted far along every axis for a text that carries the marker 'zzz' (the 'generated' tell)."""
-
-    def embed(self, texts):
-        rng = np.random.default_rng(len(texts))
-        return rng.normal(size=(len(texts), 8)) + np.array([[3.0 * ("zzz" in t)] for t in texts])
 
 
 def row(i: int, text: str, pair: str = "") -> dict:

@@ -39,6 +39,10 @@ class Candidate(BaseModel):
         """Parsed and clean: what the critics judge (a hygiene failure is rejected before them)."""
         return not self.parse_error and not self.hygiene
 
+    def messages(self) -> list[dict[str, str]]:
+        """The turns as dataset messages (`speaker`, `content`)."""
+        return [{"speaker": t.speaker, "content": t.content} for t in self.turns]
+
     def transcript(self) -> str:
         """The conversation as `Speaker: text` lines."""
         return "\n".join(f"{t.speaker}: {t.content}" for t in self.turns)

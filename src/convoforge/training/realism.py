@@ -13,8 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from convoforge.agents.persona.context import PersonaContext
 from convoforge.agents.persona.evaluate import conversation_features
 from convoforge.agents.persona.stages import GenerationJob, parse_candidate
@@ -30,7 +28,7 @@ def as_row(text: str, profiles: dict, ctx: PersonaContext) -> dict | None:
     cand = parse_candidate(text, GenerationJob("r", 0, profiles), 0, ctx)
     if not cand.usable:
         return None
-    return {"profiles": profiles, "messages": [{"speaker": t.speaker, "content": t.content} for t in cand.turns]}
+    return {"profiles": profiles, "messages": cand.messages()}
 
 
 class RealismReward:
@@ -43,7 +41,7 @@ class RealismReward:
     """
 
     def __init__(self, data: Path, min_turns: int = 3, seed: int = 0) -> None:
-        from convoforge.datasets.discriminator import cv_accuracy, linear_discriminator
+        from convoforge.datasets.discriminator import fit_discriminator
         from convoforge.llm.embeddings import load_embedder
         from convoforge.training.lora import load_split
 
@@ -71,11 +69,7 @@ class RealismReward:
         if min(len(real), len(own)) < 6:
             raise ConvoforgeError(f"{data}: {len(real)} real and {len(own)} usable own conversations; need 6 each")
         x_real, x_own = conversation_features(self.embedder, real), conversation_features(self.embedder, own)
-        self.accuracy = cv_accuracy(x_real, x_own, seed=seed, groups=groups)
-        x = np.vstack([x_real, x_own])
-        y = np.array([1] * len(real) + [0] * len(own))
-        self.model = linear_discriminator(class_weight="balanced")  # more own rows than real: weigh them alike
-        self.model.fit(x, y)
+        self.model, self.accuracy = fit_discriminator(x_real, x_own, seed=seed, groups=groups)
         self.floor = float(self.model.decision_function(x_own).min()) - 1.0
         self.counts = {"real": len(real), "own": len(own)}
         self.__name__ = "realism"

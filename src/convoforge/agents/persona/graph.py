@@ -16,7 +16,7 @@ from convoforge.agents.persona import stages
 from convoforge.agents.persona.context import PersonaContext
 from convoforge.agents.persona.state import GenerateInput, PersonaState, ShardInput, ShardState
 from convoforge.critics.base import Candidate, Critic, Verdict, learns, verdicts_by_id
-from convoforge.datasets.spc import TRANSCRIPT_MARKUP
+from convoforge.datasets.spc import TRANSCRIPT_MARKUP, as_row
 from convoforge.errors import BackendError
 from convoforge.llm import GenParams, keyed_rng, keyed_seed
 from convoforge.llm.base import ChatModel
@@ -187,7 +187,7 @@ async def learn_and_judge(
     learners = [c for c in critics if learns(c)]
     if not learners:
         return learned
-    real = [stages.example_row(e) for e in state["seed_examples"]]
+    real = [as_row(e) for e in state["seed_examples"]]  # pool examples hold SPC's profiles and turns
     earlier = [r for r in state.get("accepted", []) + state.get("rejected", []) if stages.was_judged(r)]
     usable = [c for c in cands if c.usable]
     for critic in learners:

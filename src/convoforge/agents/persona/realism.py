@@ -26,8 +26,7 @@ from convoforge.llm.embeddings import Embedder
 
 def as_row(candidate: Candidate) -> dict:
     """A candidate as a features row."""
-    messages = [{"speaker": t.speaker, "content": t.content} for t in candidate.turns]
-    return {"pair_id": candidate.pair_id, "profiles": candidate.profiles, "messages": messages}
+    return {"pair_id": candidate.pair_id, "profiles": candidate.profiles, "messages": candidate.messages()}
 
 
 class RealismExpert(Critic):
@@ -57,7 +56,7 @@ class RealismExpert(Critic):
     def learn(self, real: list[dict], generated: list[dict]) -> dict:
         """Fit on real rows against generated ones (`profiles`, `messages`); what it learnt, for the card."""
         from convoforge.agents.persona.evaluate import conversation_features, matched_reference
-        from convoforge.datasets.discriminator import cv_accuracy, linear_discriminator
+        from convoforge.datasets.discriminator import fit_discriminator
 
         self.model = None
         self.learned = {"real": len(real), "generated": len(generated)}
@@ -68,14 +67,9 @@ class RealismExpert(Critic):
         real = matched_reference(real, generated, random.Random(len(generated)))  # lengths as the candidates'
         x_real, x_gen = conversation_features(emb, real), conversation_features(emb, generated)
         groups = [r.get("pair_id") or str(i) for i, r in enumerate(generated)]
-        model = linear_discriminator(class_weight="balanced")  # more generated rows than real: weigh them alike
-        model.fit(np.vstack([x_real, x_gen]), np.array([1] * len(real) + [0] * len(generated)))
-        self.threshold = float(np.quantile(model.decision_function(x_gen), self.drop_share))
-        self.model = model
-        self.learned |= {
-            "accuracy": cv_accuracy(x_real, x_gen, groups=groups)["accuracy"],
-            "threshold": round(self.threshold, 4),
-        }
+        self.model, found = fit_discriminator(x_real, x_gen, groups=groups)
+        self.threshold = float(np.quantile(self.model.decision_function(x_gen), self.drop_share))
+        self.learned |= {"accuracy": found["accuracy"], "threshold": round(self.threshold, 4)}
         return self.learned
 
     async def judge(self, candidates: list[Candidate], llm: Any) -> list[Verdict]:

@@ -380,7 +380,7 @@ def make_record(cand: Candidate, verdicts: dict[str, dict[str, Verdict]], critic
         "pair_id": cand.pair_id,
         "iteration": cand.iteration,
         "profiles": cand.profiles,
-        "messages": [{"speaker": t.speaker, "content": t.content} for t in cand.turns],
+        "messages": cand.messages(),
         "verdicts": rows,
         "votes": votes,
         "raw": cand.raw,
@@ -427,11 +427,6 @@ def iteration_stats(
         "few_shot_pool": pool_size,
         **({"learned": learned} if learned else {}),
     }
-
-
-def example_row(example: dict) -> dict:
-    """A few-shot pool conversation (`turns` as speaker, text pairs) as a dataset-style row."""
-    return {"profiles": example["profiles"], "messages": [{"speaker": s, "content": t} for s, t in example["turns"]]}
 
 
 def was_judged(record: dict) -> bool:
