@@ -315,6 +315,34 @@ def test_eval_seeds_tells_whether_the_last_iterations_winners_read_more_real_tha
     assert found["runs"] == 2 and found["last_below_first"] == 1 and len(found["differences"]) == 2
     assert found["interval_95"][0] <= found["mean"] <= found["interval_95"][1]
     assert report["iterations_every_candidate"]["runs"] == 2  # every candidate was accepted here: the same rows
+    shared = report["iterations_shared"]  # one classifier a run: the same verdict, pooled by permutation
+    assert shared["runs"] == 2 and shared["last_below_first"] == 1 and shared["winners"] == [40, 40]
+    assert [r["iterations_shared"]["last_below_first"] for r in report["runs"]] == [True, False]
+
+
+@pytest.mark.slow
+def test_eval_iterations_pools_the_runs_winners_without_a_second_generator(tmp_path):
+    from convoforge.app.cli import _register, app
+
+    _register()
+    real, ref, gibberish = reference_and_gibberish(tmp_path, 120)
+    args = ["eval", "iterations", "--reference", str(ref), "--limit", "120"]
+    for k in range(2):  # two runs whose last iteration wins real-looking conversations, the first gibberish
+        rows = gibberish[20 * k : 20 * k + 20] + real[40 + 20 * k : 60 + 20 * k]
+        args += [
+            "--data",
+            str(persona_run(tmp_path / f"up{k}", rows, accepted_every=1, iterations=[0] * 20 + [2] * 20)),
+        ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["data"] for r in report["runs"]] == [str(tmp_path / "up0"), str(tmp_path / "up1")]
+    assert all(r["winners_shared"]["difference"] <= -0.2 for r in report["runs"])
+    shared = report["shared"]
+    assert shared["runs"] == 2 and shared["last_below_first"] == 2 and shared["permutation_p_below"] < 0.01
+    assert report["winners"]["runs"] == 2 and report["winners"]["last_below_first"] == 2  # per-iteration classifiers
+    missing = CliRunner().invoke(app, ["eval", "iterations", "--data", str(tmp_path / "nope"), "--reference", str(ref)])
+    assert missing.exit_code != 0
 
 
 @pytest.mark.slow
@@ -335,8 +363,10 @@ def test_eval_personas_and_the_card_say_whether_iterations_help_at_the_same_coun
     assert winners["first"] >= 0.9 and winners["difference"] <= -0.2 and winners["last_below_first"] is True
     assert every["conversations"] == [30, 24]  # every candidate was accepted here
     lines = trend_lines(trends)
-    assert lines[1] == "Whether iterations help:" and len(lines) == 5
+    assert lines[1] == "Whether iterations help:" and len(lines) == 6
     assert lines[3].startswith("- winners, iteration 0 and iteration 2 at the same count (24 a side, 5 draws):")
+    assert lines[5].startswith("- winners, scored by one classifier of the run (54 conversations against")
+    assert trends["winners_shared"]["last_below_first"] is True and "iteration 2 0." in lines[5]
     assert trend_lines({"winners": {"iterations": [0], "reason": "fewer than two"}}) == []
 
 

@@ -373,6 +373,7 @@ def eval_seeds(
         over_runs,
         pair_outcomes,
         paired_comparison,
+        shared_trend_over_runs,
         trend_over_runs,
     )
     from convoforge.llm.embeddings import load_embedder
@@ -391,6 +392,7 @@ def eval_seeds(
         trends = iteration_trends(embedder, ref_rows, mine["accepted"], every, seed)
         per_run[-1]["iterations"] = trends["winners"]
         per_run[-1]["iterations_every_candidate"] = trends.get("every_candidate", {"reason": "no candidate has turns"})
+        per_run[-1]["iterations_shared"] = trends["winners_shared"]
     discriminator = [r["candidates_matched"].get("difference") for r in per_run]
     acceptance = [r["acceptance_difference"] for r in per_run]
     result = {
@@ -400,7 +402,38 @@ def eval_seeds(
         # --data's winners (and every candidate): does the last iteration read more real than the first?
         "iterations": trend_over_runs([r["iterations"] for r in per_run]),
         "iterations_every_candidate": trend_over_runs([r["iterations_every_candidate"] for r in per_run]),
+        "iterations_shared": shared_trend_over_runs([r["iterations_shared"] for r in per_run], seed=seed),
         "unit": "one random seed: both generators' runs of it, every candidate at the same count (5 draws)",
+    }
+    typer.echo(json.dumps(result))
+
+
+@eval_app.command("iterations")
+def eval_iterations(
+    data: list[Path] = typer.Option(..., help="A `generate personas` run of two iterations or more; repeat."),
+    reference: Path = typer.Option(..., help="The Synthetic-Persona-Chat CSV the runs were seeded from."),
+    limit: int = typer.Option(400, min=2, help="Held-out reference conversations to use (a random sample)."),
+    seed: int = typer.Option(0, help="Sampling seed of the reference sample, the folds and the permutations."),
+) -> None:
+    """Whether the last iteration's winners read more real than the first's, per run and pooled over runs.
+
+    Example: convoforge eval iterations --data R17 --data R18 --data R19 --reference SPC.csv
+    """
+    from convoforge.agents.persona.evaluate import iteration_trends, shared_trend_over_runs, trend_over_runs
+    from convoforge.llm.embeddings import load_embedder
+
+    runs = [persona_run(path) for path in data]  # every folder read first: a bad one fails at once
+    ref_rows, embedder, per_run = reference_rows(reference, limit, seed), load_embedder(), []
+    for path, run in zip(data, runs, strict=True):
+        trends = iteration_trends(embedder, ref_rows, run["accepted"], candidate_rows(run), seed)
+        per_run.append({"data": str(path), **trends})
+    result = {
+        "runs": per_run,
+        # one classifier a run over every candidate, each winner scored out of fold; pooled by permutation
+        "shared": shared_trend_over_runs([r["winners_shared"] for r in per_run], seed=seed),
+        # a classifier an iteration on its winners alone (the smaller count, 5 draws), a run the unit
+        "winners": trend_over_runs([r["winners"] for r in per_run]),
+        "every_candidate": trend_over_runs([r.get("every_candidate", {}) for r in per_run]),
     }
     typer.echo(json.dumps(result))
 

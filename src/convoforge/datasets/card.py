@@ -151,6 +151,9 @@ def trend_lines(trends: dict) -> list[str]:
     for name, t in trends.items():
         if t.get("difference") is None:
             continue
+        if "per_iteration" in t:  # `shared_trend`: one classifier of the run, the winners scored out of fold
+            lines.append(shared_line(t))
+            continue
         first, last = (f"{t[k]:.3f} ± {t[k + '_sd']:.3f}" for k in ("first", "last"))
         its = " and ".join(f"iteration {i}" for i in t["iterations"])
         lines.append(
@@ -158,3 +161,15 @@ def trend_lines(trends: dict) -> list[str]:
             f" {first} then {last} ({t['difference']:+.3f}; below 0: the last reads more real)"
         )
     return ["", "Whether iterations help:", "", *lines] if lines else []
+
+
+def shared_line(t: dict) -> str:
+    """One line of `shared_trend`: each iteration's winners by one classifier of the whole run."""
+    parts = {p["iteration"]: p for p in t["per_iteration"]}
+    first, last = (parts[i] for i in t["iterations"])
+    return (
+        f"- winners, scored by one classifier of the run ({t['generated']} conversations against {t['real']} real,"
+        f" out of fold): iteration {first['iteration']} {first['accuracy']:.3f} ({first['winners']} winners) then"
+        f" iteration {last['iteration']} {last['accuracy']:.3f} ({last['winners']}) ({t['difference']:+.3f};"
+        f" Mann-Whitney p of their scores {t['mannwhitney_p']})"
+    )

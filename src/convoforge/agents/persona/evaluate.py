@@ -261,9 +261,134 @@ def iteration_trend(
 def iteration_trends(
     embedder: Embedder, reference: list[dict], accepted: list[dict], candidates: list[dict], seed: int = 0
 ) -> dict:
-    """`iteration_trend` of the winners and, when given, of every candidate (about five times as many rows)."""
+    """`iteration_trend` of the winners and, when given, of every candidate; and the winners by `shared_trend`."""
     found = {"winners": iteration_trend(embedder, reference, accepted, seed)}
-    return found | ({"every_candidate": iteration_trend(embedder, reference, candidates, seed)} if candidates else {})
+    if candidates:
+        found["every_candidate"] = iteration_trend(embedder, reference, candidates, seed)
+    return found | {"winners_shared": shared_trend(embedder, reference, accepted, candidates, seed)}
+
+
+def persona_key(row: dict) -> str:
+    """A conversation's persona pair as one string (its profiles), to group a pair's rows across iterations."""
+    import json
+
+    return json.dumps(row.get("profiles"), sort_keys=True)
+
+
+def realness_scores(
+    embedder: Embedder, reference: list[dict], rows: list[dict], seed: int = 0, folds: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold log-odds of "generated" of every real (length-matched) and generated row, by one classifier.
+
+    The same features and model as `discriminator`, fitted on all rows (classes weighed alike) in folds grouped by
+    persona (a pair's candidates, whatever their iteration, are never on both sides of a fold), so every row of a
+    run gets a score of the same scale. Pass `clean_reference`'s rows and rows with turns.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+
+    from convoforge.datasets.discriminator import linear_discriminator
+
+    real = matched_reference(reference, rows, random.Random(seed))
+    x = np.vstack([conversation_features(embedder, real), conversation_features(embedder, rows)])
+    y = np.array([0] * len(real) + [1] * len(rows))
+    personas = [persona_key(r) for r in rows]  # the persona pair, not its pair_id (one a pair and iteration)
+    groups = [f"real {i}" for i in range(len(real))] + personas
+    cv = StratifiedGroupKFold(n_splits=min(folds, len(set(personas))), shuffle=True, random_state=seed)
+    model = linear_discriminator(class_weight="balanced")
+    scores = cross_val_predict(model, x, y, cv=cv, groups=groups, method="decision_function")
+    return scores[: len(real)], scores[len(real) :]
+
+
+def shared_trend(
+    embedder: Embedder, reference: list[dict], accepted: list[dict], candidates: list[dict], seed: int = 0
+) -> dict:
+    """Whether the last iteration's winners read more real than the first's, scored by one classifier of the run.
+
+    `iteration_trend` trains a classifier per iteration on 8-18 winners a side, whose accuracy moves by .1 from
+    one subsample to the next. Here one classifier learns real against every candidate of the run (about five
+    times the winners; `realness_scores`) and scores each winner out of fold; per iteration come the winners'
+    `accuracy` at its threshold (real rows right and winners right, halved), their `auc` against the real rows
+    and their mean `score` (log-odds of generated). `difference` is the last minus the first iteration's
+    accuracy (below 0: the last reads more real); `mannwhitney_p` compares the two iterations' scores.
+    """
+    from scipy.stats import mannwhitneyu
+
+    def key(row: dict) -> object:
+        return row.get("id") or id(row)  # a dataset row's id; rows built in memory: the row itself
+
+    won = {key(r) for r in accepted}
+    rows = [r for r in (candidates or accepted) if r["messages"]]
+    have = {key(r) for r in rows}
+    rows += [r for r in accepted if r["messages"] and key(r) not in have]  # every winner, if not a candidate
+    real = clean_reference(reference)
+    if len(real) < 10 or len(rows) < 10 or len({persona_key(r) for r in rows}) < 2:
+        personas = len({persona_key(r) for r in rows})
+        return {"reason": f"too few rows to fit on ({len(real)} real, {len(rows)} generated of {personas} personas)"}
+    real_s, row_s = realness_scores(embedder, real, rows, seed)
+    real_right = float(np.mean(real_s < 0))
+    by_it: dict[int, list[float]] = {}
+    for row, score in zip(rows, row_s, strict=True):
+        if key(row) in won:
+            by_it.setdefault(row.get("iteration", 0), []).append(float(score))
+    per_it = [
+        {
+            "iteration": it,
+            "winners": len(s),
+            "accuracy": round((real_right + float(np.mean(np.array(s) > 0))) / 2, 4),
+            "auc": round(float(roc_auc_score([0] * len(real_s) + [1] * len(s), [*real_s, *s])), 4),
+            "score": round(float(np.mean(s)), 4),
+        }
+        for it, s in sorted(by_it.items())
+    ]
+    found = {
+        "real": len(real_s),
+        "generated": len(rows),
+        "real_accuracy": round(real_right, 4),
+        "per_iteration": per_it,
+    }
+    found["all_accuracy"] = round((real_right + float(np.mean(row_s > 0))) / 2, 4)
+    usable = [p for p in per_it if p["winners"] >= 3]
+    if len(usable) < 2:
+        return found | {"reason": "fewer than two iterations have 3 winners"}
+    first, last = usable[0], usable[-1]
+    a, b = by_it[first["iteration"]], by_it[last["iteration"]]
+    found |= {
+        "iterations": [first["iteration"], last["iteration"]],
+        "difference": round(last["accuracy"] - first["accuracy"], 4),
+        "auc_difference": round(last["auc"] - first["auc"], 4),
+        "score_difference": round(float(np.mean(b) - np.mean(a)), 4),
+        "mannwhitney_p": _p(mannwhitneyu(b, a).pvalue),
+        "scores": {"first": [round(v, 4) for v in a], "last": [round(v, 4) for v in b]},
+    }
+    return found | {"last_below_first": found["difference"] < 0}
+
+
+def shared_trend_over_runs(trends: list[dict], permutations: int = 10000, seed: int = 0) -> dict:
+    """`shared_trend` over runs: the winners of every run pooled, the iteration label permuted within each run.
+
+    The statistic is the mean over runs of the last minus the first iteration's mean score (below 0: the last
+    reads more real); its p comes from shuffling which winners of a run are first and which last (two-sided,
+    and one-sided for "more real"). Also `over_runs` of the runs' accuracy differences, a run the unit.
+    """
+    runs = [(np.array(t["scores"]["first"]), np.array(t["scores"]["last"])) for t in trends if "scores" in t]
+    report = {"runs": len(runs), "winners": [int(sum(len(a) for a, _ in runs)), int(sum(len(b) for _, b in runs))]}
+    if not runs:
+        return report | {"reason": "no run has two iterations with 3 winners"}
+    observed = float(np.mean([b.mean() - a.mean() for a, b in runs]))
+    rng = np.random.default_rng(seed)
+    null = np.zeros(permutations)
+    for a, b in runs:  # each row of `picked` is one shuffle of the run's first and last winners
+        picked = rng.permuted(np.tile(np.concatenate([a, b]), (permutations, 1)), axis=1)
+        null += picked[:, len(a) :].mean(axis=1) - picked[:, : len(a)].mean(axis=1)
+    null /= len(runs)
+    report |= {
+        "score_difference": round(observed, 4),
+        "permutation_p": _p((1 + np.sum(np.abs(null) >= abs(observed))) / (permutations + 1)),
+        "permutation_p_below": _p((1 + np.sum(null <= observed)) / (permutations + 1)),
+        "accuracy": over_runs([t["difference"] for t in trends if "difference" in t]),
+        "last_below_first": sum(bool(t.get("last_below_first")) for t in trends),
+    }
+    return report
 
 
 def pair_outcomes(accepted: list[dict], rejected: list[dict]) -> dict[str, dict]:
