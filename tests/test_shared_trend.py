@@ -49,6 +49,7 @@ def test_shared_trend_reads_the_last_iterations_winners_as_more_real():
     assert first["winners"] == last["winners"] == 10
     assert first["accuracy"] >= 0.9 and first["auc"] >= 0.9 and last["accuracy"] <= 0.75
     assert found["difference"] <= -0.2 and found["last_below_first"] is True and found["mannwhitney_p"] < 0.01
+    assert found["last_over_first"] <= 0.1  # the last winners score as less generated than the first
     assert len(found["scores"]["first"]) == len(found["scores"]["last"]) == 10
     worse = shared_trend(MarkedEmbedder(), reference, *run("real talk", "zzz"))
     assert worse["difference"] >= 0.2 and worse["last_below_first"] is False
@@ -68,11 +69,15 @@ def test_shared_trend_over_runs_permutes_the_iteration_within_each_run():
     better = {"scores": {"first": [3.0, 2.0, 2.5, 4.0], "last": [-1.0, 0.0, -2.0, -0.5]}, "difference": -0.3}
     found = shared_trend_over_runs([better | {"last_below_first": True}] * 3, permutations=2000)
     assert found["runs"] == 3 and found["winners"] == [12, 12] and found["score_difference"] == -3.75
+    assert found["last_over_first"] == 0  # every last winner scores below every first one
     assert found["permutation_p_below"] < 0.01 and found["permutation_p"] < 0.01 and found["last_below_first"] == 3
     assert found["accuracy"]["mean"] == -0.3  # over_runs of the runs' own accuracy differences
     same = {"scores": {"first": [1.0, 2.0, 3.0], "last": [3.0, 2.0, 1.0]}, "difference": 0.0}
     null = shared_trend_over_runs([same, same], permutations=2000)
-    assert null["score_difference"] == 0 and null["permutation_p"] > 0.9 and null["last_below_first"] == 0
+    assert null["last_over_first"] == 0.5 and null["permutation_p"] > 0.9 and null["last_below_first"] == 0
+    outlier = {"scores": {"first": [1.0, 2.0, 3.0, 4.0], "last": [0.0, 0.5, 0.8, 90.0]}, "difference": 0.0}
+    ranked = shared_trend_over_runs([outlier], permutations=2000)  # one extreme score: ranks are not carried by it
+    assert ranked["score_difference"] > 0 and ranked["last_over_first"] == 0.25
     assert shared_trend_over_runs([{"reason": "too few"}])["reason"].startswith("no run has")
 
 

@@ -170,6 +170,7 @@ def shared_line(t: dict) -> str:
     return (
         f"- winners, scored by one classifier of the run ({t['generated']} conversations against {t['real']} real,"
         f" out of fold): iteration {first['iteration']} {first['accuracy']:.3f} ({first['winners']} winners) then"
-        f" iteration {last['iteration']} {last['accuracy']:.3f} ({last['winners']}) ({t['difference']:+.3f};"
-        f" Mann-Whitney p of their scores {t['mannwhitney_p']})"
+        f" iteration {last['iteration']} {last['accuracy']:.3f} ({last['winners']}) ({t['difference']:+.3f}; a last"
+        f" winner reads more generated than a first {t['last_over_first']:.2f} of the time, Mann-Whitney p"
+        f" {t['mannwhitney_p']})"
     )

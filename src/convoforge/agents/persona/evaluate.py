@@ -309,7 +309,8 @@ def shared_trend(
     times the winners; `realness_scores`) and scores each winner out of fold; per iteration come the winners'
     `accuracy` at its threshold (real rows right and winners right, halved), their `auc` against the real rows
     and their mean `score` (log-odds of generated). `difference` is the last minus the first iteration's
-    accuracy (below 0: the last reads more real); `mannwhitney_p` compares the two iterations' scores.
+    accuracy (below 0: the last reads more real); `last_over_first` the chance that a last winner scores as more
+    generated than a first one (0.5: no change; below: the last reads more real), with its Mann-Whitney p.
     """
     from scipy.stats import mannwhitneyu
 
@@ -357,6 +358,7 @@ def shared_trend(
         "difference": round(last["accuracy"] - first["accuracy"], 4),
         "auc_difference": round(last["auc"] - first["auc"], 4),
         "score_difference": round(float(np.mean(b) - np.mean(a)), 4),
+        "last_over_first": round(float(mannwhitneyu(b, a).statistic) / (len(a) * len(b)), 4),
         "mannwhitney_p": _p(mannwhitneyu(b, a).pvalue),
         "scores": {"first": [round(v, 4) for v in a], "last": [round(v, 4) for v in b]},
     }
@@ -366,25 +368,30 @@ def shared_trend(
 def shared_trend_over_runs(trends: list[dict], permutations: int = 10000, seed: int = 0) -> dict:
     """`shared_trend` over runs: the winners of every run pooled, the iteration label permuted within each run.
 
-    The statistic is the mean over runs of the last minus the first iteration's mean score (below 0: the last
-    reads more real); its p comes from shuffling which winners of a run are first and which last (two-sided,
-    and one-sided for "more real"). Also `over_runs` of the runs' accuracy differences, a run the unit.
+    The statistic is the mean over runs of `last_over_first` (the Mann-Whitney U of the last iteration's winners
+    against the first's, as a share: ranks, so a few extreme scores do not carry it); its p comes from shuffling
+    which winners of a run are first and which last (two-sided, and one-sided, `permutation_p_below`, for "the
+    last reads more real"). Also the mean `score_difference` and `over_runs` of the accuracy differences.
     """
+    from scipy.stats import rankdata
+
     runs = [(np.array(t["scores"]["first"]), np.array(t["scores"]["last"])) for t in trends if "scores" in t]
     report = {"runs": len(runs), "winners": [int(sum(len(a) for a, _ in runs)), int(sum(len(b) for _, b in runs))]}
     if not runs:
         return report | {"reason": "no run has two iterations with 3 winners"}
-    observed = float(np.mean([b.mean() - a.mean() for a, b in runs]))
     rng = np.random.default_rng(seed)
-    null = np.zeros(permutations)
-    for a, b in runs:  # each row of `picked` is one shuffle of the run's first and last winners
-        picked = rng.permuted(np.tile(np.concatenate([a, b]), (permutations, 1)), axis=1)
-        null += picked[:, len(a) :].mean(axis=1) - picked[:, : len(a)].mean(axis=1)
-    null /= len(runs)
+    observed, null = 0.0, np.zeros(permutations)
+    for a, b in runs:  # U of the last winners from their ranks; each row of `picked` is one shuffle of the ranks
+        ranks, least = rankdata(np.concatenate([a, b])), len(b) * (len(b) + 1) / 2
+        observed += (ranks[len(a) :].sum() - least) / (len(a) * len(b))
+        picked = rng.permuted(np.tile(ranks, (permutations, 1)), axis=1)
+        null += (picked[:, len(a) :].sum(axis=1) - least) / (len(a) * len(b))
+    observed, null = observed / len(runs), null / len(runs)
     report |= {
-        "score_difference": round(observed, 4),
-        "permutation_p": _p((1 + np.sum(np.abs(null) >= abs(observed))) / (permutations + 1)),
-        "permutation_p_below": _p((1 + np.sum(null <= observed)) / (permutations + 1)),
+        "last_over_first": round(observed, 4),
+        "permutation_p": _p((1 + np.sum(np.abs(null - 0.5) >= abs(observed - 0.5) - 1e-12)) / (permutations + 1)),
+        "permutation_p_below": _p((1 + np.sum(null <= observed + 1e-12)) / (permutations + 1)),
+        "score_difference": round(float(np.mean([b.mean() - a.mean() for a, b in runs])), 4),
         "accuracy": over_runs([t["difference"] for t in trends if "difference" in t]),
         "last_below_first": sum(bool(t.get("last_below_first")) for t in trends),
     }
