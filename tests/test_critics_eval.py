@@ -342,7 +342,7 @@ def test_eval_iterations_pools_the_runs_winners_without_a_second_generator(tmp_p
     assert shared["runs"] == 2 and shared["last_below_first"] == 2 and shared["permutation_p_below"] < 0.01
     assert report["winners"]["runs"] == 2 and report["winners"]["last_below_first"] == 2  # per-iteration classifiers
     missing = CliRunner().invoke(app, ["eval", "iterations", "--data", str(tmp_path / "nope"), "--reference", str(ref)])
-    assert missing.exit_code != 0
+    assert missing.exit_code != 0 and "no dataset at" in str(missing.exception)
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -270,8 +271,6 @@ def iteration_trends(
 
 def persona_key(row: dict) -> str:
     """A conversation's persona pair as one string (its profiles), to group a pair's rows across iterations."""
-    import json
-
     return json.dumps(row.get("profiles"), sort_keys=True)
 
 
