@@ -141,6 +141,14 @@ def matched_reference(reference: list[dict], rows: list[dict], rng: random.Rando
     return out
 
 
+def matched_features(
+    embedder: Embedder, reference: list[dict], rows: list[dict], rng: random.Random
+) -> tuple[np.ndarray, np.ndarray]:
+    """`conversation_features` of the reference cut to the rows' lengths (`matched_reference`) and of the rows."""
+    real = matched_reference(reference, rows, rng)
+    return conversation_features(embedder, real), conversation_features(embedder, rows)
+
+
 def clean_reference(reference: list[dict]) -> list[dict]:
     """The reference conversations that pass the hygiene generated ones are held to: the discriminator's real side.
 
@@ -160,9 +168,8 @@ def discriminator(embedder: Embedder, reference: list[dict], rows: list[dict], s
     usable = [r for r in rows if r["messages"]]
     if not usable or not reference:
         return {"accuracy": None, "per_class": 0, "reason": "no conversations"}
-    real = matched_reference(reference, usable, random.Random(seed))
     groups = [str(r.get("pair_id") or f"row {i}") for i, r in enumerate(usable)]  # a pair's candidates: one group
-    real_x, rows_x = conversation_features(embedder, real), conversation_features(embedder, usable)
+    real_x, rows_x = matched_features(embedder, reference, usable, random.Random(seed))
     found = cv_accuracy(real_x, rows_x, seed=seed, groups=groups)
     # the same classifier on each half of the features: what is said (turn vectors) or how (STATISTICS)
     cut = len(STATISTICS)
@@ -287,15 +294,14 @@ def realness_scores(
 
     from convoforge.datasets.discriminator import linear_discriminator
 
-    real = matched_reference(reference, rows, random.Random(seed))
-    x = np.vstack([conversation_features(embedder, real), conversation_features(embedder, rows)])
-    y = np.array([0] * len(real) + [1] * len(rows))
+    real_x, rows_x = matched_features(embedder, reference, rows, random.Random(seed))
+    x, y = np.vstack([real_x, rows_x]), np.array([0] * len(real_x) + [1] * len(rows_x))
     personas = [persona_key(r) for r in rows]  # the persona pair, not its pair_id (one a pair and iteration)
-    groups = [f"real {i}" for i in range(len(real))] + personas
+    groups = [f"real {i}" for i in range(len(real_x))] + personas
     cv = StratifiedGroupKFold(n_splits=min(folds, len(set(personas))), shuffle=True, random_state=seed)
     model = linear_discriminator(class_weight="balanced")
     scores = cross_val_predict(model, x, y, cv=cv, groups=groups, method="decision_function")
-    return scores[: len(real)], scores[len(real) :]
+    return scores[: len(real_x)], scores[len(real_x) :]
 
 
 def shared_trend(

@@ -55,7 +55,7 @@ class RealismExpert(Critic):
 
     def learn(self, real: list[dict], generated: list[dict]) -> dict:
         """Fit on real rows against generated ones (`profiles`, `messages`); what it learnt, for the card."""
-        from convoforge.agents.persona.evaluate import conversation_features, matched_reference
+        from convoforge.agents.persona.evaluate import matched_features
         from convoforge.datasets.discriminator import fit_discriminator
 
         self.model = None
@@ -64,8 +64,7 @@ class RealismExpert(Critic):
             self.learned["reason"] = f"fewer than {self.least} real or earlier generated conversations"
             return self.learned
         emb = self._embedder()
-        real = matched_reference(real, generated, random.Random(len(generated)))  # lengths as the candidates'
-        x_real, x_gen = conversation_features(emb, real), conversation_features(emb, generated)
+        x_real, x_gen = matched_features(emb, real, generated, random.Random(len(generated)))  # candidates' lengths
         groups = [r.get("pair_id") or str(i) for i, r in enumerate(generated)]
         self.model, found = fit_discriminator(x_real, x_gen, groups=groups)
         self.threshold = float(np.quantile(self.model.decision_function(x_gen), self.drop_share))
