@@ -318,6 +318,8 @@ def test_eval_seeds_tells_whether_the_last_iterations_winners_read_more_real_tha
     shared = report["iterations_shared"]  # one classifier a run: the same verdict, pooled by permutation
     assert shared["runs"] == 2 and shared["last_below_first"] == 1 and shared["winners"] == [40, 40]
     assert [r["iterations_shared"]["last_below_first"] for r in report["runs"]] == [True, False]
+    assert [r["iterations_shared_words"]["last_below_first"] for r in report["runs"]] == [True, False]
+    assert report["iterations_shared_words"]["runs"] == 2
 
 
 @pytest.mark.slow
@@ -340,6 +342,8 @@ def test_eval_iterations_pools_the_runs_winners_without_a_second_generator(tmp_p
     assert all(r["winners_shared"]["difference"] <= -0.2 for r in report["runs"])
     shared = report["shared"]
     assert shared["runs"] == 2 and shared["last_below_first"] == 2 and shared["permutation_p_below"] < 0.01
+    words = report["shared_words"]  # the second judge: gibberish and real talk differ in their words as well
+    assert words["runs"] == 2 and words["last_below_first"] == 2 and words["permutation_p_below"] < 0.01
     assert report["winners"]["runs"] == 2 and report["winners"]["last_below_first"] == 2  # per-iteration classifiers
     missing = CliRunner().invoke(app, ["eval", "iterations", "--data", str(tmp_path / "nope"), "--reference", str(ref)])
     assert missing.exit_code != 0 and "no dataset at" in str(missing.exception)
@@ -363,9 +367,10 @@ def test_eval_personas_and_the_card_say_whether_iterations_help_at_the_same_coun
     assert winners["first"] >= 0.9 and winners["difference"] <= -0.2 and winners["last_below_first"] is True
     assert every["conversations"] == [30, 24]  # every candidate was accepted here
     lines = trend_lines(trends)
-    assert lines[1] == "Whether iterations help:" and len(lines) == 6
+    assert lines[1] == "Whether iterations help:" and len(lines) == 7
     assert lines[3].startswith("- winners, iteration 0 and iteration 2 at the same count (24 a side, 5 draws):")
-    assert lines[5].startswith("- winners, scored by one classifier of the run (54 conversations against")
+    assert lines[5].startswith("- winners, scored by one classifier of the run on MiniLM turn vectors and")
+    assert lines[6].startswith("- winners, scored by one classifier of the run on word 1-2 gram TF-IDF (54 conv")
     assert trends["winners_shared"]["last_below_first"] is True and "iteration 2 0." in lines[5]
     assert trend_lines({"winners": {"iterations": [0], "reason": "fewer than two"}}) == []
 

@@ -281,8 +281,9 @@ def test_iteration_trend_compares_the_first_and_last_iteration_at_the_smaller_on
     both = iteration_trends(MarkedEmbedder(), reference, winners, winners + rows(20, "zzz", 2), seed=0)
     assert both["every_candidate"]["conversations"] == [40, 32] and both["winners"]["per_class"] == 12
     alone = iteration_trends(MarkedEmbedder(), reference, winners, [])  # no candidates given: the winners alone
-    assert set(alone) == {"winners", "winners_shared"}
-    assert "of 1 personas" in alone["winners_shared"]["reason"]  # talk()'s rows share one persona pair
+    assert set(alone) == {"winners", "winners_shared", "winners_shared_words"}
+    shared = (alone["winners_shared"]["reason"], alone["winners_shared_words"]["reason"])
+    assert all("of 1 personas" in why for why in shared)  # talk()'s rows share one persona pair
 
 
 def test_a_loop_after_the_conversation_met_its_bounds_is_trimmed_off():

@@ -1,5 +1,8 @@
 """The iteration trend by one classifier of the run: each winner scored out of fold, pooled over runs."""
 
+import pytest
+from sklearn.metrics import roc_auc_score
+
 from convoforge.agents.persona.evaluate import (
     iteration_trends,
     persona_key,
@@ -35,6 +38,18 @@ def test_realness_scores_put_generated_looking_rows_above_real_ones():
     assert (generated > 0).mean() >= 0.9 and (real < 0).mean() >= 0.9
 
 
+def test_the_words_judge_reads_words_that_the_features_judge_cannot_see():
+    reference = people(talk(60, "real talk"))
+    generated = people(talk(30, "qqq www"), 500)  # same shape and statistics; no 'zzz', so noise vectors both sides
+    auc = {}
+    for judge in ("words", "features"):
+        real, gen = realness_scores(MarkedEmbedder(), reference, generated, judge=judge)
+        auc[judge] = roc_auc_score([0] * len(real) + [1] * len(gen), [*real, *gen])
+    assert auc["words"] >= 0.95 and auc["features"] <= 0.8
+    with pytest.raises(ValueError, match="unknown judge 'tfidf'"):
+        realness_scores(MarkedEmbedder(), reference, generated, judge="tfidf")
+
+
 def test_persona_key_groups_a_pairs_rows_whatever_their_pair_id():
     a, b = {"profiles": {"User 1": ["x"]}, "pair_id": "it0-p1"}, {"profiles": {"User 1": ["x"]}, "pair_id": "it2-p7"}
     assert persona_key(a) == persona_key(b) != persona_key({"profiles": {"User 1": ["y"]}})
@@ -53,6 +68,9 @@ def test_shared_trend_reads_the_last_iterations_winners_as_more_real():
     assert len(found["scores"]["first"]) == len(found["scores"]["last"]) == 10
     worse = shared_trend(MarkedEmbedder(), reference, *run("real talk", "zzz"))
     assert worse["difference"] >= 0.2 and worse["last_below_first"] is False
+    words = shared_trend(MarkedEmbedder(), reference, winners, candidates, judge="words")
+    assert words["judge"] == "word 1-2 gram TF-IDF" != found["judge"]
+    assert words["difference"] <= -0.2 and words["last_over_first"] <= 0.1  # the marker is a word as well
 
 
 def test_shared_trend_says_why_it_cannot_read_a_trend():
@@ -85,5 +103,5 @@ def test_iteration_trends_carries_the_shared_trend():
     reference = people(talk(80, "real talk"), 1000)
     winners, candidates = run("zzz", "real talk")
     found = iteration_trends(MarkedEmbedder(), reference, winners, candidates)
-    assert set(found) == {"winners", "every_candidate", "winners_shared"}
-    assert found["winners_shared"]["last_below_first"] is True
+    assert set(found) == {"winners", "every_candidate", "winners_shared", "winners_shared_words"}
+    assert found["winners_shared"]["last_below_first"] is found["winners_shared_words"]["last_below_first"] is True

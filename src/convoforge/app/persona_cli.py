@@ -393,6 +393,7 @@ def eval_seeds(
         per_run[-1]["iterations"] = trends["winners"]
         per_run[-1]["iterations_every_candidate"] = trends.get("every_candidate", {"reason": "no candidate has turns"})
         per_run[-1]["iterations_shared"] = trends["winners_shared"]
+        per_run[-1]["iterations_shared_words"] = trends["winners_shared_words"]
     discriminator = [r["candidates_matched"].get("difference") for r in per_run]
     acceptance = [r["acceptance_difference"] for r in per_run]
     result = {
@@ -403,6 +404,7 @@ def eval_seeds(
         "iterations": trend_over_runs([r["iterations"] for r in per_run]),
         "iterations_every_candidate": trend_over_runs([r["iterations_every_candidate"] for r in per_run]),
         "iterations_shared": shared_trend_over_runs([r["iterations_shared"] for r in per_run], seed=seed),
+        "iterations_shared_words": shared_trend_over_runs([r["iterations_shared_words"] for r in per_run], seed=seed),
         "unit": "one random seed: both generators' runs of it, every candidate at the same count (5 draws)",
     }
     typer.echo(json.dumps(result))
@@ -431,6 +433,8 @@ def eval_iterations(
         "runs": per_run,
         # one classifier a run over every candidate, each winner scored out of fold; pooled by permutation
         "shared": shared_trend_over_runs([r["winners_shared"] for r in per_run], seed=seed),
+        # the same on word 1-2 grams: a second judge, on features the realism critic does not learn
+        "shared_words": shared_trend_over_runs([r["winners_shared_words"] for r in per_run], seed=seed),
         # a classifier an iteration on its winners alone (the smaller count, 5 draws), a run the unit
         "winners": trend_over_runs([r["winners"] for r in per_run]),
         "every_candidate": trend_over_runs([r.get("every_candidate", {}) for r in per_run]),

@@ -168,9 +168,9 @@ def shared_line(t: dict) -> str:
     parts = {p["iteration"]: p for p in t["per_iteration"]}
     first, last = (parts[i] for i in t["iterations"])
     return (
-        f"- winners, scored by one classifier of the run ({t['generated']} conversations against {t['real']} real,"
-        f" out of fold): iteration {first['iteration']} {first['accuracy']:.3f} ({first['winners']} winners) then"
-        f" iteration {last['iteration']} {last['accuracy']:.3f} ({last['winners']}) ({t['difference']:+.3f}; a last"
-        f" winner reads more generated than a first {t['last_over_first']:.2f} of the time, Mann-Whitney p"
-        f" {t['mannwhitney_p']})"
+        f"- winners, scored by one classifier of the run on {t.get('judge', 'its features')} ({t['generated']}"
+        f" conversations against {t['real']} real, out of fold): iteration {first['iteration']}"
+        f" {first['accuracy']:.3f} ({first['winners']} winners) then iteration {last['iteration']}"
+        f" {last['accuracy']:.3f} ({last['winners']}) ({t['difference']:+.3f}; a last winner reads more generated"
+        f" than a first {t['last_over_first']:.2f} of the time, Mann-Whitney p {t['mannwhitney_p']})"
     )

@@ -16,6 +16,16 @@ def linear_discriminator(**kwargs: object) -> object:
     return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, **kwargs))
 
 
+def words_discriminator(**kwargs: object) -> object:
+    """Word 1-2 gram TF-IDF (fitted inside each fold) into a logistic regression: a judge of the words alone."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    return make_pipeline(words, LogisticRegression(C=1.0, max_iter=2000, **kwargs))
+
+
 def fit_discriminator(
     real: np.ndarray, other: np.ndarray, seed: int = 0, groups: list[str] | None = None
 ) -> tuple[object, dict]:

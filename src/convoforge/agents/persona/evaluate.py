@@ -269,11 +269,12 @@ def iteration_trend(
 def iteration_trends(
     embedder: Embedder, reference: list[dict], accepted: list[dict], candidates: list[dict], seed: int = 0
 ) -> dict:
-    """`iteration_trend` of the winners and, when given, of every candidate; and the winners by `shared_trend`."""
+    """`iteration_trend` of the winners and, when given, of every candidate; the winners by both `shared_trend`s."""
     found = {"winners": iteration_trend(embedder, reference, accepted, seed)}
     if candidates:
         found["every_candidate"] = iteration_trend(embedder, reference, candidates, seed)
-    return found | {"winners_shared": shared_trend(embedder, reference, accepted, candidates, seed)}
+    found["winners_shared"] = shared_trend(embedder, reference, accepted, candidates, seed)
+    return found | {"winners_shared_words": shared_trend(embedder, reference, accepted, candidates, seed, "words")}
 
 
 def persona_key(row: dict) -> str:
@@ -281,31 +282,59 @@ def persona_key(row: dict) -> str:
     return json.dumps(row.get("profiles"), sort_keys=True)
 
 
+JUDGES = {
+    "features": "MiniLM turn vectors and statistics",  # `discriminator`'s features, what the issue's target reads
+    "words": "word 1-2 gram TF-IDF",  # a second judge on other features: the words said, not their embedding
+}
+
+
+def conversation_text(row: dict) -> str:
+    """A conversation's turns as one text, what the word judge reads."""
+    return " ".join(m["content"] for m in row["messages"])
+
+
 def realness_scores(
-    embedder: Embedder, reference: list[dict], rows: list[dict], seed: int = 0, folds: int = 5
+    embedder: Embedder,
+    reference: list[dict],
+    rows: list[dict],
+    seed: int = 0,
+    folds: int = 5,
+    judge: str = "features",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold log-odds of "generated" of every real (length-matched) and generated row, by one classifier.
 
-    The same features and model as `discriminator`, fitted on all rows (classes weighed alike) in folds grouped by
-    persona (a pair's candidates, whatever their iteration, are never on both sides of a fold), so every row of a
-    run gets a score of the same scale. Pass `clean_reference`'s rows and rows with turns.
+    `judge` "features": the same features and model as `discriminator`; "words": word 1-2 grams
+    (`words_discriminator`). Fitted on all rows (classes weighed alike) in folds grouped by persona (a pair's
+    candidates, whatever their iteration, are never on both sides of a fold), so every row of a run gets a score
+    of the same scale. Pass `clean_reference`'s rows and rows with turns.
     """
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
-    from convoforge.datasets.discriminator import linear_discriminator
+    from convoforge.datasets.discriminator import linear_discriminator, words_discriminator
 
-    real_x, rows_x = matched_features(embedder, reference, rows, random.Random(seed))
-    x, y = np.vstack([real_x, rows_x]), np.array([0] * len(real_x) + [1] * len(rows_x))
+    if judge not in JUDGES:
+        raise ValueError(f"unknown judge {judge!r}; one of {', '.join(JUDGES)}")
+    real = matched_reference(reference, rows, random.Random(seed))
+    if judge == "words":
+        x, model = np.array([conversation_text(r) for r in real + rows], dtype=object), words_discriminator
+    else:
+        x = np.vstack([conversation_features(embedder, real), conversation_features(embedder, rows)])
+        model = linear_discriminator
+    y = np.array([0] * len(real) + [1] * len(rows))
     personas = [persona_key(r) for r in rows]  # the persona pair, not its pair_id (one a pair and iteration)
-    groups = [f"real {i}" for i in range(len(real_x))] + personas
+    groups = [f"real {i}" for i in range(len(real))] + personas
     cv = StratifiedGroupKFold(n_splits=min(folds, len(set(personas))), shuffle=True, random_state=seed)
-    model = linear_discriminator(class_weight="balanced")
-    scores = cross_val_predict(model, x, y, cv=cv, groups=groups, method="decision_function")
-    return scores[: len(real_x)], scores[len(real_x) :]
+    scores = cross_val_predict(model(class_weight="balanced"), x, y, cv=cv, groups=groups, method="decision_function")
+    return scores[: len(real)], scores[len(real) :]
 
 
 def shared_trend(
-    embedder: Embedder, reference: list[dict], accepted: list[dict], candidates: list[dict], seed: int = 0
+    embedder: Embedder,
+    reference: list[dict],
+    accepted: list[dict],
+    candidates: list[dict],
+    seed: int = 0,
+    judge: str = "features",
 ) -> dict:
     """Whether the last iteration's winners read more real than the first's, scored by one classifier of the run.
 
@@ -316,6 +345,8 @@ def shared_trend(
     and their mean `score` (log-odds of generated). `difference` is the last minus the first iteration's
     accuracy (below 0: the last reads more real); `last_over_first` the chance that a last winner scores as more
     generated than a first one (0.5: no change; below: the last reads more real), with its Mann-Whitney p.
+    `judge` picks `realness_scores`' classifier: a critic that learns the issue's features (`realism`) can move
+    winners along them alone, so "words" reads the same winners on other features as a second judge.
     """
     from scipy.stats import mannwhitneyu
 
@@ -330,7 +361,7 @@ def shared_trend(
     if len(real) < 10 or len(rows) < 10 or len({persona_key(r) for r in rows}) < 2:
         personas = len({persona_key(r) for r in rows})
         return {"reason": f"too few rows to fit on ({len(real)} real, {len(rows)} generated of {personas} personas)"}
-    real_s, row_s = realness_scores(embedder, real, rows, seed)
+    real_s, row_s = realness_scores(embedder, real, rows, seed, judge=judge)
     real_right = float(np.mean(real_s < 0))
     by_it: dict[int, list[float]] = {}
     for row, score in zip(rows, row_s, strict=True):
@@ -347,6 +378,7 @@ def shared_trend(
         for it, s in sorted(by_it.items())
     ]
     found = {
+        "judge": JUDGES[judge],
         "real": len(real_s),
         "generated": len(rows),
         "real_accuracy": round(real_right, 4),
