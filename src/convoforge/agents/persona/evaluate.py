@@ -314,18 +314,18 @@ def realness_scores(
 
     if judge not in JUDGES:
         raise ValueError(f"unknown judge {judge!r}; one of {', '.join(JUDGES)}")
-    real = matched_reference(reference, rows, random.Random(seed))
+    n, rng = len(reference), random.Random(seed)  # matched_reference: one cut conversation a reference one
     if judge == "words":
+        real = matched_reference(reference, rows, rng)
         x, model = np.array([conversation_text(r) for r in real + rows], dtype=object), words_discriminator
     else:
-        x = np.vstack([conversation_features(embedder, real), conversation_features(embedder, rows)])
-        model = linear_discriminator
-    y = np.array([0] * len(real) + [1] * len(rows))
+        x, model = np.vstack(matched_features(embedder, reference, rows, rng)), linear_discriminator
+    y = np.array([0] * n + [1] * len(rows))
     personas = [persona_key(r) for r in rows]  # the persona pair, not its pair_id (one a pair and iteration)
-    groups = [f"real {i}" for i in range(len(real))] + personas
+    groups = [f"real {i}" for i in range(n)] + personas
     cv = StratifiedGroupKFold(n_splits=min(folds, len(set(personas))), shuffle=True, random_state=seed)
     scores = cross_val_predict(model(class_weight="balanced"), x, y, cv=cv, groups=groups, method="decision_function")
-    return scores[: len(real)], scores[len(real) :]
+    return scores[:n], scores[n:]
 
 
 def shared_trend(
