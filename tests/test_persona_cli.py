@@ -254,3 +254,24 @@ def test_add_critic_joins_the_default_mixture_and_an_unknown_one_is_a_one_line_e
     bad = cf(*model, "--add-critic", "no_such_critic", "--out", str(tmp_path / "bad"), env=env)
     assert bad.returncode != 0 and "unknown critic 'no_such_critic'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+def test_critic_option_sets_a_critic_s_setting_and_bad_ones_are_one_line_errors(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    model = ["--model", "scripted:tests.persona_fakes:pipeline_reply", "generate", "personas", *SMALL]
+    out = tmp_path / "o"
+    realism = ["--add-critic", "realism", "--critic-option", "realism.drop_share=0.85"]
+    result = cf(*model, *realism, "--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    assert '"drop_share": 0.85' in (out / "README.md").read_text()  # what the realism critic learnt, on the card
+    for option, error in [
+        ("realism.drop_share", "expected NAME.SETTING=VALUE"),
+        ("realism.drop_share=high", "takes a number, not 'high'"),
+        ("realism.drop_share=1.5", "a share from 0 to below 1, not 1.5"),
+        ("realism.no_such=1", "critic 'realism' has no setting 'no_such'"),
+        ("realism.judge=1", "critic 'realism' has no setting 'judge'"),
+        ("toxic.threshold=1", "settings for critic 'toxic', which this run does not have"),
+    ]:
+        bad = cf(*model, *realism[:3], option, "--out", str(tmp_path / "bad"), env=env)
+        assert bad.returncode != 0 and error in bad.stderr, (option, bad.stderr)
+        assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -38,6 +38,23 @@ def _cluster_cpus(address: str | None) -> int:
     return max(1, int(connect(address).cluster_resources().get("CPU", 1)))
 
 
+def critic_settings(items: list[str], faithfulness: dict) -> dict[str, dict]:
+    """`--critic-option NAME.SETTING=VALUE` items (and the faithfulness flags) as `load_critics` options."""
+    options: dict[str, dict] = {"faithfulness": dict(faithfulness)} if faithfulness else {}
+    for item in items:
+        name, dot, rest = item.partition(".")
+        setting, eq, text = rest.partition("=")
+        if not (dot and eq and name and setting):
+            example = "e.g. realism.drop_share=0.85"
+            raise ConvoforgeError(f"--critic-option {item!r}: expected NAME.SETTING=VALUE, {example}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        options.setdefault(name, {})[setting] = value
+    return options
+
+
 @generate_app.command("personas")
 def generate_personas(
     out_dir: Path = typer.Option(..., "--out", help="Output folder (a Hugging Face dataset and its card)."),
@@ -103,6 +120,12 @@ def generate_personas(
     faithfulness_scorer: Path | None = typer.Option(
         None, help="A tuned faithfulness embedder (`convoforge train faithfulness`)."
     ),
+    critic_option: list[str] = typer.Option(
+        [],
+        "--critic-option",
+        help="A critic's setting, NAME.SETTING=VALUE (VALUE read as JSON, else as text); repeat. E.g. "
+        "realism.drop_share=0.85: the realism critic drops what reads less real than 85% of earlier candidates.",
+    ),
     random_seed: int = typer.Option(
         0, "--random-seed", help="Seed of the pairing, the examples and every sampled request."
     ),
@@ -149,6 +172,7 @@ def generate_personas(
     faithfulness = {"threshold": faithfulness_threshold} if faithfulness_threshold is not None else {}
     if faithfulness_scorer:
         faithfulness |= {"embedder": str(faithfulness_scorer), "unit": "text"}
+    options = critic_settings(critic_option, faithfulness)
     cfg = RunConfig(
         out=str(out_dir),
         seed=str(seed_file) if seed_file else None,
@@ -157,7 +181,7 @@ def generate_personas(
         critics=refs,
         base_url=settings.base_url,
         context=context.as_dict(),
-        critic_options={"faithfulness": faithfulness} if faithfulness else {},
+        critic_options=options,
         generator_model=generator_model or default_generator(settings.model),
         ray={"address": ray, "workers": workers} if ray else None,
     )

@@ -93,12 +93,19 @@ def load_critic(ref: str) -> Critic:
 
 
 def load_critics(refs: list[str], options: dict[str, dict] | None = None) -> list[Critic]:
-    """Load critics, set per-critic options (e.g. a threshold), refuse duplicate names."""
+    """Load critics, set per-critic options (e.g. a threshold), refuse duplicate names and unknown settings."""
     critics = [load_critic(r) for r in refs]
+    if unknown := sorted(set(options or {}) - {c.name for c in critics}):
+        names = ", ".join(c.name for c in critics)
+        raise ConvoforgeError(f"settings for critic {unknown[0]!r}, which this run does not have ({names})")
     for critic in critics:
         for key, value in (options or {}).get(critic.name, {}).items():
-            if not hasattr(critic, key):
+            if key.startswith("_") or not hasattr(critic, key) or callable(getattr(critic, key)):
                 raise ConvoforgeError(f"critic {critic.name!r} has no setting {key!r}")
+            current = getattr(critic, key)
+            number = isinstance(current, (int, float)) and not isinstance(current, bool)
+            if number and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConvoforgeError(f"critic {critic.name!r} setting {key!r} takes a number, not {value!r}")
             setattr(critic, key, value)
     names = [c.name for c in critics]
     if dup := sorted({n for n in names if names.count(n) > 1}):

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from convoforge.critics.base import Candidate, Critic, Verdict
+from convoforge.errors import ConvoforgeError
 from convoforge.llm.embeddings import Embedder
 
 
@@ -48,6 +49,17 @@ class RealismExpert(Critic):
         self.threshold = 0.0
         self.learned: dict = {}
 
+    @property
+    def drop_share(self) -> float:
+        """The share of earlier candidates' scores its threshold sits at (`--critic-option realism.drop_share=X`)."""
+        return self._drop_share
+
+    @drop_share.setter
+    def drop_share(self, value: float) -> None:
+        if not 0 <= value < 1:
+            raise ConvoforgeError(f"critic 'realism' setting 'drop_share' is a share from 0 to below 1, not {value}")
+        self._drop_share = float(value)
+
     def _embedder(self) -> Embedder:
         from convoforge.llm.embeddings import load_embedder
 
@@ -59,7 +71,7 @@ class RealismExpert(Critic):
         from convoforge.datasets.discriminator import fit_discriminator
 
         self.model = None
-        self.learned = {"real": len(real), "generated": len(generated)}
+        self.learned = {"real": len(real), "generated": len(generated), "drop_share": self.drop_share}
         if min(len(real), len(generated)) < self.least:
             self.learned["reason"] = f"fewer than {self.least} real or earlier generated conversations"
             return self.learned
