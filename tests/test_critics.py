@@ -156,3 +156,15 @@ def test_selection_with_everyone_dropped_has_no_winner():
     critics = [load_critic("toxicity")]
     outcome = select([cand("a")], {"toxicity": {"a": v("t", passed=False)}}, critics)["p0"]
     assert outcome.winner is None and "toxicity" in outcome.reasons["a"]
+
+
+def test_settings_reach_the_named_critics_and_the_command_line_form_parses():
+    from convoforge.app.persona_cli import critic_settings
+
+    options = critic_settings(["faithfulness.threshold=0.3", "realism.drop_share=0.85"], {"threshold": 0.2})
+    assert options == {"faithfulness": {"threshold": 0.3}, "realism": {"drop_share": 0.85}}  # the option wins
+    assert critic_settings(["faithfulness.unit=text"], {}) == {"faithfulness": {"unit": "text"}}  # not JSON: text
+    faithful, realism = load_critics(["faithfulness", "realism"], options)
+    assert faithful.threshold == 0.3 and realism.drop_share == 0.85
+    with pytest.raises(ConvoforgeError, match="setting 'drop_share' takes a number, not True"):
+        load_critics(["realism"], {"realism": {"drop_share": True}})
