@@ -168,3 +168,5 @@ def test_settings_reach_the_named_critics_and_the_command_line_form_parses():
     assert faithful.threshold == 0.3 and realism.drop_share == 0.85
     with pytest.raises(ConvoforgeError, match="setting 'drop_share' takes a number, not True"):
         load_critics(["realism"], {"realism": {"drop_share": True}})
+    with pytest.raises(ConvoforgeError, match="setting 'embedder' takes text, not 5"):
+        load_critics(["faithfulness"], {"faithfulness": {"embedder": 5}})

@@ -106,6 +106,8 @@ def load_critics(refs: list[str], options: dict[str, dict] | None = None) -> lis
             number = isinstance(current, (int, float)) and not isinstance(current, bool)
             if number and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ConvoforgeError(f"critic {critic.name!r} setting {key!r} takes a number, not {value!r}")
+            if isinstance(current, str) and not isinstance(value, str):
+                raise ConvoforgeError(f"critic {critic.name!r} setting {key!r} takes text, not {value!r}")
             setattr(critic, key, value)
     names = [c.name for c in critics]
     if dup := sorted({n for n in names if names.count(n) > 1}):
