@@ -159,7 +159,7 @@ def test_selection_with_everyone_dropped_has_no_winner():
 
 
 def test_settings_reach_the_named_critics_and_the_command_line_form_parses():
-    from convoforge.app.persona_cli import critic_settings
+    from convoforge.app.cli import critic_settings
 
     options = critic_settings(["faithfulness.threshold=0.3", "realism.drop_share=0.85"], {"threshold": 0.2})
     assert options == {"faithfulness": {"threshold": 0.3}, "realism": {"drop_share": 0.85}}  # the option wins
@@ -170,3 +170,57 @@ def test_settings_reach_the_named_critics_and_the_command_line_form_parses():
         load_critics(["realism"], {"realism": {"drop_share": True}})
     with pytest.raises(ConvoforgeError, match="setting 'embedder' takes text, not 5"):
         load_critics(["faithfulness"], {"faithfulness": {"embedder": 5}})
+
+
+class Wordy(Critic):
+    """A user's critic with a setting: fails turns longer than `most` words."""
+
+    name = "wordy"
+    role = "filter"
+    reads = ("turns",)
+
+    def __init__(self, most: int = 20) -> None:
+        self.most = most
+
+    def judge_one(self, candidate, llm):
+        longest = max(len(t.content.split()) for t in candidate.turns)
+        return Verdict(critic=self.name, passed=longest <= self.most, score=float(longest))
+
+
+WORDY = Wordy()  # an object, not a class: nothing to build, so nothing to set
+
+
+def test_settings_are_constructor_arguments_checked_against_their_type_hints(tmp_path):
+    (wordy,) = load_critics(["tests.test_critics:Wordy"], {"wordy": {"most": 1}})
+    assert wordy.most == 1 and not wordy.judge_one(cand("a", lines=("Hi there?", "Hello!")), None).passed
+    with pytest.raises(ConvoforgeError, match=r"setting 'most' takes a whole number, not 1.5"):
+        load_critics(["tests.test_critics:Wordy"], {"wordy": {"most": 1.5}})
+    with pytest.raises(ConvoforgeError, match=r"critic 'tests\.test_critics:WORDY' is an object, not a class"):
+        load_critics(["tests.test_critics:WORDY"], {"wordy": {"most": 1}})
+    # what a critic learns or builds while it runs is not a setting: the realism critic's fitted model
+    with pytest.raises(ConvoforgeError, match=r"has no setting 'model' \(its settings: embedder, drop_share, least\)"):
+        load_critics(["realism"], {"realism": {"model": 5}})
+    with pytest.raises(ConvoforgeError, match="setting 'embedder' takes Embedder or text or null, not 5"):
+        load_critics(["realism"], {"realism": {"embedder": 5}})
+    (realism,) = load_critics(["realism"], {"realism": {"embedder": "all-minilm-l6-v2"}})
+    assert realism.embedder == "all-minilm-l6-v2"
+    with pytest.raises(ConvoforgeError, match="""setting 'mode' takes one of "pointwise", "pairwise", not 'both'"""):
+        load_critics(["quality_depth"], {"quality_depth": {"mode": "both"}})
+    (depth,) = load_critics(["quality_depth"], {"quality_depth": {"mode": "pairwise"}})
+    assert depth.mode == "pairwise"
+    # a setting that builds state: the toxicity lexicon from a user's file, and a missing file is one line
+    (tmp_path / "terms.txt").write_text("hello\n")
+    (tox,) = load_critics(["toxicity"], {"toxicity": {"terms_file": str(tmp_path / "terms.txt")}})
+    assert not tox.judge_one(cand("a"), None).passed and load_critic("toxicity").judge_one(cand("a"), None).passed
+    with pytest.raises(ConvoforgeError, match=r"critic 'toxicity' cannot be built with .*No such file"):
+        load_critics(["toxicity"], {"toxicity": {"terms_file": str(tmp_path / "none.txt")}})
+
+
+def test_critics_list_shows_each_critic_s_settings_with_defaults():
+    from convoforge.critics.plugins import list_critics
+
+    rows = {r.name: r.settings for r in list_critics()}
+    assert rows["realism"] == "embedder=null, drop_share=0.5, least=6"
+    assert rows["quality_depth"] == 'mode="pointwise", method="auto"'
+    assert rows["quality_depth_trained"] == 'mode="pointwise"'  # its method is its name
+    assert rows["toxicity"] == "terms_file=null" and rows["faithfulness_llm"] == ""

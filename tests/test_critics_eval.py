@@ -205,6 +205,27 @@ def test_eval_critics_rejects_an_unknown_corruption(tmp_path):
     assert "unknown corruption 'nonsense'" in str(result.exception)
 
 
+def test_eval_critics_measures_a_critic_at_the_settings_given(tmp_path):
+    from convoforge.app.cli import _register, app
+
+    _register()
+    ref = tmp_path / "spc.csv"
+    write_spc(ref, fixture_rows(40))
+    terms = tmp_path / "terms.txt"
+    terms.write_text("zzzunused\n")  # a lexicon no insult corruption uses: the critic no longer sees them
+    args = ["--model", "scripted:echo", "eval", "critics", "--reference", str(ref), "--limit", "10"]
+    args += ["--critic", "toxicity", "--corruption", "insult"]
+    report = json.loads(CliRunner().invoke(app, args).output.strip().splitlines()[-1])
+    assert report["critics"]["toxicity"]["auc"]["insult"] > 0.7 and "critic_options" not in report
+    result = CliRunner().invoke(app, [*args, "--critic-option", f"toxicity.terms_file={terms}"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert report["critic_options"] == {"toxicity": {"terms_file": str(terms)}}
+    assert report["critics"]["toxicity"]["auc"]["insult"] == 0.5
+    bad = CliRunner().invoke(app, [*args, "--critic-option", "toxicity.terms=1"])
+    assert bad.exit_code != 0 and "critic 'toxicity' has no setting 'terms'" in str(bad.exception)
+
+
 def test_corruptions_are_seeded():
     rows = fixture_rows(6)
     assert corrupt_all(rows, ["shuffled", "speaker_swap"], seed=4) == corrupt_all(

@@ -179,6 +179,12 @@ def test_generate_samples_judges_the_policy_on_train_pairs_into_on_policy_pairs(
     assert len(rows) == len(train_pairs) and all(r["chosen"][0]["content"] == good for r in rows)
     again = cf(*args)
     assert again.returncode == 2 and "exists" in again.stderr
+    (tmp_path / "terms.txt").write_text("beagle\n")  # a lexicon that calls the good conversation toxic
+    strict = [str(tmp_path / "strict") if a == str(out) else a for a in args]
+    made = cf(*strict, "--critic-option", f"toxicity.terms_file={tmp_path / 'terms.txt'}")
+    assert made.returncode == 0, made.stderr[-1500:]
+    assert json.loads(made.stdout)["acceptance"] == 0
+    assert "critic_options" in (tmp_path / "strict" / "README.md").read_text()
     run = cf(*args[:5], str(persona_data), "--out", str(tmp_path / "x"))  # a persona run, not an export
     assert run.returncode == 2 and "not an exported training set" in run.stderr
 

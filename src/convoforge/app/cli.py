@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -164,6 +165,34 @@ def ray_option(what: str) -> str | None:
         help=f"Run {what} in shards on Ray workers: a new local Ray instance, or ADDRESS ('auto', "
         "'ray://host:10001'). Needs pip install 'convoforge[ray]'.",
     )
+
+
+def critic_option_flag() -> list[str]:
+    """The --critic-option NAME.SETTING=VALUE option of the commands that load critics."""
+    return typer.Option(
+        [],
+        "--critic-option",
+        help="A critic's setting, NAME.SETTING=VALUE (VALUE read as JSON, else as text; `convoforge critics list` "
+        "shows each critic's); repeat. E.g. realism.drop_share=0.85: the realism critic drops what reads less real "
+        "than 85% of earlier candidates.",
+    )
+
+
+def critic_settings(items: list[str], faithfulness: dict | None = None) -> dict[str, dict]:
+    """`--critic-option NAME.SETTING=VALUE` items (and the faithfulness flags) as `load_critics` options."""
+    options: dict[str, dict] = {"faithfulness": dict(faithfulness)} if faithfulness else {}
+    for item in items:
+        name, dot, rest = item.partition(".")
+        setting, eq, text = rest.partition("=")
+        if not (dot and eq and name and setting):
+            example = "e.g. realism.drop_share=0.85"
+            raise ConvoforgeError(f"--critic-option {item!r}: expected NAME.SETTING=VALUE, {example}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        options.setdefault(name, {})[setting] = value
+    return options
 
 
 vllm_app = typer.Typer(help="vLLM, the serving engine: its environment and a server on a local model.")

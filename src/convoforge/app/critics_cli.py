@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from convoforge.app.cli import eval_app, settings, train_app
+from convoforge.app.cli import critic_option_flag, critic_settings, eval_app, settings, train_app
 from convoforge.errors import ConvoforgeError
 
 
@@ -22,6 +22,7 @@ def eval_critics(
     critic: list[str] = typer.Option(
         None, "--critic", help="Critic to measure; repeat. Default: the built-in mixture."
     ),
+    critic_option: list[str] = critic_option_flag(),
     critic_model: str | None = typer.Option(None, help="Model spec the LLM critics ask (default: --model)."),
     corruption: list[str] = typer.Option(None, "--corruption", help="Corruption to build; repeat. Default: all."),
     limit: int = typer.Option(100, min=2, help="Held-out conversations to corrupt (a seeded sample)."),
@@ -44,7 +45,8 @@ def eval_critics(
         raise ConvoforgeError(f"unknown corruption {unknown[0]!r}; known: {', '.join(CORRUPTIONS)}")
     if not reference.is_file():
         raise ConvoforgeError(f"no reference CSV at {reference}")
-    critics = load_critics(list(critic or DEFAULT_CRITICS))
+    options = critic_settings(critic_option)
+    critics = load_critics(list(critic or DEFAULT_CRITICS), options)
     rows = [r for r in read_spc(reference) if split_of(r) == "test" and len(r["turns"]) >= 4]
     rows = random.Random(seed).sample(rows, min(limit, len(rows)))
     spec = critic_model or settings.model
@@ -58,6 +60,7 @@ def eval_critics(
         "split": "held-out (hash of profiles, 40%)",
         "critic_model": llm.name,
         "constrained": bool(llm.supports_json_schema),
+        **({"critic_options": options} if options else {}),
         **result,
         "seconds": round(time.perf_counter() - started, 1),
     }

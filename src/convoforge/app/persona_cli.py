@@ -11,7 +11,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from convoforge.agents.persona.context import PersonaContext
-from convoforge.app.cli import app, critics_app, err, eval_app, generate_app, out, ray_option, settings
+from convoforge.app.cli import (
+    app,
+    critic_option_flag,
+    critic_settings,
+    critics_app,
+    err,
+    eval_app,
+    generate_app,
+    out,
+    ray_option,
+    settings,
+)
 from convoforge.critics import DEFAULT_CRITICS, list_critics
 from convoforge.errors import ConvoforgeError
 
@@ -36,23 +47,6 @@ def _cluster_cpus(address: str | None) -> int:
     from convoforge.cluster import connect
 
     return max(1, int(connect(address).cluster_resources().get("CPU", 1)))
-
-
-def critic_settings(items: list[str], faithfulness: dict) -> dict[str, dict]:
-    """`--critic-option NAME.SETTING=VALUE` items (and the faithfulness flags) as `load_critics` options."""
-    options: dict[str, dict] = {"faithfulness": dict(faithfulness)} if faithfulness else {}
-    for item in items:
-        name, dot, rest = item.partition(".")
-        setting, eq, text = rest.partition("=")
-        if not (dot and eq and name and setting):
-            example = "e.g. realism.drop_share=0.85"
-            raise ConvoforgeError(f"--critic-option {item!r}: expected NAME.SETTING=VALUE, {example}")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        options.setdefault(name, {})[setting] = value
-    return options
 
 
 @generate_app.command("personas")
@@ -120,12 +114,7 @@ def generate_personas(
     faithfulness_scorer: Path | None = typer.Option(
         None, help="A tuned faithfulness embedder (`convoforge train faithfulness`)."
     ),
-    critic_option: list[str] = typer.Option(
-        [],
-        "--critic-option",
-        help="A critic's setting, NAME.SETTING=VALUE (VALUE read as JSON, else as text); repeat. E.g. "
-        "realism.drop_share=0.85: the realism critic drops what reads less real than 85% of earlier candidates.",
-    ),
+    critic_option: list[str] = critic_option_flag(),
     random_seed: int = typer.Option(
         0, "--random-seed", help="Seed of the pairing, the examples and every sampled request."
     ),
@@ -250,6 +239,7 @@ def generate_samples(
     pairs: int | None = typer.Option(None, min=1, help="At most this many persona pairs (a seeded sample)."),
     critic_model: str | None = typer.Option(None, help="Model spec for the critics (default: --model)."),
     critic: list[str] = typer.Option(None, help="Critic name or module:Name; repeat. Default: the built-in mixture."),
+    critic_option: list[str] = critic_option_flag(),
     min_turns: int = typer.Option(3, min=1, help="Fewest turns per user for a candidate to parse."),
     max_tokens: int = typer.Option(320, min=16, help="Token budget of one generated conversation."),
     random_seed: int = typer.Option(
@@ -298,6 +288,7 @@ def generate_samples(
         force=force,
         base_url=settings.base_url,
         drop_leaky=drop_leaky,
+        critic_options=critic_settings(critic_option),
     )
     typer.echo(json.dumps(summary))
 
@@ -309,10 +300,10 @@ def critics_list() -> None:
     Example: convoforge critics list
     """
     table = Table(title="critics")
-    for col in ("name", "role", "source", "description"):
+    for col in ("name", "role", "source", "description", "settings (--critic-option NAME.SETTING=VALUE)"):
         table.add_column(col)
     for row in list_critics():
-        table.add_row(row.name, row.role, row.source, row.description)
+        table.add_row(row.name, row.role, row.source, row.description, row.settings)
     out.print(table)
 
 

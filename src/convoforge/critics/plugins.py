@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
+import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import entry_points
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from convoforge.critics.base import Critic, Verdict
 from convoforge.critics.faithfulness import FaithfulnessExpert, LLMFaithfulnessExpert
@@ -18,13 +25,9 @@ from convoforge.errors import ConvoforgeError
 
 ENTRY_POINT_GROUP = "convoforge.critics"
 
-BUILTINS: dict[str, Callable[[], Critic]] = {
-    **{f"quality_{d}": (lambda d=d: QualityExpert(d)) for d in FED_POLICIES},
-    **{
-        f"quality_{d}_{m}": (lambda d=d, m=m: QualityExpert(d, method=m))
-        for m in ("prompted", "trained")
-        for d in FED_POLICIES
-    },
+BUILTINS: dict[str, Callable[..., Critic]] = {
+    **{f"quality_{d}": partial(QualityExpert, d) for d in FED_POLICIES},
+    **{f"quality_{d}_{m}": partial(QualityExpert, d, method=m) for m in ("prompted", "trained") for d in FED_POLICIES},
     "faithfulness": FaithfulnessExpert,
     "faithfulness_llm": LLMFaithfulnessExpert,
     "toxicity": ToxicityExpert,
@@ -49,13 +52,79 @@ class FunctionCritic(Critic):
         return self.fn(candidate, llm=llm) if self._wants_llm else self.fn(candidate)
 
 
-def as_critic(obj: Any, ref: str) -> Critic:
-    """Instantiate classes, wrap functions, and check the contract."""
-    if inspect.isclass(obj):
+def buildable(obj: Any) -> bool:
+    """Whether `obj` builds a critic when called (a class or a partial of one), rather than being one."""
+    return inspect.isclass(obj) or (isinstance(obj, partial) and inspect.isclass(obj.func))
+
+
+def settings_of(factory: Any) -> dict[str, tuple[Any, Any]]:
+    """A buildable critic's settings: its constructor's keyword arguments, each as (type hint, default)."""
+    if not buildable(factory):
+        return {}
+    cls = factory.func if isinstance(factory, partial) else factory
+    bound = set(factory.keywords) if isinstance(factory, partial) else set()
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # an annotation that does not resolve: fall back to the defaults' types
+        hints = {}
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    found = {}
+    for p in params:
+        if p.kind in kinds and p.name not in bound and not p.name.startswith("_"):
+            default = None if p.default is inspect.Parameter.empty else p.default
+            found[p.name] = (hints.get(p.name) or (type(default) if default is not None else Any), default)
+    return found
+
+
+def describe_type(hint: Any) -> str:
+    """A type hint as a user reads it: `float | None` is 'a number or null'."""
+    words = {float: "a number", int: "a whole number", str: "text", bool: "true or false", Path: "a path"}
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(json.dumps(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    if hint in words:
+        return words[hint]
+    if args := typing.get_args(hint):
+        return " or ".join(dict.fromkeys(describe_type(a) for a in args))
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", getattr(hint, "__name__", str(hint)))
+
+
+def check_setting(name: str, key: str, value: Any, hint: Any) -> Any:
+    """A setting's JSON value checked (strictly) against its type hint; a one-line error if it does not fit."""
+    try:
+        adapter = TypeAdapter(hint, config=ConfigDict(arbitrary_types_allowed=True))
+    except Exception:  # a hint pydantic cannot build a validator for (it names a config of its own)
+        return value
+    try:
+        return adapter.validate_json(json.dumps(value), strict=True)
+    except (ValidationError, TypeError):
+        raise ConvoforgeError(f"critic {name!r} setting {key!r} takes {describe_type(hint)}, not {value!r}") from None
+
+
+def as_critic(obj: Any, ref: str, settings: dict | None = None) -> Critic:
+    """Build classes (with `settings` as constructor arguments), wrap functions, and check the contract."""
+    settings = settings or {}
+    if buildable(obj):
+        known = settings_of(obj)
+        name = getattr(obj, "name", None) if isinstance(getattr(obj, "name", None), str) else ref
+        for key in settings:
+            if key not in known:
+                listed = ", ".join(known) or "none"
+                raise ConvoforgeError(f"critic {name!r} has no setting {key!r} (its settings: {listed})")
+        kwargs = {k: check_setting(name, k, v, known[k][0]) for k, v in settings.items()}
         try:
-            obj = obj()
+            obj = obj(**kwargs)
         except TypeError as exc:
             raise ConvoforgeError(f"critic {ref!r} cannot be built without arguments: {exc}") from exc
+        except (OSError, ValueError) as exc:
+            raise ConvoforgeError(f"critic {ref!r} cannot be built with {kwargs}: {exc}") from exc
+    elif settings:
+        raise ConvoforgeError(f"critic {ref!r} is an object, not a class: it takes no settings ({', '.join(settings)})")
     elif callable(obj) and not hasattr(obj, "judge"):
         obj = FunctionCritic(obj)
     if not hasattr(obj, "judge") or not isinstance(getattr(obj, "name", None), str):
@@ -71,14 +140,14 @@ def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def load_critic(ref: str) -> Critic:
-    """A built-in name, an installed entry-point name, or `module.path:Attr`."""
+def resolve(ref: str) -> Any:
+    """What a reference names, unbuilt: a built-in name, an installed entry-point name, or `module.path:Attr`."""
     if ref in BUILTINS:
-        return BUILTINS[ref]()
+        return BUILTINS[ref]
     installed = _entry_points()
     if ref in installed:
         try:
-            return as_critic(installed[ref].load(), ref)
+            return installed[ref].load()
         except ImportError as exc:
             raise ConvoforgeError(f"critic entry point {ref!r} failed to import: {exc}") from exc
     module, sep, attr = ref.partition(":")
@@ -86,29 +155,24 @@ def load_critic(ref: str) -> Critic:
         known = ", ".join([*BUILTINS, *installed])
         raise ConvoforgeError(f"unknown critic {ref!r}: use one of {known}, or module.path:Name")
     try:
-        obj = getattr(importlib.import_module(module), attr)
+        return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise ConvoforgeError(f"cannot import critic {ref!r}: {exc}") from exc
-    return as_critic(obj, ref)
+
+
+def load_critic(ref: str, settings: dict | None = None) -> Critic:
+    """A built-in name, an installed entry-point name, or `module.path:Attr`, built with `settings`."""
+    return as_critic(resolve(ref), ref, settings)
 
 
 def load_critics(refs: list[str], options: dict[str, dict] | None = None) -> list[Critic]:
-    """Load critics, set per-critic options (e.g. a threshold), refuse duplicate names and unknown settings."""
-    critics = [load_critic(r) for r in refs]
-    if unknown := sorted(set(options or {}) - {c.name for c in critics}):
-        names = ", ".join(c.name for c in critics)
-        raise ConvoforgeError(f"settings for critic {unknown[0]!r}, which this run does not have ({names})")
-    for critic in critics:
-        for key, value in (options or {}).get(critic.name, {}).items():
-            if key.startswith("_") or not hasattr(critic, key) or callable(getattr(critic, key)):
-                raise ConvoforgeError(f"critic {critic.name!r} has no setting {key!r}")
-            current = getattr(critic, key)
-            number = isinstance(current, (int, float)) and not isinstance(current, bool)
-            if number and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise ConvoforgeError(f"critic {critic.name!r} setting {key!r} takes a number, not {value!r}")
-            if isinstance(current, str) and not isinstance(value, str):
-                raise ConvoforgeError(f"critic {critic.name!r} setting {key!r} takes text, not {value!r}")
-            setattr(critic, key, value)
+    """Load critics with per-critic settings (keyed by critic name); refuse duplicate names and unknown settings."""
+    options = options or {}
+    found = [(ref, resolve(ref)) for ref in refs]
+    names = [obj.name if isinstance(getattr(obj, "name", None), str) else ref for ref, obj in found]
+    if unknown := sorted(set(options) - set(names)):
+        raise ConvoforgeError(f"settings for critic {unknown[0]!r}, which this run does not have ({', '.join(names)})")
+    critics = [as_critic(obj, ref, options.get(name)) for (ref, obj), name in zip(found, names, strict=True)]
     names = [c.name for c in critics]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise ConvoforgeError(f"two critics share the name {dup[0]!r}")
@@ -123,16 +187,30 @@ class CriticInfo:
     role: str
     source: str
     description: str
+    settings: str = ""
+
+
+def settings_line(factory: Any) -> str:
+    """A critic's settings with their defaults, as `--critic-option` takes them: `drop_share=0.5, least=6`."""
+    parts = []
+    for key, (_, default) in settings_of(factory).items():
+        try:
+            parts.append(f"{key}={json.dumps(default)}")
+        except TypeError:
+            parts.append(key)
+    return ", ".join(parts)
 
 
 def list_critics() -> list[CriticInfo]:
     """Built-ins and installed entry points, with where each comes from."""
-    rows = [CriticInfo(n, f().role, "built-in", f().description) for n, f in BUILTINS.items()]
+    rows = [CriticInfo(n, f().role, "built-in", f().description, settings_line(f)) for n, f in BUILTINS.items()]
     for name, ep in sorted(_entry_points().items()):
         dist = ep.dist.name if ep.dist else "?"
         try:
-            critic = as_critic(ep.load(), name)
-            rows.append(CriticInfo(name, critic.role, f"entry point {ep.value} ({dist})", critic.description))
+            obj = ep.load()
+            critic = as_critic(obj, name)
+            source = f"entry point {ep.value} ({dist})"
+            rows.append(CriticInfo(name, critic.role, source, critic.description, settings_line(obj)))
         except (ImportError, ConvoforgeError) as exc:
             rows.append(CriticInfo(name, "?", f"entry point {ep.value} ({dist})", f"broken: {exc}"))
     return rows

@@ -132,10 +132,12 @@ def sample_run(
     force: bool = False,
     base_url: str | None = None,
     drop_leaky: bool = False,
+    critic_options: dict[str, dict] | None = None,
 ) -> dict:
     """Sample the policy on an export's persona pairs, judge, and write accepted/rejected as a persona dataset.
 
     With an SPC CSV and `drop_leaky`, no train conversation with placeholders is a pair or a few-shot example.
+    `critic_options` are the critics' settings by critic name (`--critic-option`).
     """
     from convoforge.critics.plugins import load_critics
     from convoforge.datasets.card import persona_card
@@ -151,7 +153,7 @@ def sample_run(
         split = "train"
     else:
         rows = persona_pairs(data, split, limit, seed)
-    critics = load_critics(critic_refs)
+    critics = load_critics(critic_refs, critic_options)
     llm = load_chat_model(model, base_url=base_url)
     critic_llm = llm if critic_model == model else load_chat_model(critic_model, base_url=base_url)
     candidates = generate(rows, llm, samples, ctx, max_tokens, seed, params=params)
@@ -160,6 +162,8 @@ def sample_run(
     stats = iteration_stats(0, candidates, accepted, rejected, verdicts, critics, 0)
     settings = {"samples": samples, "split": split, "min_turns": min_turns, "max_tokens": max_tokens, "seed": seed}
     settings |= {"temperature": params.temperature if params else TEMPERATURE}
+    if critic_options:
+        settings["critic_options"] = critic_options
     source = f"persona pairs of the {split} split of {data}"
     card = persona_card(
         accepted=len(accepted),

@@ -41,7 +41,7 @@ class RealismExpert(Critic):
         "earlier iterations' candidates drops the least real-looking (none in iteration 1)"
     )
 
-    def __init__(self, embedder: Embedder | None = None, drop_share: float = 0.5, least: int = 6) -> None:
+    def __init__(self, embedder: Embedder | str | None = None, drop_share: float = 0.5, least: int = 6) -> None:
         self.embedder = embedder
         self.drop_share = drop_share
         self.least = least
@@ -61,8 +61,11 @@ class RealismExpert(Critic):
         self._drop_share = float(value)
 
     def _embedder(self) -> Embedder:
+        """The embedder given, one loaded from its spec (`realism.embedder=SPEC`), or the embedded MiniLM."""
         from convoforge.llm.embeddings import load_embedder
 
+        if isinstance(self.embedder, str):
+            return load_embedder(self.embedder)
         return self.embedder or load_embedder()
 
     def learn(self, real: list[dict], generated: list[dict]) -> dict:
