@@ -190,6 +190,14 @@ class Wordy(Critic):
 WORDY = Wordy()  # an object, not a class: nothing to build, so nothing to set
 
 
+class Levelled(Wordy):
+    """A critic whose name is set when it is built, as the built-in quality experts' are."""
+
+    def __init__(self, level: str = "strict", most: int = 20) -> None:
+        super().__init__(most)
+        self.name = f"wordy_{level}"
+
+
 def test_settings_are_constructor_arguments_checked_against_their_type_hints(tmp_path):
     (wordy,) = load_critics(["tests.test_critics:Wordy"], {"wordy": {"most": 1}})
     assert wordy.most == 1 and not wordy.judge_one(cand("a", lines=("Hi there?", "Hello!")), None).passed
@@ -197,6 +205,10 @@ def test_settings_are_constructor_arguments_checked_against_their_type_hints(tmp
         load_critics(["tests.test_critics:Wordy"], {"wordy": {"most": 1.5}})
     with pytest.raises(ConvoforgeError, match=r"critic 'tests\.test_critics:WORDY' is an object, not a class"):
         load_critics(["tests.test_critics:WORDY"], {"wordy": {"most": 1}})
+    with pytest.raises(ConvoforgeError, match=r"critic 'tests\.test_critics:cand' is a function, not a class"):
+        load_critics(["tests.test_critics:cand"], {"cand": {"pair": "x"}})
+    (levelled,) = load_critics(["tests.test_critics:Levelled"], {"wordy_strict": {"most": 3}})  # keyed by its name
+    assert (levelled.name, levelled.most) == ("wordy_strict", 3)
     # what a critic learns or builds while it runs is not a setting: the realism critic's fitted model
     with pytest.raises(ConvoforgeError, match=r"has no setting 'model' \(its settings: embedder, drop_share, least\)"):
         load_critics(["realism"], {"realism": {"model": 5}})

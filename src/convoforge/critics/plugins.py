@@ -124,7 +124,8 @@ def as_critic(obj: Any, ref: str, settings: dict | None = None) -> Critic:
         except (OSError, ValueError) as exc:
             raise ConvoforgeError(f"critic {ref!r} cannot be built with {kwargs}: {exc}") from exc
     elif settings:
-        raise ConvoforgeError(f"critic {ref!r} is an object, not a class: it takes no settings ({', '.join(settings)})")
+        what = "a function" if inspect.isfunction(obj) else "an object"
+        raise ConvoforgeError(f"critic {ref!r} is {what}, not a class: it takes no settings ({', '.join(settings)})")
     elif callable(obj) and not hasattr(obj, "judge"):
         obj = FunctionCritic(obj)
     if not hasattr(obj, "judge") or not isinstance(getattr(obj, "name", None), str):
@@ -160,6 +161,19 @@ def resolve(ref: str) -> Any:
         raise ConvoforgeError(f"cannot import critic {ref!r}: {exc}") from exc
 
 
+def name_of(obj: Any, ref: str) -> str:
+    """The name a critic's settings are keyed by: a built-in's, a default build's (a name may be set when built)."""
+    if ref in BUILTINS:
+        return ref
+    if buildable(obj):
+        try:
+            return as_critic(obj, ref).name
+        except ConvoforgeError:
+            pass
+    found = getattr(obj, "name", None)
+    return found if isinstance(found, str) else getattr(obj, "__name__", ref)
+
+
 def load_critic(ref: str, settings: dict | None = None) -> Critic:
     """A built-in name, an installed entry-point name, or `module.path:Attr`, built with `settings`."""
     return as_critic(resolve(ref), ref, settings)
@@ -169,7 +183,7 @@ def load_critics(refs: list[str], options: dict[str, dict] | None = None) -> lis
     """Load critics with per-critic settings (keyed by critic name); refuse duplicate names and unknown settings."""
     options = options or {}
     found = [(ref, resolve(ref)) for ref in refs]
-    names = [obj.name if isinstance(getattr(obj, "name", None), str) else ref for ref, obj in found]
+    names = [name_of(obj, ref) for ref, obj in found]
     if unknown := sorted(set(options) - set(names)):
         raise ConvoforgeError(f"settings for critic {unknown[0]!r}, which this run does not have ({', '.join(names)})")
     critics = [as_critic(obj, ref, options.get(name)) for (ref, obj), name in zip(found, names, strict=True)]
