@@ -106,12 +106,11 @@ def check_setting(name: str, key: str, value: Any, hint: Any) -> Any:
         raise ConvoforgeError(f"critic {name!r} setting {key!r} takes {describe_type(hint)}, not {value!r}") from None
 
 
-def as_critic(obj: Any, ref: str, settings: dict | None = None) -> Critic:
+def as_critic(obj: Any, ref: str, settings: dict | None = None, name: str | None = None) -> Critic:
     """Build classes (with `settings` as constructor arguments), wrap functions, and check the contract."""
-    settings = settings or {}
+    settings, name = settings or {}, name or ref
     if buildable(obj):
         known = settings_of(obj)
-        name = getattr(obj, "name", None) if isinstance(getattr(obj, "name", None), str) else ref
         for key in settings:
             if key not in known:
                 listed = ", ".join(known) or "none"
@@ -119,10 +118,9 @@ def as_critic(obj: Any, ref: str, settings: dict | None = None) -> Critic:
         kwargs = {k: check_setting(name, k, v, known[k][0]) for k, v in settings.items()}
         try:
             obj = obj(**kwargs)
-        except TypeError as exc:
-            raise ConvoforgeError(f"critic {ref!r} cannot be built without arguments: {exc}") from exc
-        except (OSError, ValueError) as exc:
-            raise ConvoforgeError(f"critic {ref!r} cannot be built with {kwargs}: {exc}") from exc
+        except (TypeError, OSError, ValueError) as exc:
+            given = f"with {kwargs}" if kwargs else "without arguments"
+            raise ConvoforgeError(f"critic {ref!r} cannot be built {given}: {exc}") from exc
     elif settings:
         what = "a function" if inspect.isfunction(obj) else "an object"
         raise ConvoforgeError(f"critic {ref!r} is {what}, not a class: it takes no settings ({', '.join(settings)})")
@@ -161,11 +159,11 @@ def resolve(ref: str) -> Any:
         raise ConvoforgeError(f"cannot import critic {ref!r}: {exc}") from exc
 
 
-def name_of(obj: Any, ref: str) -> str:
-    """The name a critic's settings are keyed by: a built-in's, a default build's (a name may be set when built)."""
+def name_of(obj: Any, ref: str, build: bool = False) -> str:
+    """The name a critic's settings are keyed by; with `build`, a default build's (a name may be set when built)."""
     if ref in BUILTINS:
         return ref
-    if buildable(obj):
+    if build and buildable(obj):
         try:
             return as_critic(obj, ref).name
         except ConvoforgeError:
@@ -184,9 +182,11 @@ def load_critics(refs: list[str], options: dict[str, dict] | None = None) -> lis
     options = options or {}
     found = [(ref, resolve(ref)) for ref in refs]
     names = [name_of(obj, ref) for ref, obj in found]
+    if set(options) - set(names):  # a name set when the critic is built: build each once without settings to see
+        names = [name_of(obj, ref, build=True) for ref, obj in found]
     if unknown := sorted(set(options) - set(names)):
         raise ConvoforgeError(f"settings for critic {unknown[0]!r}, which this run does not have ({', '.join(names)})")
-    critics = [as_critic(obj, ref, options.get(name)) for (ref, obj), name in zip(found, names, strict=True)]
+    critics = [as_critic(obj, ref, options.get(n), n) for (ref, obj), n in zip(found, names, strict=True)]
     names = [c.name for c in critics]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise ConvoforgeError(f"two critics share the name {dup[0]!r}")
