@@ -173,6 +173,13 @@ def test_a_bad_file_is_a_one_line_error_naming_it(tmp_path, read, message):
     [
         (["generate", "samples", "--data", "BINARY", "--out", "OUT"], "not UTF-8 text; expected a Synthetic-Persona"),
         (["eval", "personas", "--data", "EXPORT"], "is not a persona dataset (needs splits accepted and rejected)"),
+        (
+            [
+                *("eval", "policy", "--data", "EXPORT", "--adapter", "OUT", "--reward-model", "OUT"),
+                *("--critic", "toxicity", "--critic-option", "toxicity.terms=x"),
+            ],
+            "critic 'toxicity' has no setting 'terms' (its settings: terms_file)",
+        ),
     ],
 )
 def test_the_cli_says_so_in_one_line_and_exits_2(tmp_path, command, message):

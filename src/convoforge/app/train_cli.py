@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from convoforge.app.cli import err, eval_app, train_app
+from convoforge.app.cli import critic_option_flag, critic_settings, err, eval_app, train_app
 from convoforge.errors import ConvoforgeError
 
 
@@ -317,6 +317,7 @@ def eval_policy(
     reward_model: Path = typer.Option(..., help="A `convoforge train reward` folder to score generations."),
     base: str = typer.Option("local:smollm2-135m", help="Local base model spec."),
     critic: list[str] = typer.Option(None, help="Critics judging acceptance (default: the built-in experts)."),
+    critic_option: list[str] = critic_option_flag(),
     critic_model: str | None = typer.Option(None, help="Model spec of the critics (default: the base)."),
     pairs: int = typer.Option(12, min=1, help="Held-out persona pairs."),
     samples: int = typer.Option(2, min=1, help="Generations per pair and policy."),
@@ -330,8 +331,10 @@ def eval_policy(
     from convoforge.training.evaluate import policy_report
 
     policies = {"base": base, **{a.name: f"{base}+adapter={a}" for a in adapter}}
+    critics, judge_with = critic or DEFAULT_CRITICS, critic_model or base
+    options = critic_settings(critic_option)
     report = policy_report(
-        data, policies, reward_model, critic or DEFAULT_CRITICS, critic_model or base, samples, pairs, min_turns
+        data, policies, reward_model, critics, judge_with, samples, pairs, min_turns, critic_options=options
     )
     typer.echo(json.dumps(report))
 

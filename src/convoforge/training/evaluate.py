@@ -96,6 +96,7 @@ def policy_report(
     min_turns: int = 3,
     max_tokens: int = 320,
     seed: int = 0,
+    critic_options: dict[str, dict] | None = None,
 ) -> dict:
     """Fresh generations of each policy on held-out persona pairs: reward-model score and critic acceptance.
 
@@ -110,9 +111,9 @@ def policy_report(
     from convoforge.critics.selection import select
     from convoforge.llm import load_chat_model
 
+    critics = load_critics(critic_refs, critic_options)  # a bad setting fails before anything loads
     rows = persona_pairs(data, "test", limit, seed)
     ctx = PersonaContext(min_turns=min_turns)
-    critics = load_critics(critic_refs)
     critic_llm = load_chat_model(critic_model)
     rm, rm_tokenizer = load_reward_model(reward_model)
     candidates, owner = [], {}
@@ -132,6 +133,8 @@ def policy_report(
     voted = any(v.valid for c in critics if c.role == "quality" for v in verdicts[c.name].values())
     report: dict[str, Any] = {"pairs": len(rows), "samples_per_pair": samples, "critics": [c.name for c in critics]}
     report["pair_ids"] = [r["pair_id"] for r in rows]
+    if critic_options:
+        report["critic_options"] = critic_options
     for name in policies:
         mine = [(c, s) for c, s in zip(candidates, scores, strict=True) if owner[c.id] == name]
         report[name] = {
