@@ -263,7 +263,9 @@ def test_critic_option_sets_a_critic_s_setting_and_bad_ones_are_one_line_errors(
     realism = ["--add-critic", "realism", "--critic-option", "realism.drop_share=0.85"]
     result = cf(*model, *realism, "--out", str(out), env=env)
     assert result.returncode == 0, result.stderr
-    assert '"drop_share": 0.85' in (out / "README.md").read_text()  # what the realism critic learnt, on the card
+    card = (out / "README.md").read_text()
+    assert '"drop_share": 0.85' in card.split("## Settings")[0]  # what the realism critic learnt, on the card
+    assert '"critic_options": {\n    "realism": {\n      "drop_share": 0.85' in card  # and the settings it ran with
     for option, error in [
         ("realism.drop_share", "expected NAME.SETTING=VALUE"),
         ("realism.drop_share=high", "takes a number, not 'high'"),

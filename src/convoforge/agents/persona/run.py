@@ -182,7 +182,7 @@ def _write(
         rejected=len(rejected),
         models={"generator": cfg.generator, "critic": cfg.critic_model, "expansion": cfg.model},
         critics=[{"name": c.name, "role": c.role, "description": c.description} for c in critics],
-        settings=ctx.as_dict(),
+        settings=ctx.as_dict() | ({"critic_options": cfg.critic_options} if cfg.critic_options else {}),
         stats=state.get("stats", []),
         metrics=metrics,
         seed_source=seed_source,
