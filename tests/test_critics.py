@@ -216,6 +216,10 @@ def test_settings_are_constructor_arguments_checked_against_their_type_hints(tmp
         load_critics(["realism"], {"realism": {"embedder": 5}})
     (realism,) = load_critics(["realism"], {"realism": {"embedder": "all-minilm-l6-v2"}})
     assert realism.embedder == "all-minilm-l6-v2"
+    from convoforge.llm.embeddings import Embedder
+
+    given = object.__new__(Embedder)  # from Python, an object is checked as it is, not as JSON
+    assert load_critics(["realism"], {"realism": {"embedder": given}})[0].embedder is given
     with pytest.raises(ConvoforgeError, match="""setting 'mode' takes one of "pointwise", "pairwise", not 'both'"""):
         load_critics(["quality_depth"], {"quality_depth": {"mode": "both"}})
     (depth,) = load_critics(["quality_depth"], {"quality_depth": {"mode": "pairwise"}})

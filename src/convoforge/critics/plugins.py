@@ -101,8 +101,12 @@ def check_setting(name: str, key: str, value: Any, hint: Any) -> Any:
     except Exception:  # a hint pydantic cannot build a validator for (it names a config of its own)
         return value
     try:
-        return adapter.validate_json(json.dumps(value), strict=True)
-    except (ValidationError, TypeError):
+        try:
+            text = json.dumps(value)
+        except TypeError:  # an object given from Python (an Embedder): checked as it is
+            return adapter.validate_python(value, strict=True)
+        return adapter.validate_json(text, strict=True)
+    except ValidationError:
         raise ConvoforgeError(f"critic {name!r} setting {key!r} takes {describe_type(hint)}, not {value!r}") from None
 
 
