@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
@@ -114,7 +115,7 @@ def as_critic(obj: Any, ref: str, settings: dict | None = None, name: str | None
     """Build classes (with `settings` as constructor arguments), wrap functions, and check the contract."""
     settings, name = settings or {}, name or ref
     if buildable(obj):
-        known = settings_of(obj)
+        known = settings_of(obj) if settings else {}  # read the constructor only when there is something to set
         for key in settings:
             if key not in known:
                 listed = ", ".join(known) or "none"
@@ -168,10 +169,8 @@ def name_of(obj: Any, ref: str, build: bool = False) -> str:
     if ref in BUILTINS:
         return ref
     if build and buildable(obj):
-        try:
+        with contextlib.suppress(ConvoforgeError):  # a class that needs arguments keeps its class-level name
             return as_critic(obj, ref).name
-        except ConvoforgeError:
-            pass
     found = getattr(obj, "name", None)
     return found if isinstance(found, str) else getattr(obj, "__name__", ref)
 
@@ -221,7 +220,8 @@ def settings_line(factory: Any) -> str:
 
 def list_critics() -> list[CriticInfo]:
     """Built-ins and installed entry points, with where each comes from."""
-    rows = [CriticInfo(n, f().role, "built-in", f().description, settings_line(f)) for n, f in BUILTINS.items()]
+    built = {n: f() for n, f in BUILTINS.items()}  # each built once
+    rows = [CriticInfo(n, c.role, "built-in", c.description, settings_line(BUILTINS[n])) for n, c in built.items()]
     for name, ep in sorted(_entry_points().items()):
         dist = ep.dist.name if ep.dist else "?"
         try:
