@@ -25,6 +25,9 @@ def test_every_command_has_help_with_an_example(command):
     assert "Example" in result.stdout
 
 
+GENERATOR = ["train", "generator", "--data", "spc.csv", "--out", "never"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -49,6 +52,18 @@ def test_every_command_has_help_with_an_example(command):
         (
             ["train", "generator", "--data", "spc.csv", "--out", "never", "--rounds", "2", "--drop-leaky-rounds", "3"],
             "--drop-leaky-rounds must list rounds between 1 and 2",
+        ),
+        (
+            [*GENERATOR, "--critic-option", "realism.drop_share=0.8"],
+            "--critic and --critic-option judge the critics rounds; this plan runs none",
+        ),
+        (
+            [*GENERATOR, "--rounds", "1", "--round-kind", "real", "--add-critic", "realism"],
+            "--critic and --critic-option judge the critics rounds; this plan runs none",
+        ),
+        (
+            [*GENERATOR, "--rounds", "1", "--critic-option", "toxicity.nope=1"],
+            "critic 'toxicity' has no setting 'nope' (its settings: terms_file)",
         ),
         (["train", "dpo", "--data", "pairs", "--out", "never", "--realism"], "the realism reward is for rl"),
     ],

@@ -336,6 +336,59 @@ def test_real_pairs_prefer_the_real_spc_conversation_to_each_of_the_policys_samp
         real_pairs(out / "pairs", f"scripted:{replies}", tmp_path / "x")
 
 
+def test_a_critics_round_is_judged_by_the_critics_and_settings_given(tmp_path):
+    from convoforge.errors import ConvoforgeError
+    from convoforge.training.generator import Rounds, round_pairs
+    from tests.test_critics_eval import fixture_rows, write_spc
+
+    spc = tmp_path / "spc.csv"
+    write_spc(spc, fixture_rows(30))
+    good = "\n".join(f"User {1 + i % 2}: Turn number {i} about something else entirely." for i in range(6))
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps([good, "User 1: Hi.\nUser 2: Hey."]))  # each pair: one good, one too short
+    policy = f"scripted:{replies}"
+    plain = round_pairs(spc, policy, tmp_path / "plain", Rounds(pairs=4, samples=2, critics=("toxicity",)), seed=0)
+    assert plain["acceptance"] == 0.5 and plain["preference_pairs"] >= 1
+    (tmp_path / "terms.txt").write_text("something\n")  # a lexicon that calls the good conversation toxic
+    options = {"toxicity": {"terms_file": str(tmp_path / "terms.txt")}}
+    strict = Rounds(pairs=4, samples=2, critics=("toxicity",), critic_options=options)
+    with pytest.raises(ConvoforgeError, match="yields no pairs rows"):  # nothing the critics accept to prefer
+        round_pairs(spc, policy, tmp_path / "strict", strict, seed=0)
+    card = (tmp_path / "strict" / "samples" / "README.md").read_text()
+    assert "terms.txt" in card and "| toxicity | filter |" in card and "| quality_" not in card  # only it judged
+
+
+def test_train_generators_card_command_restates_the_rounds_critics_and_settings(tmp_path, monkeypatch):
+    import shlex
+
+    from typer.testing import CliRunner
+
+    import convoforge.training.generator as generator
+    from convoforge.app.cli import _register, app
+    from convoforge.critics.plugins import DEFAULT_CRITICS
+
+    seen = []
+    monkeypatch.setattr(generator, "train_generator", lambda *args, **kwargs: seen.append(kwargs["rounds"]) or {})
+    _register()
+    args = ["train", "generator", "--data", "spc.csv", "--out", "never", "--rounds", "1", "--add-critic", "realism"]
+    args += ["--critic-option", "realism.drop_share=0.85", "--critic-option", "toxicity.terms_file=my terms.txt"]
+    args += ["--critic-option", 'realism.embedder="5"']  # text that would read as JSON stays text, quoted
+    assert CliRunner().invoke(app, args).exit_code == 0
+    first = seen[0]
+    assert first.critics == (*DEFAULT_CRITICS, "realism")
+    assert first.critic_options == {
+        "realism": {"drop_share": 0.85, "embedder": "5"},
+        "toxicity": {"terms_file": "my terms.txt"},
+    }
+    assert "`realism`" in generator.critics_text(first) and "0.85" in generator.critics_text(first)
+    flags = shlex.split(generator.option_flags(first))
+    assert CliRunner().invoke(app, [*args[:8], *flags]).exit_code == 0
+    assert seen[1] == first  # the card's flags rebuild the same critics and settings
+    assert generator.critics_text(generator.Rounds()) == "the built-in experts" and not generator.option_flags(
+        generator.Rounds()
+    )
+
+
 def test_drop_leaky_keeps_spcs_placeholder_conversations_out_of_training_but_not_out_of_the_test_split(tmp_path):
     from convoforge.critics.faithfulness_data import split_of
     from convoforge.datasets.records import read_dataset

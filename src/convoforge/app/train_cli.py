@@ -153,12 +153,20 @@ def train_generator_command(
     drop_leaky_rounds: str = typer.Option(
         "", help="Rounds (1-based, comma list: 3,4) that leave out SPC conversations with placeholders."
     ),
+    critic: list[str] = typer.Option(
+        [], "--critic", help="Critic name or module:Name judging the critics rounds; repeat. Default: the built-in."
+    ),
+    add_critic: list[str] = typer.Option(
+        [], "--add-critic", help="A critic to add to the default mixture (or to --critic's) for those rounds; repeat."
+    ),
+    critic_option: list[str] = critic_option_flag(),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out (once the new one is done)."),
 ) -> None:
     """LoRA SFT of the persona generator in its own prompt, then on-policy DPO rounds; rebuilds the shipped one.
 
     Example: convoforge train generator --data spc/Synthetic-Persona-Chat_valid.csv --out models/generator
     """
+    from convoforge.critics.plugins import DEFAULT_CRITICS
     from convoforge.training.generator import Rounds, train_generator
     from convoforge.training.lora import LoraSettings
 
@@ -174,6 +182,8 @@ def train_generator_command(
         kind=round_kind,
         rank=round_rank,
         drop_leaky_rounds=drop_leaky_rounds,
+        critics=tuple([*(critic or DEFAULT_CRITICS), *add_critic] if critic or add_critic else ()),
+        critic_options=critic_settings(critic_option),
     )
     result = train_generator(
         data, out_dir, settings, few_shot=few_shot, force=force, echo=err.print, rounds=plan, drop_leaky=drop_leaky

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 import shutil
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from convoforge.agents.persona.context import PersonaContext
@@ -168,6 +169,8 @@ class Rounds:
 
     `kind`, `pairs` and `samples` may be comma lists, taken in turn round by round (`at`); `drop_leaky_rounds`
     lists the 1-based rounds that leave SPC's placeholder conversations out (`drop_leaky`: every round).
+    `critics` (references, `--critic`) and `critic_options` (`--critic-option`) judge the critics rounds; none
+    given: the built-in experts.
     """
 
     count: int = 1
@@ -180,6 +183,8 @@ class Rounds:
     rank: int = 32  # the merged adapter's rank is cut to this (truncated SVD) so the shipped file stays small
     drop_leaky: bool = False  # no SPC conversation with placeholders as a pair, an example or a chosen answer
     drop_leaky_rounds: str = ""
+    critics: tuple[str, ...] = ()
+    critic_options: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Refuse a kind, count list or round list the rounds cannot run, with the option that states it."""
@@ -191,6 +196,16 @@ class Rounds:
         listed = self.drop_leaky_rounds
         if listed and not all(p.strip().isdigit() and 1 <= int(p) <= self.count for p in listed.split(",")):
             raise ConvoforgeError(f"--drop-leaky-rounds must list rounds between 1 and {self.count}, not {listed!r}")
+        kinds = [k.strip() for k in self.kind.split(",")]
+        judged = "critics" in [kinds[k % len(kinds)] for k in range(self.count)]
+        if (self.critics or self.critic_options) and not judged:
+            raise ConvoforgeError("--critic and --critic-option judge the critics rounds; this plan runs none")
+
+    def judges(self) -> list[str]:
+        """The critics that judge a critics round: those given, else the built-in experts."""
+        from convoforge.critics.plugins import DEFAULT_CRITICS
+
+        return list(self.critics) or list(DEFAULT_CRITICS)
 
     def at(self, k: int) -> Rounds:
         """Round k's own settings (0-based): each comma list taken in turn."""
@@ -206,9 +221,36 @@ class Rounds:
 
 
 CHOSEN = {
-    "critics": "the default critics' winner over each loser of the same pair",
+    "critics": "the critics' winner over each loser of the same pair",
     "real": "the real SPC conversation over each sample (SPIN)",
 }
+
+
+def critics_text(rounds: Rounds) -> str:
+    """Which critics judged the critics rounds, with their settings, for the card."""
+    if not rounds.critics and not rounds.critic_options:
+        return "the built-in experts"
+    named = ", ".join(f"`{c}`" for c in rounds.judges())
+    return named + (f" (settings {json.dumps(rounds.critic_options)})" if rounds.critic_options else "")
+
+
+def option_flags(rounds: Rounds) -> str:
+    """The rounds' critics as the `--critic` and `--critic-option` flags that rebuild them."""
+    flags = [f" --critic {shlex.quote(c)}" for c in rounds.critics]
+    for name, values in rounds.critic_options.items():
+        for key, value in values.items():
+            text = value if isinstance(value, str) and not _reads_as_json(value) else json.dumps(value)
+            flags.append(f" --critic-option {shlex.quote(f'{name}.{key}={text}')}")
+    return "".join(flags)
+
+
+def _reads_as_json(text: str) -> bool:
+    """Whether `--critic-option` would read this text as JSON (then it is written quoted)."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def rounds_text(done: list[dict], rounds: Rounds) -> str:
@@ -218,7 +260,8 @@ def rounds_text(done: list[dict], rounds: Rounds) -> str:
     lines = [
         f"- On-policy DPO rounds: {len(done)} ({rounds.kind}). In each, the adapter so far wrote conversations for "
         "train persona pairs in the generator's prompt (temperature and top-k of `generate personas`); preference "
-        f"pairs ({'; '.join(f'{k}: {v}' for k, v in CHOSEN.items())}) trained DPO + NLL on chosen on top "
+        f"pairs ({'; '.join(f'{k}: {v}' for k, v in CHOSEN.items())}; the critics: {critics_text(rounds)}) trained "
+        "DPO + NLL on chosen on top "
         f"({rounds.steps} steps x {rounds.batch_size}, lr {rounds.lr}); the DPO adapter was merged with the one "
         f"below into a single LoRA (factors concatenated, cut to rank {rounds.rank} by truncated SVD where larger)."
     ]
@@ -294,7 +337,6 @@ def merge_adapters(first: Path, second: Path, out: Path, rank: int | None = None
 
 def round_pairs(data: Path, policy: str, work: Path, rounds: Rounds, seed: int, echo: object = None) -> dict:
     """A round's preference pairs in `work / "pairs"`: critic winners over losers, or real over own (SPIN)."""
-    from convoforge.critics.plugins import DEFAULT_CRITICS
     from convoforge.datasets.export import export
     from convoforge.training.sampling import real_pairs, sample_run
 
@@ -314,13 +356,14 @@ def round_pairs(data: Path, policy: str, work: Path, rounds: Rounds, seed: int, 
         data,
         policy,
         work / "samples",
-        DEFAULT_CRITICS,
+        rounds.judges(),
         policy,
         rounds.samples,
         limit=rounds.pairs,
         seed=seed,
         force=True,
         drop_leaky=rounds.drop_leaky,
+        critic_options=rounds.critic_options or None,
     )
     if echo:
         echo(f"round samples: {json.dumps(sampled)}")
@@ -377,11 +420,15 @@ def train_generator(
 
     if out.exists() and not force:
         raise ConvoforgeError(f"{out} exists; pass --force to replace it")
+    rounds = replace(rounds or Rounds(count=0), drop_leaky=drop_leaky)
+    if rounds.critics or rounds.critic_options:
+        from convoforge.critics.plugins import load_critics
+
+        load_critics(rounds.judges(), rounds.critic_options)  # a bad critic or setting fails before training
     work = out.parent / f".{out.name}.work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        rounds = replace(rounds or Rounds(count=0), drop_leaky=drop_leaky)
         counts = build_export(data, work / "rows", few_shot, settings.seed, drop_leaky)
         summary = train("sft", work / "rows", work / "adapter", settings, force=True, echo=echo)
         adapter, done = work / "adapter", []
@@ -402,7 +449,8 @@ def train_generator(
             f"--rounds {rounds.count} --round-pairs {rounds.pairs} --round-samples {rounds.samples} "
             f"--round-steps {rounds.steps} --round-lr {rounds.lr} --round-kind {rounds.kind} "
             f"--round-rank {rounds.rank}{' --drop-leaky' if drop_leaky else ''}"
-            f"{f' --drop-leaky-rounds {rounds.drop_leaky_rounds}' if rounds.drop_leaky_rounds else ''} --force"
+            f"{f' --drop-leaky-rounds {rounds.drop_leaky_rounds}' if rounds.drop_leaky_rounds else ''}"
+            f"{option_flags(rounds)} --force"
         )
         figures = {
             **counts,
