@@ -62,6 +62,15 @@ GENERATOR = ["train", "generator", "--data", "spc.csv", "--out", "never"]
             "--critic and --critic-option judge the critics rounds; this plan runs none",
         ),
         (
+            [*GENERATOR, "--rounds", "1", "--add-critic", "realism"],
+            "critic 'realism' learns over a `generate personas` run (from its seed examples and earlier iterations); "
+            "a train generator round judges one batch",
+        ),
+        (
+            ["generate", "samples", "--data", "spc.csv", "--out", "never", "--critic", "realism"],
+            "generate samples judges one batch, where it would have nothing to learn from and drop nothing",
+        ),
+        (
             [*GENERATOR, "--rounds", "1", "--critic-option", "toxicity.nope=1"],
             "critic 'toxicity' has no setting 'nope' (its settings: terms_file)",
         ),

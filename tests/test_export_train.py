@@ -365,24 +365,24 @@ def test_train_generators_card_command_restates_the_rounds_critics_and_settings(
 
     import convoforge.training.generator as generator
     from convoforge.app.cli import _register, app
-    from convoforge.critics.plugins import DEFAULT_CRITICS
 
     seen = []
     monkeypatch.setattr(generator, "train_generator", lambda *args, **kwargs: seen.append(kwargs["rounds"]) or {})
     _register()
-    args = ["train", "generator", "--data", "spc.csv", "--out", "never", "--rounds", "1", "--add-critic", "realism"]
-    args += ["--critic-option", "realism.drop_share=0.85", "--critic-option", "toxicity.terms_file=my terms.txt"]
-    args += ["--critic-option", 'realism.embedder="5"']  # text that would read as JSON stays text, quoted
+    args = ["train", "generator", "--data", "spc.csv", "--out", "never", "--rounds", "1", "--critic", "toxicity"]
+    args += ["--add-critic", "faithfulness_llm"]
+    args += ["--critic-option", "faithfulness.threshold=0.3", "--critic-option", "faithfulness.embedder=my model"]
+    args += ["--critic-option", 'toxicity.terms_file="5"']  # text that would read as JSON stays text, quoted
     assert CliRunner().invoke(app, args).exit_code == 0
     first = seen[0]
-    assert first.critics == (*DEFAULT_CRITICS, "realism")
+    assert first.critics == ("toxicity", "faithfulness_llm")
     assert first.critic_options == {
-        "realism": {"drop_share": 0.85, "embedder": "5"},
-        "toxicity": {"terms_file": "my terms.txt"},
+        "faithfulness": {"threshold": 0.3, "embedder": "my model"},
+        "toxicity": {"terms_file": "5"},
     }
-    assert "`realism`" in generator.critics_text(first) and "0.85" in generator.critics_text(first)
+    assert "`faithfulness_llm`" in generator.critics_text(first) and "0.3" in generator.critics_text(first)
     flags = shlex.split(generator.option_flags(first))
-    assert CliRunner().invoke(app, [*args[:8], *flags]).exit_code == 0
+    assert CliRunner().invoke(app, [*args[:8], *flags]).exit_code == 0  # its --critic flags name them all
     assert seen[1] == first  # the card's flags rebuild the same critics and settings
     assert generator.critics_text(generator.Rounds()) == "the built-in experts" and not generator.option_flags(
         generator.Rounds()

@@ -34,6 +34,7 @@ def eval_critics(
     Example: convoforge eval critics --reference spc/Synthetic-Persona-Chat_valid.csv --limit 60
     """
     from convoforge.critics import DEFAULT_CRITICS, load_critics
+    from convoforge.critics.base import judging_once
     from convoforge.critics.corrupt import CORRUPTIONS
     from convoforge.critics.evaluate import evaluate_critics
     from convoforge.critics.faithfulness_data import split_of
@@ -46,7 +47,7 @@ def eval_critics(
     if not reference.is_file():
         raise ConvoforgeError(f"no reference CSV at {reference}")
     options = critic_settings(critic_option)
-    critics = load_critics(list(critic or DEFAULT_CRITICS), options)
+    critics = judging_once(load_critics(list(critic or DEFAULT_CRITICS), options), "eval critics")
     rows = [r for r in read_spc(reference) if split_of(r) == "test" and len(r["turns"]) >= 4]
     rows = random.Random(seed).sample(rows, min(limit, len(rows)))
     spec = critic_model or settings.model

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from convoforge.errors import ConvoforgeError
 from convoforge.llm import GenParams, astructured
 from convoforge.llm.base import ChatModel
 
@@ -123,6 +124,16 @@ class Critic:
 def learns(critic: Critic) -> bool:
     """Whether a critic learns over the run (defines `learn`): it judges at selection, not in the shards."""
     return callable(getattr(critic, "learn", None))
+
+
+def judging_once(critics: list[Critic], where: str) -> list[Critic]:
+    """The critics, refusing one that learns over a run: `where` judges one batch, so it would drop nothing."""
+    if learners := [c.name for c in critics if learns(c)]:
+        raise ConvoforgeError(
+            f"critic {learners[0]!r} learns over a `generate personas` run (from its seed examples and earlier "
+            f"iterations); {where} judges one batch, where it would have nothing to learn from and drop nothing"
+        )
+    return critics
 
 
 async def verdicts_by_id(critic: Critic, candidates: list[Candidate], llm: ChatModel) -> dict[str, Verdict]:

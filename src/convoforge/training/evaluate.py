@@ -107,11 +107,12 @@ def policy_report(
     word for word, so a rise in acceptance cannot hide a policy that recites its profiles.
     """
     from convoforge.agents.persona.context import PersonaContext
+    from convoforge.critics.base import judging_once
     from convoforge.critics.plugins import load_critics
     from convoforge.critics.selection import select
     from convoforge.llm import load_chat_model
 
-    critics = load_critics(critic_refs, critic_options)  # a bad setting fails before anything loads
+    critics = judging_once(load_critics(critic_refs, critic_options), "eval policy")  # fails before loading
     rows = persona_pairs(data, "test", limit, seed)
     ctx = PersonaContext(min_turns=min_turns)
     critic_llm = load_chat_model(critic_model)

@@ -421,10 +421,11 @@ def train_generator(
     if out.exists() and not force:
         raise ConvoforgeError(f"{out} exists; pass --force to replace it")
     rounds = replace(rounds or Rounds(count=0), drop_leaky=drop_leaky)
-    if rounds.critics or rounds.critic_options:
+    if rounds.critics or rounds.critic_options:  # a bad critic or setting fails before training
+        from convoforge.critics.base import judging_once
         from convoforge.critics.plugins import load_critics
 
-        load_critics(rounds.judges(), rounds.critic_options)  # a bad critic or setting fails before training
+        judging_once(load_critics(rounds.judges(), rounds.critic_options), "a train generator round")
     work = out.parent / f".{out.name}.work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

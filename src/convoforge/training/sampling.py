@@ -15,7 +15,7 @@ from typing import Any
 
 from convoforge.agents.persona.context import PersonaContext
 from convoforge.agents.persona.stages import GenerationJob, iteration_stats, parse_candidate, sort_candidates
-from convoforge.critics.base import Candidate, Critic, Verdict, verdicts_by_id
+from convoforge.critics.base import Candidate, Critic, Verdict, judging_once, verdicts_by_id
 from convoforge.critics.selection import failed_filters
 from convoforge.errors import ConvoforgeError
 from convoforge.llm import GenParams, keyed_seed, load_chat_model
@@ -146,6 +146,7 @@ def sample_run(
 
     if out.exists() and not force:
         raise ConvoforgeError(f"{out} exists; pass --force to replace it (it is kept until the new one is done)")
+    critics = judging_once(load_critics(critic_refs, critic_options), "generate samples")
     ctx = PersonaContext(min_turns=min_turns)
     params = None
     if data.suffix == ".csv":  # an SPC CSV: its train pairs in the generator's own prompt, sampled as the graph does
@@ -153,7 +154,6 @@ def sample_run(
         split = "train"
     else:
         rows = persona_pairs(data, split, limit, seed)
-    critics = load_critics(critic_refs, critic_options)
     llm = load_chat_model(model, base_url=base_url)
     critic_llm = llm if critic_model == model else load_chat_model(critic_model, base_url=base_url)
     candidates = generate(rows, llm, samples, ctx, max_tokens, seed, params=params)
