@@ -67,6 +67,14 @@ GENERATOR = ["train", "generator", "--data", "spc.csv", "--out", "never"]
             "a train generator round judges one batch",
         ),
         (
+            ["generate", "personas", "--tune-steps", "4", "--ray", "auto", "--out", "never"],
+            "--tune-steps tunes the generator in this process; it does not run with --ray",
+        ),
+        (
+            ["generate", "personas", "--tune-steps", "4", "--generator-model", "openai:m", "--out", "never"],
+            "--tune-steps tunes a local generator (local:...), not 'openai:m'",
+        ),
+        (
             ["generate", "samples", "--data", "spc.csv", "--out", "never", "--critic", "realism"],
             "generate samples judges one batch, where it would have nothing to learn from and drop nothing",
         ),

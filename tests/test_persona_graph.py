@@ -161,3 +161,39 @@ async def test_a_critic_that_learns_judges_at_selection_after_learning_from_earl
     assert [r["iteration"] for r in state["accepted"]] == [0] * len(state["accepted"]) and state["accepted"]
     later = [r["reason"] for r in state["rejected"] if r["iteration"] > 0 and was_judged(r)]
     assert later and all(reason == "dropped by learner" for reason in later)
+
+
+async def test_tune_steps_tune_the_generator_on_the_winners_so_far_and_the_next_iteration_writes_with_it():
+    ctx = PersonaContext(
+        iterations=3, pairs=2, candidates=2, persona_target=2, query_steps=1, few_shot=1, min_turns=3, tune_steps=5
+    )
+    calls, loaded = [], {}
+
+    async def tuner(accepted, iteration, settings):
+        calls.append((iteration, sorted(r["id"] for r in accepted), settings.tune_steps))
+        return f"scripted:tuned-{iteration}", {"rows": len(accepted)}
+
+    def load_generator(spec):
+        loaded[spec] = ScriptedChatModel(pipeline_reply)
+        return loaded[spec]
+
+    seeds, llm = load_seeds(None), ScriptedChatModel(pipeline_reply)
+    critics = load_critics(["toxicity", "tests.persona_fakes:brevity"])
+    graph = build_graph(llm, critics, tuner=tuner, load_generator=load_generator)
+    state = await graph.ainvoke({"seed_attributes": seeds.attributes, "seed_examples": seeds.examples}, context=ctx)
+    won = [sorted(r["id"] for r in state["accepted"] if r["iteration"] < it) for it in (1, 2)]
+    assert won[0] and len(won[1]) > len(won[0])
+    assert calls == [(1, won[0], 5), (2, won[1], 5)]  # after iterations 1 and 2, on every winner so far
+    assert state["tuned"] == [{"after_iteration": 1, "rows": len(won[0])}, {"after_iteration": 2, "rows": len(won[1])}]
+
+    def writes(model):
+        return sum("Now write a new conversation" in m[-1].content for m in model.requests)
+
+    assert writes(llm) == 2 and [writes(loaded[f"scripted:tuned-{k}"]) for k in (1, 2)] == [2, 2]
+    assert {r["iteration"] for r in state["accepted"]} == {0, 1, 2}
+
+    calls.clear()
+    await graph.ainvoke(
+        {"seed_attributes": seeds.attributes, "seed_examples": seeds.examples}, context=replace(ctx, tune_steps=0)
+    )
+    assert calls == []  # off: the paper's loop

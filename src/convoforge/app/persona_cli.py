@@ -88,6 +88,14 @@ def generate_personas(
         "(1: winners only, as in the paper once its winners outnumber the seeds); default: the whole pool at "
         "random, seeds and winners alike.",
     ),
+    tune_steps: int = typer.Option(
+        0,
+        min=0,
+        help="After each iteration but the last, LoRA SFT steps (2 rows each) of the generator on every winner so "
+        "far, in the prompt it was written in; the next iteration writes with the tuned generator, which is kept "
+        "in OUT/tuned-generator. A local generator only; 0: off (the paper's loop: winners teach by example).",
+    ),
+    tune_lr: float = typer.Option(2e-4, min=0.0, help="Learning rate of --tune-steps."),
     min_turns: int = typer.Option(6, min=1, help="Fewest turns per user (paper: more than 5)."),
     max_turns: int = typer.Option(7, min=1, help="Most turns per user (paper: fewer than 8)."),
     max_tokens: int = typer.Option(600, min=16, help="Token budget of one generated conversation."),
@@ -130,9 +138,11 @@ def generate_personas(
 
     Example: convoforge generate personas --iterations 2 --pairs 4 --candidates 2 --out out/personas
     """
-    from convoforge.agents.persona.run import RunConfig, run_persona_pipeline, stored_config
+    from convoforge.agents.persona.run import NO_RAY_TUNING, RunConfig, run_persona_pipeline, stored_config
     from convoforge.llm.local import is_embedded_spec
 
+    if tune_steps and ray:  # before Ray starts
+        raise ConvoforgeError(NO_RAY_TUNING)
     if winner_share is not None and few_shot_nearest:
         raise ConvoforgeError("--winner-share draws examples at random; it does not combine with --few-shot-nearest")
     if min_turns > max_turns:
@@ -144,6 +154,8 @@ def generate_personas(
         few_shot=few_shot,
         few_shot_nearest=few_shot_nearest,
         winner_share=winner_share,
+        tune_steps=tune_steps,
+        tune_lr=tune_lr,
         min_turns=min_turns,
         max_turns=max_turns,
         max_tokens=max_tokens,
@@ -201,6 +213,10 @@ def generate_personas(
                 f"[green]✓[/] iteration {s['iteration']}: {s['accepted']} accepted, {s['rejected']} rejected "
                 f"{s['rejection_reasons']}"
             )
+        elif node == "tune":
+            t = update["tuned"][0]
+            done = f"tuned on {t['rows']} winners ({t['steps']} steps, loss {t['first_loss']} -> {t['last_loss']})"
+            progress.console.print(f"[green]✓[/] generator {done if t['rows'] else 'not tuned: no winner yet'}")
 
     try:
         pipeline = run_persona_pipeline(cfg, resume=resume, force=force, on_update=on_update, on_start=progress.start)
@@ -220,6 +236,8 @@ def generate_personas(
             json.dumps(s["rejection_reasons"]),
         )
     out.print(table)
+    if summary.get("tuned_generator"):
+        out.print(f"the generator of the last iteration (tuned on the winners): {summary['tuned_generator']}")
     out.print(
         f"{summary['accepted']} accepted, {summary['rejected']} rejected; {summary['new_attributes']} new attributes, "
         f"{summary['queries']} queries, {summary['profiles']} profiles; metrics {json.dumps(summary['metrics'])}"

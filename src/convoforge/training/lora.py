@@ -230,11 +230,12 @@ def train(
     echo: Callable[[str], None] | None = None,
     callbacks: list | None = None,
     realism: bool = False,
+    quiet: bool = False,
 ) -> dict:
     """Run one of sft / reward / dpo / rl / profile and save the adapter (safetensors) with a model card.
 
     rl's reward is the LoRA reward model, or with `realism` a real-vs-own discriminator fitted on `data` (a
-    `generate samples --real-chosen` export; `training.realism`).
+    `generate samples --real-chosen` export; `training.realism`). `quiet` prints nothing (a step inside a run).
     """
     import torch
     import trl
@@ -311,6 +312,10 @@ def train(
             callbacks=([progress_callback(s.steps, echo)] if echo else []) + list(callbacks or []),
             **rewards,
         )
+    if quiet:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
         raise ConvoforgeError(f"no row of {data} fits in --max-length {s.max_length} tokens; raise it")
     checkpoint = resume and any(work.glob("checkpoint-*"))

@@ -32,6 +32,8 @@ class PersonaContext:
     pair_cluster_distance: float = 0.6
     pair_threshold: int = 2
     recitation_cap: float = 0.34
+    tune_steps: int = 0
+    tune_lr: float = 2e-4
     shard_size: int = 1
     seed: int = 0
 

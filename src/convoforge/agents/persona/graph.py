@@ -18,13 +18,15 @@ from convoforge.agents.persona.state import GenerateInput, PersonaState, ShardIn
 from convoforge.critics.base import Candidate, Critic, Verdict, learns, verdicts_by_id
 from convoforge.datasets.spc import TRANSCRIPT_MARKUP, as_row
 from convoforge.errors import BackendError
-from convoforge.llm import GenParams, keyed_rng, keyed_seed
+from convoforge.llm import GenParams, keyed_rng, keyed_seed, load_chat_model
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import Embedder, load_embedder
 
 # a shard graph run inside a checkpointed node must say durability="exit", which LangGraph then warns is moot
 warnings.filterwarnings("ignore", message="`durability` has no effect", category=UserWarning)
 ShardRunner = Callable[[list[GenerateInput], PersonaContext], Awaitable[dict]]
+# (winners so far, the iteration just judged, settings) -> the tuned generator's spec and what was done
+Tuner = Callable[[list[dict], int, PersonaContext], Awaitable[tuple[str, dict]]]
 
 
 def build_graph(
@@ -35,11 +37,15 @@ def build_graph(
     checkpointer: Any = None,
     generator_llm: ChatModel | None = None,
     shard_runner: ShardRunner | None = None,
+    tuner: Tuner | None = None,
+    load_generator: Callable[[str], ChatModel] = load_chat_model,
 ):
     """Compile the pipeline: expansion, profiles, pairing, then per iteration shards of pairs, then `select`.
 
     `llm` runs persona expansion and profiles; `generator_llm` (default: `llm`) writes the conversations.
     Each shard runs `build_conversation_graph` in this process, or through `shard_runner` (Ray workers).
+    With `tuner` and `tune_steps` set, `tune` follows each iteration but the last: the generator is tuned on the
+    winners so far, and the next iteration writes with the spec it returns (loaded by `load_generator`).
     """
     critic_llm = critic_llm or llm
     generator_llm = generator_llm or llm
@@ -86,7 +92,12 @@ def build_graph(
     def start_iteration(state: PersonaState) -> dict:
         return {"candidates": None, "verdicts": None}
 
-    conversations_graph = build_conversation_graph(generator_llm, critics, critic_llm)
+    conversation_graphs = {"": build_conversation_graph(generator_llm, critics, critic_llm)}
+
+    def conversations_graph(spec: str) -> Any:
+        if spec not in conversation_graphs:  # a tuned generator: loaded once per process
+            conversation_graphs[spec] = build_conversation_graph(load_generator(spec), critics, critic_llm)
+        return conversation_graphs[spec]
 
     def fan_out(state: PersonaState, runtime: Runtime[PersonaContext]) -> list[Send]:
         ctx, it = runtime.context, state["iteration"]
@@ -109,13 +120,17 @@ def build_graph(
                 examples = stages.nearest_examples(emb(), pool, vectors, profiles, ctx, rng)
             jobs.append(GenerateInput(pair_id=f"it{it}-p{k}", iteration=it, profiles=profiles, examples=examples))
         size = max(1, ctx.shard_size)
-        return [Send("conversations", ShardInput(jobs=jobs[k : k + size])) for k in range(0, len(jobs), size)]
+        spec = state.get("generator", "")
+        return [
+            Send("conversations", ShardInput(jobs=jobs[k : k + size], generator=spec))
+            for k in range(0, len(jobs), size)
+        ]
 
     async def conversations(shard: ShardInput, runtime: Runtime[PersonaContext]) -> dict:
         if shard_runner is not None:
             done = await shard_runner(shard["jobs"], runtime.context)
         else:
-            done = await conversations_graph.ainvoke(
+            done = await conversations_graph(shard.get("generator", "")).ainvoke(
                 {"jobs": shard["jobs"]}, context=runtime.context, durability="exit"
             )
         return {"candidates": done.get("candidates", []), "verdicts": done.get("verdicts", {})}
@@ -143,8 +158,19 @@ def build_graph(
             ],
         }
 
+    async def tune(state: PersonaState, runtime: Runtime[PersonaContext]) -> dict:
+        assert tuner is not None  # `more` routes here only with a tuner
+        spec, info = await tuner(state.get("accepted", []), state["iteration"], runtime.context)
+        # "": not tuned this time (no winner yet), the generator stays as it was
+        return {
+            "generator": spec or state.get("generator", ""),
+            "tuned": [{"after_iteration": state["iteration"], **info}],
+        }
+
     def more(state: PersonaState, runtime: Runtime[PersonaContext]) -> str:
-        return "start_iteration" if state["iteration"] < runtime.context.iterations else END
+        if state["iteration"] >= runtime.context.iterations:
+            return END
+        return "tune" if tuner is not None and runtime.context.tune_steps > 0 else "start_iteration"
 
     graph = StateGraph(PersonaState, context_schema=PersonaContext)
     for name, fn in [
@@ -156,6 +182,7 @@ def build_graph(
         ("start_iteration", start_iteration),
         ("conversations", conversations),
         ("select", select_node),
+        ("tune", tune),
     ]:
         graph.add_node(name, fn)
     chain = [
@@ -171,7 +198,8 @@ def build_graph(
         graph.add_edge(a, b)
     graph.add_conditional_edges("start_iteration", fan_out, ["conversations"])
     graph.add_edge("conversations", "select")
-    graph.add_conditional_edges("select", more, ["start_iteration", END])
+    graph.add_conditional_edges("select", more, ["tune", "start_iteration", END])
+    graph.add_edge("tune", "start_iteration")
     return graph.compile(checkpointer=checkpointer)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from collections import Counter
@@ -14,16 +15,21 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from convoforge.agents.persona.context import PersonaContext
 from convoforge.agents.persona.distributed import failure_counts, ray_runner
-from convoforge.agents.persona.graph import build_graph
+from convoforge.agents.persona.graph import Tuner, build_graph
 from convoforge.agents.persona.seeds import load_seeds
 from convoforge.critics import load_critics
 from convoforge.datasets.card import persona_card
 from convoforge.datasets.metrics import conversation_stats
 from convoforge.datasets.records import to_dataset_dict, write_dataset
 from convoforge.errors import ConvoforgeError
-from convoforge.llm import load_chat_model
+from convoforge.llm import keyed_seed, load_chat_model
 
 THREAD = {"configurable": {"thread_id": "persona-run"}}
+KEPT_NOTE = (
+    "tuned-generator/ in this folder: the generator that wrote the last iteration "
+    "(--generator-model local:REF+adapter=THIS_FOLDER/tuned-generator, with the run's +bias)"
+)
+NO_RAY_TUNING = "--tune-steps tunes the generator in this process; it does not run with --ray"
 
 
 @dataclass
@@ -95,6 +101,13 @@ async def run_persona_pipeline(
     # nearest few-shot examples need a wide pool to be near: every train conversation of an SPC seed file
     seeds = load_seeds(cfg.seed, None if cfg.context.get("few_shot_nearest") else 50)
     critics = load_critics(cfg.critics, cfg.critic_options)
+    tuning = cfg.context.get("tune_steps", 0) > 0
+    if tuning:
+        from convoforge.training.winners import tunable
+
+        if cfg.ray is not None:
+            raise ConvoforgeError(NO_RAY_TUNING)
+        tunable(cfg.generator)
     llm = load_chat_model(cfg.model, base_url=cfg.base_url)
     if cfg.ray is None:
         critic_llm = llm if cfg.critic_model == cfg.model else load_chat_model(cfg.critic_model, base_url=cfg.base_url)
@@ -111,7 +124,13 @@ async def run_persona_pipeline(
     try:
         async with AsyncSqliteSaver.from_conn_string(str(work / "checkpoints.sqlite")) as saver:
             graph = build_graph(
-                llm, critics, critic_llm, checkpointer=saver, generator_llm=generator_llm, shard_runner=runner
+                llm,
+                critics,
+                critic_llm,
+                checkpointer=saver,
+                generator_llm=generator_llm,
+                shard_runner=runner,
+                tuner=winners_tuner(cfg.generator, work) if tuning else None,
             )
             snapshot = await graph.aget_state(THREAD)
             started = bool(snapshot.values)
@@ -133,8 +152,34 @@ async def run_persona_pipeline(
             pool.close()
     failures = dict(failure_counts([llm, critic_llm, generator_llm]) + remote_failures)
     summary = _write(cfg, ctx, seeds.source, critics, state, force=cfg.force, failures=failures)
+    if state.get("generator"):
+        summary["tuned_generator"] = str(keep_tuned(state["generator"], Path(cfg.out)))
     shutil.rmtree(work, ignore_errors=True)
     return summary
+
+
+def keep_tuned(spec: str, out: Path) -> Path:
+    """Copy the adapter of a tuned generator's spec (in the run's work folder) into the output, beside its data."""
+    adapter = Path(spec.split("+adapter=", 1)[1].split("+bias=")[0])
+    kept = out / "tuned-generator"
+    shutil.copytree(adapter, kept, dirs_exist_ok=True)
+    return kept
+
+
+def winners_tuner(spec: str, work: Path) -> Tuner:
+    """Between iterations: LoRA SFT of the run's generator on every winner so far (`training.winners`)."""
+
+    async def tune(accepted: list[dict], iteration: int, ctx: PersonaContext) -> tuple[str, dict]:
+        from convoforge.training.winners import tune_on_winners, winner_rows
+
+        if not winner_rows(accepted):  # nothing kept yet: the next iteration writes with the same generator
+            return "", {"rows": 0, "steps": 0}
+        out = work / f"tuned-after-{iteration}"
+        seed = keyed_seed(ctx.seed, "tune", iteration)
+        tuned, info = await asyncio.to_thread(tune_on_winners, spec, accepted, out, ctx.tune_steps, ctx.tune_lr, seed)
+        return tuned, {k: v for k, v in info.items() if k != "generator"}  # its work folder goes with the run
+
+    return tune
 
 
 def run_quality(cfg: RunConfig, accepted: list[dict], candidates: list[dict] | None = None, limit: int = 200) -> dict:
@@ -182,7 +227,9 @@ def _write(
         rejected=len(rejected),
         models={"generator": cfg.generator, "critic": cfg.critic_model, "expansion": cfg.model},
         critics=[{"name": c.name, "role": c.role, "description": c.description} for c in critics],
-        settings=ctx.as_dict() | ({"critic_options": cfg.critic_options} if cfg.critic_options else {}),
+        settings=ctx.as_dict()
+        | ({"critic_options": cfg.critic_options} if cfg.critic_options else {})
+        | ({"tuned": state["tuned"], "tuned_generator": KEPT_NOTE} if state.get("tuned") else {}),
         stats=state.get("stats", []),
         metrics=metrics,
         seed_source=seed_source,
@@ -195,6 +242,7 @@ def _write(
         "accepted": len(accepted),
         "rejected": len(rejected),
         "stats": state.get("stats", []),
+        "tuned": state.get("tuned", []),
         "metrics": metrics,
         "quality": quality,
         "backend_failures": failures,

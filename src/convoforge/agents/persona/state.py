@@ -32,6 +32,8 @@ class PersonaState(TypedDict, total=False):
     pairs: list[list[int]]
     pool: list[dict]
     iteration: int
+    generator: str  # the spec of the generator tuned on the winners so far ("": the run's own)
+    tuned: Annotated[list[dict], operator.add]
     candidates: Annotated[list[dict], extend_or_reset]
     verdicts: Annotated[dict[str, dict[str, dict]], merge_or_reset]
     accepted: Annotated[list[dict], operator.add]
@@ -49,10 +51,11 @@ class GenerateInput(TypedDict):
     examples: list[dict]
 
 
-class ShardInput(TypedDict):
+class ShardInput(TypedDict, total=False):
     """What one `conversations` task (a shard of pairs) receives through Send."""
 
     jobs: list[GenerateInput]
+    generator: str  # a tuned generator's spec; absent or "": the run's own
 
 
 class ShardState(TypedDict, total=False):
