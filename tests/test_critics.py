@@ -240,3 +240,11 @@ def test_critics_list_shows_each_critic_s_settings_with_defaults():
     assert rows["quality_depth"] == 'mode="pointwise", method="auto"'
     assert rows["quality_depth_trained"] == 'mode="pointwise"'  # its method is its name
     assert rows["toxicity"] == "terms_file=null" and rows["faithfulness_llm"] == ""
+
+
+def test_add_critic_adds_to_the_default_mixture_or_to_the_critics_named():
+    from convoforge.critics.plugins import DEFAULT_CRITICS, critic_refs
+
+    assert critic_refs([], ["realism"]) == [*DEFAULT_CRITICS, "realism"]
+    assert critic_refs(["toxicity"], ["realism"]) == ["toxicity", "realism"]
+    assert critic_refs(["toxicity"], []) == ["toxicity"]

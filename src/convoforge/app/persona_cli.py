@@ -24,6 +24,7 @@ from convoforge.app.cli import (
     settings,
 )
 from convoforge.critics import DEFAULT_CRITICS, list_critics
+from convoforge.critics.plugins import critic_refs
 from convoforge.errors import ConvoforgeError
 
 STAGES = [
@@ -169,7 +170,7 @@ def generate_personas(
         check_contradictions=contradictions if contradictions is not None else not is_embedded_spec(settings.model),
         seed=random_seed,
     )
-    refs = [*(critic or DEFAULT_CRITICS), *add_critic]
+    refs = critic_refs(critic, add_critic)
     faithfulness = {"threshold": faithfulness_threshold} if faithfulness_threshold is not None else {}
     if faithfulness_scorer:
         faithfulness |= {"embedder": str(faithfulness_scorer), "unit": "text"}

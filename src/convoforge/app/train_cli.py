@@ -166,7 +166,7 @@ def train_generator_command(
 
     Example: convoforge train generator --data spc/Synthetic-Persona-Chat_valid.csv --out models/generator
     """
-    from convoforge.critics.plugins import DEFAULT_CRITICS
+    from convoforge.critics.plugins import critic_refs
     from convoforge.training.generator import Rounds, train_generator
     from convoforge.training.lora import LoraSettings
 
@@ -182,7 +182,7 @@ def train_generator_command(
         kind=round_kind,
         rank=round_rank,
         drop_leaky_rounds=drop_leaky_rounds,
-        critics=tuple([*(critic or DEFAULT_CRITICS), *add_critic] if critic or add_critic else ()),
+        critics=tuple(critic_refs(critic, add_critic) if critic or add_critic else ()),
         critic_options=critic_settings(critic_option),
     )
     result = train_generator(

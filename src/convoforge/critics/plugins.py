@@ -180,6 +180,11 @@ def load_critic(ref: str, settings: dict | None = None) -> Critic:
     return as_critic(resolve(ref), ref, settings)
 
 
+def critic_refs(critic: list[str], add_critic: list[str]) -> list[str]:
+    """The critics that `--critic` (default: the built-in mixture) and `--add-critic` name together."""
+    return [*(critic or DEFAULT_CRITICS), *add_critic]
+
+
 def load_critics(refs: list[str], options: dict[str, dict] | None = None) -> list[Critic]:
     """Load critics with per-critic settings (keyed by critic name); refuse duplicate names and unknown settings."""
     options = options or {}
