@@ -84,3 +84,12 @@ def test_the_last_tuned_generator_is_kept_in_the_output(tmp_path):
     out.mkdir()
     kept = keep_tuned(f"local:smollm2-135m+adapter={adapter}+bias=persona-generator", out)
     assert kept == out / "tuned-generator" and (kept / "adapter_config.json").read_text() == "{}"
+
+
+def test_a_steps_rows_can_pass_one_at_a_time(tmp_path):
+    from convoforge.training.lora import LoraSettings, common_args
+
+    args = common_args(LoraSettings(batch_size=2, accumulation=2), tmp_path)
+    assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == (1, 2)
+    with pytest.raises(ConvoforgeError, match="batch size 3 does not split into 2 passes"):
+        LoraSettings(batch_size=3, accumulation=2)

@@ -61,6 +61,7 @@ class LoraSettings:
     lora_r: int = 16
     lora_alpha: int = 32
     batch_size: int = 2
+    accumulation: int = 1  # rows of a step are split into this many passes (less memory, the same step)
     max_length: int = 512
     beta: float = 0.1
     sft_weight: float = 0.0
@@ -69,6 +70,10 @@ class LoraSettings:
     new_tokens: int = 96
     kl: float = 0.05
     temperature: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.accumulation < 1 or self.batch_size % self.accumulation:
+            raise ConvoforgeError(f"batch size {self.batch_size} does not split into {self.accumulation} passes")
 
 
 def base_folder(spec: str) -> tuple[str, Path, str | None]:
@@ -162,7 +167,8 @@ def common_args(s: LoraSettings, work: Path) -> dict:
         "output_dir": str(work),
         "max_steps": s.steps,
         "learning_rate": s.lr,
-        "per_device_train_batch_size": s.batch_size,
+        "per_device_train_batch_size": s.batch_size // s.accumulation,
+        "gradient_accumulation_steps": s.accumulation,
         "use_cpu": torch_device() == "cpu",
         "bf16": False,
         "logging_steps": 1,
