@@ -93,3 +93,11 @@ def test_a_steps_rows_can_pass_one_at_a_time(tmp_path):
     assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == (1, 2)
     with pytest.raises(ConvoforgeError, match="batch size 3 does not split into 2 passes"):
         LoraSettings(batch_size=3, accumulation=2)
+
+
+def test_the_progress_line_says_whether_the_generator_was_tuned():
+    from convoforge.app.persona_cli import tune_line
+
+    assert tune_line({"rows": 0, "steps": 0}) == "generator not tuned: no winner yet"
+    done = {"rows": 21, "steps": 20, "first_loss": 1.11, "last_loss": 0.98}
+    assert tune_line(done) == "generator tuned on 21 winners (20 steps, loss 1.11 -> 0.98)"

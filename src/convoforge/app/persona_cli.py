@@ -50,6 +50,14 @@ def _cluster_cpus(address: str | None) -> int:
     return max(1, int(connect(address).cluster_resources().get("CPU", 1)))
 
 
+def tune_line(tuned: dict) -> str:
+    """One `--tune-steps` tuning as the progress line says it."""
+    if not tuned["rows"]:
+        return "generator not tuned: no winner yet"
+    loss = f"loss {tuned['first_loss']} -> {tuned['last_loss']}"
+    return f"generator tuned on {tuned['rows']} winners ({tuned['steps']} steps, {loss})"
+
+
 @generate_app.command("personas")
 def generate_personas(
     out_dir: Path = typer.Option(..., "--out", help="Output folder (a Hugging Face dataset and its card)."),
@@ -215,9 +223,7 @@ def generate_personas(
                 f"{s['rejection_reasons']}"
             )
         elif node == "tune":
-            t = update["tuned"][0]
-            done = f"tuned on {t['rows']} winners ({t['steps']} steps, loss {t['first_loss']} -> {t['last_loss']})"
-            progress.console.print(f"[green]✓[/] generator {done if t['rows'] else 'not tuned: no winner yet'}")
+            progress.console.print(f"[green]✓[/] {tune_line(update['tuned'][0])}")
 
     try:
         pipeline = run_persona_pipeline(cfg, resume=resume, force=force, on_update=on_update, on_start=progress.start)
