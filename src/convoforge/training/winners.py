@@ -83,7 +83,6 @@ def tune_on_winners(
         release_memory()
     tuned = f"local:{ref}+adapter={out.resolve()}" + (f"+bias={bias}" if bias else "")
     info = {
-        "generator": tuned,
         "rows": len(rows),
         "steps": summary["steps"],
         "lr": lr,

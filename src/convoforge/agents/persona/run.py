@@ -22,7 +22,7 @@ from convoforge.datasets.card import persona_card
 from convoforge.datasets.metrics import conversation_stats
 from convoforge.datasets.records import to_dataset_dict, write_dataset
 from convoforge.errors import ConvoforgeError
-from convoforge.llm import keyed_seed, load_chat_model
+from convoforge.llm import keyed_seed, load_chat_model, parse_spec
 
 THREAD = {"configurable": {"thread_id": "persona-run"}}
 KEPT_NOTE = (
@@ -160,7 +160,7 @@ async def run_persona_pipeline(
 
 def keep_tuned(spec: str, out: Path) -> Path:
     """Copy the adapter of a tuned generator's spec (in the run's work folder) into the output, beside its data."""
-    adapter = Path(spec.split("+adapter=", 1)[1].split("+bias=")[0])
+    adapter = Path(parse_spec(spec)[2]["adapter"])
     kept = out / "tuned-generator"
     shutil.copytree(adapter, kept, dirs_exist_ok=True)
     return kept
@@ -176,8 +176,7 @@ def winners_tuner(spec: str, work: Path) -> Tuner:
             return "", {"rows": 0, "steps": 0}
         out = work / f"tuned-after-{iteration}"
         seed = keyed_seed(ctx.seed, "tune", iteration)
-        tuned, info = await asyncio.to_thread(tune_on_winners, spec, accepted, out, ctx.tune_steps, ctx.tune_lr, seed)
-        return tuned, {k: v for k, v in info.items() if k != "generator"}  # its work folder goes with the run
+        return await asyncio.to_thread(tune_on_winners, spec, accepted, out, ctx.tune_steps, ctx.tune_lr, seed)
 
     return tune
 
