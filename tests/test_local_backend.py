@@ -77,3 +77,24 @@ async def test_structured_output_with_the_real_model(local_model):
         assert result.value.name
     else:
         assert result.errors and result.value is None
+
+
+def test_a_released_model_is_let_go_and_a_later_load_gets_a_new_one():
+    import gc
+    import weakref
+
+    from convoforge.llm import load_chat_model, release_chat_model
+
+    spec = "local:smollm2-135m+bias=persona-generator"  # not the session's shared instance
+    first = load_chat_model(spec)
+    assert load_chat_model(spec) is first  # shared per process
+    assert first.chat("Say hi.", max_tokens=4, temperature=0).text
+    gone, thread = weakref.ref(first), first.batcher._thread
+    release_chat_model(spec)
+    del first
+    gc.collect()
+    assert not thread.is_alive() and gone() is None  # its batcher stopped and nothing holds the weights
+    again = load_chat_model(spec)
+    assert again.chat("Say hi.", max_tokens=4, temperature=0).text
+    release_chat_model(spec)
+    release_chat_model("scripted:echo")  # not local: nothing to let go

@@ -167,7 +167,7 @@ async def test_tune_steps_tune_the_generator_on_the_winners_so_far_and_the_next_
     ctx = PersonaContext(
         iterations=3, pairs=2, candidates=2, persona_target=2, query_steps=1, few_shot=1, min_turns=3, tune_steps=5
     )
-    calls, loaded = [], {}
+    calls, loaded, released = [], {}, []
 
     async def tuner(accepted, iteration, settings):
         calls.append((iteration, sorted(r["id"] for r in accepted), settings.tune_steps))
@@ -179,7 +179,7 @@ async def test_tune_steps_tune_the_generator_on_the_winners_so_far_and_the_next_
 
     seeds, llm = load_seeds(None), ScriptedChatModel(pipeline_reply)
     critics = load_critics(["toxicity", "tests.persona_fakes:brevity"])
-    graph = build_graph(llm, critics, tuner=tuner, load_generator=load_generator)
+    graph = build_graph(llm, critics, tuner=tuner, load_generator=load_generator, release_generator=released.append)
     state = await graph.ainvoke({"seed_attributes": seeds.attributes, "seed_examples": seeds.examples}, context=ctx)
     won = [sorted(r["id"] for r in state["accepted"] if r["iteration"] < it) for it in (1, 2)]
     assert won[0] and len(won[1]) > len(won[0])
@@ -191,6 +191,7 @@ async def test_tune_steps_tune_the_generator_on_the_winners_so_far_and_the_next_
 
     assert writes(llm) == 2 and [writes(loaded[f"scripted:tuned-{k}"]) for k in (1, 2)] == [2, 2]
     assert {r["iteration"] for r in state["accepted"]} == {0, 1, 2}
+    assert released == ["scripted:tuned-1"]  # let go once the second tuning replaced it; the run's own stays
 
     calls.clear()
     await graph.ainvoke(

@@ -1,7 +1,7 @@
 """Chat-model backends behind one small interface, and the embedder."""
 
 from convoforge.llm.base import ChatModel, run_sync
-from convoforge.llm.spec import BACKENDS, DEFAULT_MODEL, load_chat_model, parse_spec
+from convoforge.llm.spec import BACKENDS, DEFAULT_MODEL, load_chat_model, parse_spec, release_chat_model
 from convoforge.llm.structured import astructured, structured
 from convoforge.llm.types import (
     ChatResult,
@@ -29,6 +29,7 @@ __all__ = [
     "keyed_seed",
     "load_chat_model",
     "parse_spec",
+    "release_chat_model",
     "run_sync",
     "structured",
 ]

@@ -427,3 +427,12 @@ def load_local(ref: str, adapter: str | None = None, bias: str | None = None) ->
         if key not in _LOADED:
             _LOADED[key] = LocalChatModel(ref, adapter, bias=bias)
         return _LOADED[key]
+
+
+def unload_local(ref: str, adapter: str | None = None, bias: str | None = None) -> bool:
+    """Forget the shared instance of weights+adapter+bias and stop its batcher; whether one was loaded."""
+    with _LOADED_LOCK:
+        model = _LOADED.pop((ref, adapter, bias), None)
+    if model is not None:
+        model.batcher.close()
+    return model is not None

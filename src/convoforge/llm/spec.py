@@ -64,6 +64,15 @@ def load_chat_model(spec: str = DEFAULT_MODEL, *, base_url: str | None = None, a
     return model
 
 
+def release_chat_model(spec: str) -> None:
+    """Let go of the process's shared instance of a local spec (its memory is freed once nothing holds it)."""
+    backend, ref, options = parse_spec(spec)
+    if backend == "local":
+        from convoforge.llm.local import unload_local
+
+        unload_local(ref, options.get("adapter"), options.get("bias"))
+
+
 # lexical priors that ship inside the package, by name (`...+bias=persona-generator`)
 SHIPPED_BIASES = {"persona-generator": "agents/persona/models/generator/logit_bias.json"}
 

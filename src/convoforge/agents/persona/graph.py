@@ -18,7 +18,7 @@ from convoforge.agents.persona.state import GenerateInput, PersonaState, ShardIn
 from convoforge.critics.base import Candidate, Critic, Verdict, learns, verdicts_by_id
 from convoforge.datasets.spc import TRANSCRIPT_MARKUP, as_row
 from convoforge.errors import BackendError
-from convoforge.llm import GenParams, keyed_rng, keyed_seed, load_chat_model
+from convoforge.llm import GenParams, keyed_rng, keyed_seed, load_chat_model, release_chat_model
 from convoforge.llm.base import ChatModel
 from convoforge.llm.embeddings import Embedder, load_embedder
 
@@ -39,13 +39,15 @@ def build_graph(
     shard_runner: ShardRunner | None = None,
     tuner: Tuner | None = None,
     load_generator: Callable[[str], ChatModel] = load_chat_model,
+    release_generator: Callable[[str], None] = release_chat_model,
 ):
     """Compile the pipeline: expansion, profiles, pairing, then per iteration shards of pairs, then `select`.
 
     `llm` runs persona expansion and profiles; `generator_llm` (default: `llm`) writes the conversations.
     Each shard runs `build_conversation_graph` in this process, or through `shard_runner` (Ray workers).
     With `tuner` and `tune_steps` set, `tune` follows each iteration but the last: the generator is tuned on the
-    winners so far, and the next iteration writes with the spec it returns (loaded by `load_generator`).
+    winners so far, and the next iteration writes with the spec it returns (loaded by `load_generator`); the
+    tuned generator it replaces is let go (`release_generator`), so a run holds one tuned model at a time.
     """
     critic_llm = critic_llm or llm
     generator_llm = generator_llm or llm
@@ -95,7 +97,10 @@ def build_graph(
     conversation_graphs = {"": build_conversation_graph(generator_llm, critics, critic_llm)}
 
     def conversations_graph(spec: str) -> Any:
-        if spec not in conversation_graphs:  # a tuned generator: loaded once per process
+        if spec not in conversation_graphs:  # a tuned generator: loaded once per process, replacing the last
+            for old in [s for s in conversation_graphs if s]:
+                del conversation_graphs[old]
+                release_generator(old)
             conversation_graphs[spec] = build_conversation_graph(load_generator(spec), critics, critic_llm)
         return conversation_graphs[spec]
 
